@@ -1,0 +1,397 @@
+"""The SQL contract: table definitions, dialect differences as data, ordered migrations, row building.
+
+The same tables and column names exist on SQLite, PostgreSQL and MySQL/MariaDB;
+only the column types and a few statement forms differ, and those differences
+live in the ``Dialect`` records below rather than in ``if dialect ==`` branches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .._components import COMPONENTS
+from .._errors import ConfigurationError
+from .._events import UsageEvent
+
+CALLS = "llm_cost_tracker_calls"
+LINE_ITEMS = "llm_cost_tracker_call_line_items"
+TAGS = "llm_cost_tracker_call_tags"
+MIGRATIONS = "llm_cost_tracker_migrations"
+
+# Column order of the rows built below; INSERT statements are generated from these.
+CALL_COLUMNS = (
+    "id", "occurred_at", "latency_ms", "provider", "model", "request_model", "operation",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+    "total_cost", "currency", "cost_status", "pricing_mode", "pricing_snapshot",
+    "stream", "usage_source", "status", "error_type", "provider_response_id", "trace_id", "span_id",
+)  # fmt: skip
+LINE_ITEM_COLUMNS = ("call_id", "component", "unit", "quantity", "unit_price", "cost")
+TAG_COLUMNS = ("call_id", "key", "value")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one database spells the contract: column types, placeholders, insert-or-skip."""
+
+    name: str
+    placeholder: str  # "?" (qmark) or "%s" (format)
+    types: dict[str, str]
+    insert_ignore: str  # template with {table}, {columns}, {values}
+    convert_time: Callable[[datetime], Any]
+    convert_decimal: Callable[[Decimal | None], Any]
+    convert_json: Callable[[Any], Any]
+    convert_bool: Callable[[bool], Any]
+    extra_call_columns: tuple[str, ...] = ()  # dialect-only columns appended to CALL_COLUMNS
+
+    def insert_sql(self, table: str, columns: Sequence[str]) -> str:
+        return self.insert_ignore.format(
+            table=table,
+            columns=", ".join(self.quote(c) for c in columns),
+            values=", ".join([self.placeholder] * len(columns)),
+        )
+
+    def quote(self, column: str) -> str:
+        # "key" and "value" are reserved or awkward words on MySQL.
+        if column in ("key", "value"):
+            return f"`{column}`" if self.name == "mysql" else f'"{column}"'
+        return column
+
+
+def _sqlite_time(value: datetime) -> str:
+    # A fixed-width UTC text sorts chronologically and works with date()/strftime().
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _decimal_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    placeholder="?",
+    types={
+        "id": "TEXT", "time": "TEXT", "text": "TEXT", "short": "TEXT", "int": "INTEGER",
+        "float": "REAL", "money": "NUMERIC", "quantity": "NUMERIC", "json": "TEXT", "bool": "INTEGER",
+    },  # fmt: skip
+    insert_ignore="INSERT OR IGNORE INTO {table} ({columns}) VALUES ({values})",
+    convert_time=_sqlite_time,
+    convert_decimal=_decimal_text,
+    convert_json=_json_text,
+    convert_bool=int,
+    # SQLite has no exact decimal type: NUMERIC keeps about 15 significant digits,
+    # so the exact decimal text is stored beside it.
+    extra_call_columns=("total_cost_exact",),
+)
+
+POSTGRES = Dialect(
+    name="postgres",
+    placeholder="%s",
+    types={
+        "id": "UUID", "time": "TIMESTAMPTZ", "text": "TEXT", "short": "VARCHAR(255)", "int": "BIGINT",
+        "float": "DOUBLE PRECISION", "money": "NUMERIC(24, 12)", "quantity": "NUMERIC(24, 6)",
+        "json": "JSONB", "bool": "BOOLEAN",
+    },  # fmt: skip
+    insert_ignore="INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING",
+    convert_time=_identity,
+    convert_decimal=_identity,
+    convert_json=_json_text,
+    convert_bool=bool,
+)
+
+MYSQL = Dialect(
+    name="mysql",
+    placeholder="%s",
+    types={
+        "id": "CHAR(36)", "time": "DATETIME(6)", "text": "TEXT", "short": "VARCHAR(191)", "int": "BIGINT",
+        "float": "DOUBLE", "money": "DECIMAL(24, 12)", "quantity": "DECIMAL(24, 6)", "json": "JSON",
+        "bool": "BOOLEAN",
+    },  # fmt: skip
+    insert_ignore="INSERT IGNORE INTO {table} ({columns}) VALUES ({values})",
+    convert_time=_naive_utc,
+    convert_decimal=_identity,
+    convert_json=_json_text,
+    convert_bool=bool,
+)
+
+DIALECTS = {d.name: d for d in (SQLITE, POSTGRES, MYSQL)}
+
+
+# -- migrations ---------------------------------------------------------------
+# Ordered and named; a database records the names it has applied. Append new
+# migrations at the end, never edit an applied one. Statements use {type}
+# placeholders from Dialect.types and {q:key}/{q:value} for reserved words.
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    statements: tuple[str, ...]
+    only: tuple[str, ...] = ()  # dialect names this migration applies to; empty = all
+
+    def render(self, dialect: Dialect) -> list[str]:
+        if self.only and dialect.name not in self.only:
+            return []
+        fields = dict(dialect.types, key=dialect.quote("key"), value=dialect.quote("value"))
+        return [s.format(**fields) for s in self.statements]
+
+
+MIGRATIONS_TABLE_SQL = (
+    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS} (name {{short}} PRIMARY KEY, applied_at {{time}} NOT NULL)"
+)
+
+MIGRATION_LIST: list[Migration] = [
+    Migration(
+        "0001_contract_tables",
+        (
+            f"""CREATE TABLE {CALLS} (
+                id {{id}} PRIMARY KEY,
+                occurred_at {{time}} NOT NULL,
+                latency_ms {{float}},
+                provider {{short}} NOT NULL,
+                model {{short}} NOT NULL,
+                request_model {{short}},
+                operation {{short}} NOT NULL,
+                input_tokens {{int}},
+                output_tokens {{int}},
+                cache_read_tokens {{int}},
+                cache_write_tokens {{int}},
+                reasoning_tokens {{int}},
+                total_cost {{money}},
+                currency {{short}} NOT NULL,
+                cost_status {{short}} NOT NULL,
+                pricing_mode {{short}} NOT NULL,
+                pricing_snapshot {{json}},
+                stream {{bool}} NOT NULL,
+                usage_source {{short}} NOT NULL,
+                status {{short}} NOT NULL,
+                error_type {{short}},
+                provider_response_id {{short}},
+                trace_id {{short}},
+                span_id {{short}}
+            )""",
+            f"""CREATE TABLE {LINE_ITEMS} (
+                call_id {{id}} NOT NULL,
+                component {{short}} NOT NULL,
+                unit {{short}} NOT NULL,
+                quantity {{quantity}} NOT NULL,
+                unit_price {{money}},
+                cost {{money}},
+                PRIMARY KEY (call_id, component)
+            )""",
+            f"""CREATE TABLE {TAGS} (
+                call_id {{id}} NOT NULL,
+                {{key}} {{short}} NOT NULL,
+                {{value}} {{text}} NOT NULL,
+                PRIMARY KEY (call_id, {{key}})
+            )""",
+            f"CREATE INDEX llm_cost_tracker_calls_time ON {CALLS} (occurred_at)",
+            f"CREATE INDEX llm_cost_tracker_calls_model_time ON {CALLS} (provider, model, occurred_at)",
+            f"CREATE INDEX llm_cost_tracker_calls_status_time ON {CALLS} (cost_status, occurred_at)",
+        ),
+    ),
+    Migration(
+        "0002_sqlite_exact_cost",
+        (f"ALTER TABLE {CALLS} ADD COLUMN total_cost_exact TEXT",),
+        only=("sqlite",),
+    ),
+    Migration(
+        "0003_tag_lookup_index",
+        (f"CREATE INDEX llm_cost_tracker_call_tags_kv ON {TAGS} ({{key}}, {{value}})",),
+        only=("sqlite", "postgres"),
+    ),
+    Migration(
+        "0003_tag_lookup_index_mysql",
+        # MySQL cannot index a whole TEXT column: index a prefix of the value.
+        (f"CREATE INDEX llm_cost_tracker_call_tags_kv ON {TAGS} ({{key}}, {{value}}(191))",),
+        only=("mysql",),
+    ),
+]
+
+
+def pending_migrations(applied: Iterable[str], dialect: Dialect) -> list[Migration]:
+    done = set(applied)
+    return [m for m in MIGRATION_LIST if m.name not in done and (not m.only or dialect.name in m.only)]
+
+
+def schema_version(dialect: Dialect) -> int:
+    """The number of migrations that apply to ``dialect``: what a fully migrated database has applied."""
+    return sum(1 for m in MIGRATION_LIST if not m.only or dialect.name in m.only)
+
+
+# -- rows ---------------------------------------------------------------------
+
+
+def call_row(event: UsageEvent, dialect: Dialect) -> tuple[Any, ...]:
+    usage = event.usage
+    cost = event.cost
+    row: tuple[Any, ...] = (
+        event.id,
+        dialect.convert_time(event.occurred_at),
+        event.latency_ms,
+        event.provider,
+        event.model,
+        event.request_model,
+        event.operation,
+        None if usage is None else usage.input_tokens,
+        None if usage is None else usage.output_tokens,
+        None if usage is None else usage.cache_read_tokens,
+        None if usage is None else usage.cache_write_tokens,
+        None if usage is None else usage.reasoning_tokens,
+        dialect.convert_decimal(cost.total),
+        cost.currency,
+        cost.status,
+        event.pricing_mode,
+        dialect.convert_json(dict(cost.snapshot)) if cost.snapshot else None,
+        dialect.convert_bool(event.stream),
+        event.usage_source,
+        event.status,
+        event.error_type,
+        event.provider_response_id,
+        event.trace_id,
+        event.span_id,
+    )
+    if dialect.extra_call_columns:
+        row += (_decimal_text(cost.total),)
+    return row
+
+
+def line_item_rows(event: UsageEvent, dialect: Dialect) -> list[tuple[Any, ...]]:
+    """The cost breakdown; before pricing (or without a price) the usage components, unpriced."""
+    convert = dialect.convert_decimal
+    if event.cost.line_items:
+        return [
+            (event.id, li.component, li.unit, convert(li.quantity), convert(li.unit_price), convert(li.cost))
+            for li in event.cost.line_items
+        ]
+    usage = event.usage
+    if usage is None:
+        return []
+    rows = [
+        (event.id, name, COMPONENTS[name].unit, convert(Decimal(n)), None, None)
+        for name, n in usage.tokens.items()
+        if n
+    ]
+    rows.extend(
+        (event.id, name, COMPONENTS[name].unit, convert(q), None, None) for name, q in usage.services.items() if q
+    )
+    return rows
+
+
+def tag_rows(event: UsageEvent) -> list[tuple[str, str, str]]:
+    return [(event.id, key, value) for key, value in event.tags.items()]
+
+
+def call_columns(dialect: Dialect) -> tuple[str, ...]:
+    return CALL_COLUMNS + dialect.extra_call_columns
+
+
+# -- database URLs ------------------------------------------------------------
+
+_SCHEMES = {
+    "sqlite": "sqlite",
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "postgresql+psycopg": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "mysql+pymysql": "mysql",
+}
+
+
+def dialect_name_for_url(url: str) -> str:
+    """Return ``sqlite``, ``postgres`` or ``mysql`` for a database URL; raise ConfigurationError otherwise."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    try:
+        return _SCHEMES[scheme]
+    except KeyError:
+        raise ConfigurationError(
+            f"unsupported database URL {redact_url(url)!r}: expected sqlite:///path.db, "
+            "postgresql://user@host/db or mysql://user@host/db"
+        ) from None
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``; ``sqlite://`` -> ``:memory:``."""
+    if not url.lower().startswith("sqlite:"):
+        raise ConfigurationError(f"not a SQLite URL: {redact_url(url)!r}")
+    rest = url[len("sqlite:") :]
+    if rest in ("", "//", "///:memory:", "//:memory:"):
+        return ":memory:"
+    if not rest.startswith("///"):
+        raise ConfigurationError(f"SQLite URLs look like sqlite:///relative.db or sqlite:////absolute.db, got {url!r}")
+    return unquote(rest[3:].split("?", 1)[0])
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without its password and query string, fit for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+def applied_migrations(cursor: Any, dialect: Dialect) -> list[str]:
+    cursor.execute(MIGRATIONS_TABLE_SQL.format(**dialect.types))
+    cursor.execute(f"SELECT name FROM {MIGRATIONS} ORDER BY name")
+    return [row[0] for row in cursor.fetchall()]
+
+
+def apply_migrations(connection: Any, dialect: Dialect, *, lock_sql: str | None = None) -> list[str]:
+    """Apply every pending migration in order, each in its own transaction; return the names applied.
+
+    ``lock_sql`` (run first in each transaction) serializes concurrent migrators,
+    e.g. ``BEGIN IMMEDIATE`` on SQLite or an advisory lock on PostgreSQL.
+    """
+    applied_now: list[str] = []
+    cursor = connection.cursor()
+    try:
+        if lock_sql:
+            cursor.execute(lock_sql)
+        done = applied_migrations(cursor, dialect)
+        connection.commit()
+        for migration in pending_migrations(done, dialect):
+            if lock_sql:
+                cursor.execute(lock_sql)
+            # Another process may have applied it while we waited for the lock.
+            cursor.execute(f"SELECT 1 FROM {MIGRATIONS} WHERE name = {dialect.placeholder}", (migration.name,))
+            if cursor.fetchone() is not None:
+                connection.commit()
+                continue
+            for statement in migration.render(dialect):
+                cursor.execute(statement)
+            cursor.execute(
+                f"INSERT INTO {MIGRATIONS} (name, applied_at) VALUES ({dialect.placeholder}, {dialect.placeholder})",
+                (migration.name, dialect.convert_time(datetime.now(timezone.utc))),
+            )
+            connection.commit()
+            applied_now.append(migration.name)
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        cursor.close()
+    return applied_now

@@ -1,0 +1,43 @@
+"""llm-cost-tracker: who spent how much on which LLM calls, recorded in-process.
+
+Importing this package patches nothing, starts no thread, reads no config and
+opens no database; ``configure()`` (or the first recorded call) does.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
+from ._api import configure, flush, get_config, shutdown, track
+from ._bus import Exporter
+from ._errors import ConfigurationError, LLMCostTrackerError
+from ._events import Cost, LineItem, TokenUsage, UsageEvent
+from ._stats import stats
+from ._suppress import is_suppressed, suppressed
+from ._tags import with_tags
+
+try:
+    __version__ = _version("llm-cost-tracker")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ConfigurationError",
+    "Cost",
+    "Exporter",
+    "LLMCostTrackerError",
+    "LineItem",
+    "TokenUsage",
+    "UsageEvent",
+    "__version__",
+    "configure",
+    "flush",
+    "get_config",
+    "is_suppressed",
+    "shutdown",
+    "stats",
+    "suppressed",
+    "track",
+    "with_tags",
+]
