@@ -1,7 +1,7 @@
 """Sessions: tests (SDK version matrix), lint, types, docs, bench.
 
-    nox -s lint types tests      # what CI runs (the README's test command)
-    nox -s bench                 # the benchmarks, printing ratios against in-run baselines
+nox -s lint types tests      # what CI runs (the README's test command)
+nox -s bench                 # the benchmarks, printing ratios against in-run baselines
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ SDK_MATRIX = {
     "legacy": ["openai>=1,<2", "anthropic<1"],
 }
 # Test modules that exercise the SDKs themselves; the legacy run repeats only these.
-SDK_TESTS = ["tests/test_instrument_openai.py", "tests/test_instrument_anthropic.py", "tests/test_httpx_transport.py"]
+SDK_TESTS = [
+    "tests/test_instrument_openai.py",
+    "tests/test_instrument_anthropic.py",
+    "tests/test_httpx_transport.py",
+]
 
 
 @nox.session
@@ -33,7 +37,11 @@ def tests(session: nox.Session, sdks: str) -> None:
     """Run the test suite with one SDK generation installed (the legacy one runs the SDK tests)."""
     session.install("-e", ".[dev]")
     session.install(*SDK_MATRIX[sdks])
-    session.run("python", "-c", "import openai, anthropic; print('openai', openai.__version__, 'anthropic', anthropic.__version__)")
+    session.run(
+        "python",
+        "-c",
+        "import openai, anthropic; print('openai', openai.__version__, 'anthropic', anthropic.__version__)",
+    )
     if sdks == "current":
         session.run("pytest", *session.posargs)
     else:

@@ -26,11 +26,31 @@ MIGRATIONS = "llm_cost_tracker_migrations"
 
 # Column order of the rows built below; INSERT statements are generated from these.
 CALL_COLUMNS = (
-    "id", "occurred_at", "latency_ms", "provider", "model", "request_model", "operation",
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
-    "total_cost", "currency", "cost_status", "pricing_mode", "pricing_snapshot",
-    "stream", "usage_source", "status", "error_type", "provider_response_id", "trace_id", "span_id",
-)  # fmt: skip
+    "id",
+    "occurred_at",
+    "latency_ms",
+    "provider",
+    "model",
+    "request_model",
+    "operation",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "total_cost",
+    "currency",
+    "cost_status",
+    "pricing_mode",
+    "pricing_snapshot",
+    "stream",
+    "usage_source",
+    "status",
+    "error_type",
+    "provider_response_id",
+    "trace_id",
+    "span_id",
+)
 LINE_ITEM_COLUMNS = ("call_id", "component", "unit", "quantity", "unit_price", "cost")
 TAG_COLUMNS = ("call_id", "key", "value")
 
@@ -77,7 +97,11 @@ def _decimal_text(value: Decimal | None) -> str | None:
 
 
 def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return (
+        None
+        if value is None
+        else json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    )
 
 
 def _identity(value: Any) -> Any:
@@ -88,9 +112,17 @@ SQLITE = Dialect(
     name="sqlite",
     placeholder="?",
     types={
-        "id": "TEXT", "time": "TEXT", "text": "TEXT", "short": "TEXT", "int": "INTEGER",
-        "float": "REAL", "money": "NUMERIC", "quantity": "NUMERIC", "json": "TEXT", "bool": "INTEGER",
-    },  # fmt: skip
+        "id": "TEXT",
+        "time": "TEXT",
+        "text": "TEXT",
+        "short": "TEXT",
+        "int": "INTEGER",
+        "float": "REAL",
+        "money": "NUMERIC",
+        "quantity": "NUMERIC",
+        "json": "TEXT",
+        "bool": "INTEGER",
+    },
     insert_ignore="INSERT OR IGNORE INTO {table} ({columns}) VALUES ({values})",
     convert_time=_sqlite_time,
     convert_decimal=_decimal_text,
@@ -105,10 +137,17 @@ POSTGRES = Dialect(
     name="postgres",
     placeholder="%s",
     types={
-        "id": "UUID", "time": "TIMESTAMPTZ", "text": "TEXT", "short": "VARCHAR(255)", "int": "BIGINT",
-        "float": "DOUBLE PRECISION", "money": "NUMERIC(24, 12)", "quantity": "NUMERIC(24, 6)",
-        "json": "JSONB", "bool": "BOOLEAN",
-    },  # fmt: skip
+        "id": "UUID",
+        "time": "TIMESTAMPTZ",
+        "text": "TEXT",
+        "short": "VARCHAR(255)",
+        "int": "BIGINT",
+        "float": "DOUBLE PRECISION",
+        "money": "NUMERIC(24, 12)",
+        "quantity": "NUMERIC(24, 6)",
+        "json": "JSONB",
+        "bool": "BOOLEAN",
+    },
     insert_ignore="INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING",
     convert_time=_identity,
     convert_decimal=_identity,
@@ -120,10 +159,17 @@ MYSQL = Dialect(
     name="mysql",
     placeholder="%s",
     types={
-        "id": "CHAR(36)", "time": "DATETIME(6)", "text": "TEXT", "short": "VARCHAR(191)", "int": "BIGINT",
-        "float": "DOUBLE", "money": "DECIMAL(24, 12)", "quantity": "DECIMAL(24, 6)", "json": "JSON",
+        "id": "CHAR(36)",
+        "time": "DATETIME(6)",
+        "text": "TEXT",
+        "short": "VARCHAR(191)",
+        "int": "BIGINT",
+        "float": "DOUBLE",
+        "money": "DECIMAL(24, 12)",
+        "quantity": "DECIMAL(24, 6)",
+        "json": "JSON",
         "bool": "BOOLEAN",
-    },  # fmt: skip
+    },
     insert_ignore="INSERT IGNORE INTO {table} ({columns}) VALUES ({values})",
     convert_time=_naive_utc,
     convert_decimal=_identity,
@@ -153,9 +199,7 @@ class Migration:
         return [s.format(**fields) for s in self.statements]
 
 
-MIGRATIONS_TABLE_SQL = (
-    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS} (name {{short}} PRIMARY KEY, applied_at {{time}} NOT NULL)"
-)
+MIGRATIONS_TABLE_SQL = f"CREATE TABLE IF NOT EXISTS {MIGRATIONS} (name {{short}} PRIMARY KEY, applied_at {{time}} NOT NULL)"
 
 MIGRATION_LIST: list[Migration] = [
     Migration(
@@ -228,7 +272,9 @@ MIGRATION_LIST: list[Migration] = [
 
 def pending_migrations(applied: Iterable[str], dialect: Dialect) -> list[Migration]:
     done = set(applied)
-    return [m for m in MIGRATION_LIST if m.name not in done and (not m.only or dialect.name in m.only)]
+    return [
+        m for m in MIGRATION_LIST if m.name not in done and (not m.only or dialect.name in m.only)
+    ]
 
 
 def schema_version(dialect: Dialect) -> int:
@@ -278,7 +324,14 @@ def line_item_rows(event: UsageEvent, dialect: Dialect) -> list[tuple[Any, ...]]
     convert = dialect.convert_decimal
     if event.cost.line_items:
         return [
-            (event.id, li.component, li.unit, convert(li.quantity), convert(li.unit_price), convert(li.cost))
+            (
+                event.id,
+                li.component,
+                li.unit,
+                convert(li.quantity),
+                convert(li.unit_price),
+                convert(li.cost),
+            )
             for li in event.cost.line_items
         ]
     usage = event.usage
@@ -290,7 +343,9 @@ def line_item_rows(event: UsageEvent, dialect: Dialect) -> list[tuple[Any, ...]]
         if n
     ]
     rows.extend(
-        (event.id, name, COMPONENTS[name].unit, convert(q), None, None) for name, q in usage.services.items() if q
+        (event.id, name, COMPONENTS[name].unit, convert(q), None, None)
+        for name, q in usage.services.items()
+        if q
     )
     return rows
 
@@ -336,7 +391,9 @@ def sqlite_path(url: str) -> str:
     if rest in ("", "//", "///:memory:", "//:memory:"):
         return ":memory:"
     if not rest.startswith("///"):
-        raise ConfigurationError(f"SQLite URLs look like sqlite:///relative.db or sqlite:////absolute.db, got {url!r}")
+        raise ConfigurationError(
+            f"SQLite URLs look like sqlite:///relative.db or sqlite:////absolute.db, got {url!r}"
+        )
     return unquote(rest[3:].split("?", 1)[0])
 
 
@@ -360,7 +417,9 @@ def applied_migrations(cursor: Any, dialect: Dialect) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
-def apply_migrations(connection: Any, dialect: Dialect, *, lock_sql: str | None = None) -> list[str]:
+def apply_migrations(
+    connection: Any, dialect: Dialect, *, lock_sql: str | None = None
+) -> list[str]:
     """Apply every pending migration in order, each in its own transaction; return the names applied.
 
     ``lock_sql`` (run first in each transaction) serializes concurrent migrators,
@@ -377,7 +436,9 @@ def apply_migrations(connection: Any, dialect: Dialect, *, lock_sql: str | None 
             if lock_sql:
                 cursor.execute(lock_sql)
             # Another process may have applied it while we waited for the lock.
-            cursor.execute(f"SELECT 1 FROM {MIGRATIONS} WHERE name = {dialect.placeholder}", (migration.name,))
+            cursor.execute(
+                f"SELECT 1 FROM {MIGRATIONS} WHERE name = {dialect.placeholder}", (migration.name,)
+            )
             if cursor.fetchone() is not None:
                 connection.commit()
                 continue

@@ -23,7 +23,9 @@ def connect(url: str, *, timeout: float = 30.0) -> sqlite3.Connection:
     path = _sql.sqlite_path(url)
     if path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
+    connection = sqlite3.connect(
+        path, timeout=timeout, check_same_thread=False, isolation_level=None
+    )
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     # isolation_level=None: no implicit transactions; export() and the

@@ -24,21 +24,34 @@ def available_instrumentors() -> list[str]:
     return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
-def load_instrumentors(names: Sequence[str], disabled: Sequence[str] = ()) -> list[BaseInstrumentor]:
+def load_instrumentors(
+    names: Sequence[str], disabled: Sequence[str] = ()
+) -> list[BaseInstrumentor]:
     """Instantiate the instrumentors named (or every one for ``["all"]``), minus ``disabled``."""
     wanted = None if "all" in names else set(names)
     found: dict[str, BaseInstrumentor] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in disabled or (wanted is not None and ep.name not in wanted) or ep.name in found:
+        if (
+            ep.name in disabled
+            or (wanted is not None and ep.name not in wanted)
+            or ep.name in found
+        ):
             continue
         try:
             instrumentor = ep.load()()
         except Exception:
-            STATS.failure(f"errors.instrumentor_load.{ep.name}", f"instrumentor {ep.name!r} failed to load; skipped")
+            STATS.failure(
+                f"errors.instrumentor_load.{ep.name}",
+                f"instrumentor {ep.name!r} failed to load; skipped",
+            )
             continue
         found[ep.name] = instrumentor
     for name in sorted((wanted or set()) - set(found) - set(disabled)):
-        _logger.warning("llm-cost-tracker: no instrumentor named %r (available: %s)", name, ", ".join(available_instrumentors()))
+        _logger.warning(
+            "llm-cost-tracker: no instrumentor named %r (available: %s)",
+            name,
+            ", ".join(available_instrumentors()),
+        )
     return list(found.values())
 
 

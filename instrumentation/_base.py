@@ -26,7 +26,9 @@ _logger = logging.getLogger(__name__)
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 WrappedMethod = tuple[str, str, Wrapper]  # (module, "Class.method", wrapper)
 
-_REQUIREMENT_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:(>=|<|==|>|<=)\s*([0-9][0-9.]*))?\s*(?:,\s*(>=|<|==|>|<=)\s*([0-9][0-9.]*))?\s*$")
+_REQUIREMENT_RE = re.compile(
+    r"^\s*([A-Za-z0-9_.\-]+)\s*(?:(>=|<|==|>|<=)\s*([0-9][0-9.]*))?\s*(?:,\s*(>=|<|==|>|<=)\s*([0-9][0-9.]*))?\s*$"
+)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -112,7 +114,9 @@ class BaseInstrumentor:
         """Patch the library; return whether it is now instrumented. A missing library is a logged no-op."""
         with self._lock:
             if self._is_instrumented:
-                _logger.warning("%s is already instrumented; instrument() does nothing", type(self).__name__)
+                _logger.warning(
+                    "%s is already instrumented; instrument() does nothing", type(self).__name__
+                )
                 return True
             problem = missing_dependency(self.instrumentation_dependencies())
             if problem is not None:
@@ -133,7 +137,12 @@ class BaseInstrumentor:
             if not hasattr(owner, name):
                 raise AttributeError(name)
         except (ImportError, AttributeError):
-            _logger.debug("%s: %s.%s does not exist in this version; skipped", type(self).__name__, module_name, attribute)
+            _logger.debug(
+                "%s: %s.%s does not exist in this version; skipped",
+                type(self).__name__,
+                module_name,
+                attribute,
+            )
             return
         wrapt.wrap_function_wrapper(owner, name, wrapper)
         self._patched.append((owner, name))
@@ -145,10 +154,19 @@ class BaseInstrumentor:
                 return
             while self._patched:
                 owner, name = self._patched.pop()
-                current = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+                current = (
+                    owner.__dict__.get(name)
+                    if isinstance(owner, type)
+                    else getattr(owner, name, None)
+                )
                 if isinstance(current, wrapt.ObjectProxy):
                     setattr(owner, name, current.__wrapped__)
                 else:
                     STATS.incr("errors.uninstrument.not_a_proxy")
-                    _logger.warning("%s: %r.%s was replaced by someone else; left as is", type(self).__name__, owner, name)
+                    _logger.warning(
+                        "%s: %r.%s was replaced by someone else; left as is",
+                        type(self).__name__,
+                        owner,
+                        name,
+                    )
             self._is_instrumented = False

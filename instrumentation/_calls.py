@@ -37,7 +37,9 @@ class Call:
         "trace_id",
     )
 
-    def __init__(self, provider: str, operation: str, request_model: str | None, stream: bool, tags: Tags) -> None:
+    def __init__(
+        self, provider: str, operation: str, request_model: str | None, stream: bool, tags: Tags
+    ) -> None:
         self.provider = provider
         self.operation = operation
         self.request_model = request_model
@@ -79,7 +81,9 @@ def start_call(
         except LLMCostTrackerError:
             raise  # a budget set to "block": the one deliberate raise
         except Exception:
-            STATS.failure("errors.budget.before_call", "the budget preflight failed; the call goes ahead")
+            STATS.failure(
+                "errors.budget.before_call", "the budget preflight failed; the call goes ahead"
+            )
     return call
 
 

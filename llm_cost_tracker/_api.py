@@ -22,7 +22,9 @@ _logger = logging.getLogger(__name__)
 class Runtime:
     """What ``configure()`` built: the config, the bus, default tags and the active instrumentors."""
 
-    def __init__(self, config: Config, bus: Bus, defaults: DefaultTagSource, instrumentors: list[Any]) -> None:
+    def __init__(
+        self, config: Config, bus: Bus, defaults: DefaultTagSource, instrumentors: list[Any]
+    ) -> None:
         self.config = config
         self.bus = bus
         self.defaults = defaults
@@ -51,7 +53,9 @@ def configure(**kwargs: Any) -> Config:
     config = resolve(**kwargs)
     with _lock:
         if is_disabled():
-            _logger.info("llm-cost-tracker is disabled by LLM_COST_TRACKER_DISABLED; nothing is recorded")
+            _logger.info(
+                "llm-cost-tracker is disabled by LLM_COST_TRACKER_DISABLED; nothing is recorded"
+            )
             _teardown_locked()
             return config
         if _runtime is not None and _runtime.config == config:
@@ -85,7 +89,10 @@ def _instrument(config: Config) -> list[Any]:
         try:
             instrumentor.instrument(config=config)
         except Exception:
-            STATS.failure(f"errors.instrumentor.{type(instrumentor).__name__}", "instrumenting failed; that library is not tracked")
+            STATS.failure(
+                f"errors.instrumentor.{type(instrumentor).__name__}",
+                "instrumenting failed; that library is not tracked",
+            )
             continue
         active.append(instrumentor)
     return active
@@ -198,17 +205,23 @@ _USAGE_ALIASES = {
 
 def _validate_usage(usage: Mapping[str, object], reasoning_tokens: object) -> TokenUsage:
     if not isinstance(usage, Mapping):
-        raise TypeError(f"usage must be a mapping of component to count, not {type(usage).__name__}")
+        raise TypeError(
+            f"usage must be a mapping of component to count, not {type(usage).__name__}"
+        )
     tokens: dict[str, int] = {}
     services: dict[str, Decimal] = {}
     for raw_name, value in usage.items():
         name = _USAGE_ALIASES.get(raw_name, raw_name)
         if name not in COMPONENTS:
             known = ", ".join(sorted(COMPONENTS))
-            raise ValueError(f"usage[{raw_name!r}]: unknown usage component; known components: {known}")
+            raise ValueError(
+                f"usage[{raw_name!r}]: unknown usage component; known components: {known}"
+            )
         if name in TOKEN_COMPONENTS:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"usage[{raw_name!r}]: token counts must be integers, got {value!r}")
+                raise ValueError(
+                    f"usage[{raw_name!r}]: token counts must be integers, got {value!r}"
+                )
             if value < 0:
                 raise ValueError(f"usage[{raw_name!r}]: must not be negative, got {value}")
             tokens[name] = tokens.get(name, 0) + value
@@ -220,16 +233,26 @@ def _validate_usage(usage: Mapping[str, object], reasoning_tokens: object) -> To
             except InvalidOperation:
                 raise ValueError(f"usage[{raw_name!r}]: must be a number, got {value!r}") from None
             if not quantity.is_finite() or quantity < 0:
-                raise ValueError(f"usage[{raw_name!r}]: must be a finite, non-negative number, got {value!r}")
+                raise ValueError(
+                    f"usage[{raw_name!r}]: must be a finite, non-negative number, got {value!r}"
+                )
             services[name] = services.get(name, Decimal(0)) + quantity
     if reasoning_tokens is None:
         reasoning = 0
-    elif isinstance(reasoning_tokens, bool) or not isinstance(reasoning_tokens, int) or reasoning_tokens < 0:
-        raise ValueError(f"reasoning_tokens: must be a non-negative integer, got {reasoning_tokens!r}")
+    elif (
+        isinstance(reasoning_tokens, bool)
+        or not isinstance(reasoning_tokens, int)
+        or reasoning_tokens < 0
+    ):
+        raise ValueError(
+            f"reasoning_tokens: must be a non-negative integer, got {reasoning_tokens!r}"
+        )
     else:
         reasoning = reasoning_tokens
     if reasoning > tokens.get("output", 0):
-        raise ValueError("reasoning_tokens: is a subset of output tokens and cannot exceed usage['output']")
+        raise ValueError(
+            "reasoning_tokens: is a subset of output tokens and cannot exceed usage['output']"
+        )
     return TokenUsage(tokens=tokens, services=services, reasoning_tokens=reasoning)
 
 
@@ -270,7 +293,9 @@ def track(
     if status not in ("ok", "error"):
         raise ValueError(f"status: must be 'ok' or 'error', got {status!r}")
     token_usage = None if usage is None else _validate_usage(usage, reasoning_tokens)
-    if latency_ms is not None and (isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float)) or latency_ms < 0):
+    if latency_ms is not None and (
+        isinstance(latency_ms, bool) or not isinstance(latency_ms, (int, float)) or latency_ms < 0
+    ):
         raise ValueError(f"latency_ms: must be a non-negative number, got {latency_ms!r}")
     if occurred_at is None:
         occurred_at = datetime.now(timezone.utc)

@@ -182,7 +182,9 @@ class Bus:
                 with suppressed():
                     exporter.shutdown()
             except Exception:
-                STATS.failure(f"errors.exporter.{exporter_name(exporter)}", "exporter shutdown failed")
+                STATS.failure(
+                    f"errors.exporter.{exporter_name(exporter)}", "exporter shutdown failed"
+                )
                 finished = False
         left = self.pending()
         if left:
@@ -239,7 +241,10 @@ class Bus:
                 except Exception:
                     name = exporter_name(exporter)
                     STATS.incr(f"export_failed.{name}", len(events))
-                    STATS.failure(f"errors.exporter.{name}", f"exporter {name} failed on a batch of {len(events)} events")
+                    STATS.failure(
+                        f"errors.exporter.{name}",
+                        f"exporter {name} failed on a batch of {len(events)} events",
+                    )
         STATS.incr("exported", len(events))
 
     def _run_stages(self, event: UsageEvent) -> UsageEvent | None:
@@ -247,7 +252,10 @@ class Bus:
             try:
                 result = stage(event)
             except Exception:
-                STATS.failure(f"errors.stage.{stage_name(stage)}", f"stage {stage_name(stage)} failed; the event goes on unchanged")
+                STATS.failure(
+                    f"errors.stage.{stage_name(stage)}",
+                    f"stage {stage_name(stage)} failed; the event goes on unchanged",
+                )
                 continue
             if result is None:
                 STATS.incr(f"dropped.stage.{stage_name(stage)}")
@@ -272,7 +280,9 @@ class Bus:
                 try:
                     reset()
                 except Exception:
-                    STATS.failure(f"errors.exporter.{exporter_name(exporter)}", "exporter after_fork failed")
+                    STATS.failure(
+                        f"errors.exporter.{exporter_name(exporter)}", "exporter after_fork failed"
+                    )
 
 
 def _after_fork_in_child() -> None:

@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         parser.epilog = _SQL_EXAMPLES
         parser.add_argument("query", help="the SQL statement to run")
         parser.add_argument(
-            "--format", choices=("table", "csv", "json"), default="table", help="output format (default: table)"
+            "--format",
+            choices=("table", "csv", "json"),
+            default="table",
+            help="output format (default: table)",
         )
     else:
         parser.epilog = _MIGRATE_EXAMPLES
@@ -53,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: cannot migrate {_sql.redact_url(url)}: {error}", file=sys.stderr)
             return EXIT_DATABASE
         if applied:
-            print(f"applied {len(applied)} migration(s) to {_sql.redact_url(url)}: {', '.join(applied)}")
+            print(
+                f"applied {len(applied)} migration(s) to {_sql.redact_url(url)}: {', '.join(applied)}"
+            )
         else:
             print(f"{_sql.redact_url(url)} is up to date")
         return EXIT_OK
@@ -96,7 +101,9 @@ def write_rows(columns: list[str], rows: list[Any], fmt: str, out: TextIO) -> No
     """Print query results as an aligned table, CSV or a JSON array of objects."""
     plain = [[_plain(v) for v in row] for row in rows]
     if fmt == "json":
-        json.dump([dict(zip(columns, row, strict=True)) for row in plain], out, indent=2, default=str)
+        json.dump(
+            [dict(zip(columns, row, strict=True)) for row in plain], out, indent=2, default=str
+        )
         out.write("\n")
         return
     if fmt == "csv":

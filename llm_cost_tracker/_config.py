@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,9 +15,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from . import environment_variables as env
-from ._bus import Bus, CallableExporter, Exporter, Stage
+from ._bus import CallableExporter, Exporter, Stage
 from ._errors import ConfigurationError
-from ._tags import DefaultTags, DefaultTagSource
+from ._tags import DefaultTags
 
 _logger = logging.getLogger(__name__)
 
@@ -61,7 +60,9 @@ def parse_key_values(value: str, *, name: str) -> dict[str, str]:
     for part in parse_list(value):
         key, sep, val = part.partition("=")
         if not sep or not key.strip():
-            raise ConfigurationError(f"{name}: expected key=value pairs separated by commas, got {part!r}")
+            raise ConfigurationError(
+                f"{name}: expected key=value pairs separated by commas, got {part!r}"
+            )
         result[key.strip()] = val.strip()
     return result
 
@@ -106,7 +107,9 @@ class Config:
 
     database_url: str | None
     exporters: tuple[ExporterSpec, ...]
-    instrument: tuple[str, ...] | None  # None: patch nothing; ("all",): every installed instrumentor
+    instrument: (
+        tuple[str, ...] | None
+    )  # None: patch nothing; ("all",): every installed instrumentor
     disabled_instrumentations: tuple[str, ...]
     default_tags: DefaultTags
     prices_file: str | None
@@ -213,7 +216,12 @@ def _budgets_from_env() -> Any:
         return None
     raw_mode = _env(env.LLM_COST_TRACKER_BUDGET_ON_EXCEED) or "notify"
     if raw_mode not in {"notify", "raise", "block"}:
-        _warn_invalid(env.LLM_COST_TRACKER_BUDGET_ON_EXCEED, raw_mode, "notify", "expected notify, raise or block")
+        _warn_invalid(
+            env.LLM_COST_TRACKER_BUDGET_ON_EXCEED,
+            raw_mode,
+            "notify",
+            "expected notify, raise or block",
+        )
         raw_mode = "notify"
     from .budgets import Budgets
 
@@ -254,7 +262,9 @@ def build_exporters(config: Config) -> list[Exporter]:
         elif callable(spec):
             created.append(CallableExporter(spec))
         else:
-            raise ConfigurationError(f"exporters: {spec!r} is neither an entry-point name, an exporter nor a callable")
+            raise ConfigurationError(
+                f"exporters: {spec!r} is neither an entry-point name, an exporter nor a callable"
+            )
     return created
 
 

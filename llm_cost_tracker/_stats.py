@@ -39,7 +39,9 @@ class Stats:
             self._counts.clear()
             self._last_logged.clear()
 
-    def failure(self, name: str, message: str, *, exc_info: bool = True, interval: float = 60.0) -> None:
+    def failure(
+        self, name: str, message: str, *, exc_info: bool = True, interval: float = 60.0
+    ) -> None:
         """Count a failure under ``name`` and log it at most once per ``interval`` seconds."""
         now = time.monotonic()
         with self._lock:

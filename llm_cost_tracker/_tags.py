@@ -42,7 +42,9 @@ _SECRET_VALUE_RE = re.compile(
 
 Tags = Mapping[str, str]
 _EMPTY: Tags = MappingProxyType({})
-_SCOPE: contextvars.ContextVar[Tags] = contextvars.ContextVar("llm_cost_tracker_tags", default=_EMPTY)
+_SCOPE: contextvars.ContextVar[Tags] = contextvars.ContextVar(
+    "llm_cost_tracker_tags", default=_EMPTY
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,7 +105,7 @@ def current_tags() -> Tags:
     return _SCOPE.get()
 
 
-class with_tags:  # noqa: N801 - used like a function, as a context manager and a decorator
+class with_tags:
     """Attach attribution tags to every call made inside a block or function.
 
     Works as ``with with_tags(user_id=42):`` and as ``@with_tags(feature="chat")``
@@ -189,10 +191,14 @@ class DefaultTagSource:
         try:
             produced = self._func()
             if not isinstance(produced, Mapping):
-                raise TypeError(f"default_tags callable returned {type(produced).__name__}, not a mapping")
+                raise TypeError(
+                    f"default_tags callable returned {type(produced).__name__}, not a mapping"
+                )
             return sanitize_tags(produced)
         except Exception:
-            STATS.failure("errors.default_tags", "the default_tags callable failed; using no default tags")
+            STATS.failure(
+                "errors.default_tags", "the default_tags callable failed; using no default tags"
+            )
             return _EMPTY
 
 

@@ -47,7 +47,9 @@ class Scenario:
         elif payload.get("response_raw") is not None:
             raw = payload["response_raw"]
             body = raw.encode()
-            content_type = "text/html; charset=utf-8" if raw.lstrip().startswith("<") else "application/json"
+            content_type = (
+                "text/html; charset=utf-8" if raw.lstrip().startswith("<") else "application/json"
+            )
         else:
             body, content_type = json.dumps(payload.get("response")).encode(), "application/json"
         headers = dict(payload.get("response_headers") or {})
@@ -118,7 +120,9 @@ class StandInServer:
         return scenario
 
     def start(self) -> StandInServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="standin-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="standin-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -132,7 +136,10 @@ class StandInServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -158,17 +165,37 @@ def _handler_for(server: StandInServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             server.requests.append(
-                RecordedRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                RecordedRequest(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
             )
             scenario = server.resolve(self.path)
             if scenario is None:
-                payload = json.dumps({"error": {"message": f"no stand-in scenario for {self.path}", "type": "not_found"}})
+                payload = json.dumps(
+                    {
+                        "error": {
+                            "message": f"no stand-in scenario for {self.path}",
+                            "type": "not_found",
+                        }
+                    }
+                )
                 self._reply(404, "application/json", payload.encode(), {})
                 return
-            self._reply(scenario.status, scenario.content_type, scenario.body, scenario.headers, scenario.chunk_size)
+            self._reply(
+                scenario.status,
+                scenario.content_type,
+                scenario.body,
+                scenario.headers,
+                scenario.chunk_size,
+            )
 
         def _reply(
-            self, status: int, content_type: str, body: bytes, headers: Mapping[str, str], chunk_size: int = 0
+            self,
+            status: int,
+            content_type: str,
+            body: bytes,
+            headers: Mapping[str, str],
+            chunk_size: int = 0,
         ) -> None:
             self.send_response(status)
             self.send_header("content-type", content_type)
@@ -188,7 +215,7 @@ def _handler_for(server: StandInServer) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             return None
 
     return Handler
