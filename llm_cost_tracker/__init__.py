@@ -6,7 +6,7 @@ opens no database; ``configure()`` (or the first recorded call) does.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._api import configure, flush, get_config, shutdown, track
@@ -19,7 +19,7 @@ from ._tags import with_tags
 
 try:
     __version__ = _version("llm-cost-tracker")
-except PackageNotFoundError:  # running from a source tree that is not installed
+except _PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 __all__ = [

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from ._cli import EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
+from ._errors import LLMCostTrackerError
 
 _SQL_EXAMPLES = """\
 examples:
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "migrate":
         try:
             applied = migrate(url)
-        except ImportError:
+        except (ImportError, LLMCostTrackerError):
             raise
         except Exception as error:
             print(f"error: cannot migrate {_sql.redact_url(url)}: {error}", file=sys.stderr)
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         connection = connect(url)
-    except ImportError:
+    except (ImportError, LLMCostTrackerError):
         raise
     except Exception as error:
         print(f"error: cannot open {_sql.redact_url(url)}: {error}", file=sys.stderr)

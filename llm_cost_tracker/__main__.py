@@ -1,0 +1,7 @@
+"""``python -m llm_cost_tracker`` runs the ``llm-cost-tracker`` command."""
+
+from __future__ import annotations
+
+from ._cli import console_main
+
+console_main()
