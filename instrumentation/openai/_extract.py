@@ -1,0 +1,400 @@
+"""Pure usage extraction for OpenAI-shaped bodies: chat, responses, completions, embeddings, images, audio.
+
+Every function accepts either a parsed JSON dict or the ``openai`` SDK's typed
+object (fields are read with :func:`get`), so the SDK instrumentor and the
+httpx transport instrumentor share them. They never raise on a malformed
+payload: what cannot be read is unknown (``None``), never zero. Token buckets
+are disjoint (see ``shared/provider-payloads/README.md``).
+
+OpenAI-compatible providers are covered too: DeepSeek ``prompt_cache_hit_tokens``,
+Groq ``x_groq.usage``, OpenRouter ``usage.cost``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ..._events import TokenUsage
+from ..._stats import STATS
+
+# Counted when a payload's usage cannot be trusted (negative or non-integer counts).
+INVALID_USAGE_COUNTER = "dropped.usage_invalid"
+
+
+def get(obj: Any, name: str) -> Any:
+    """Read ``name`` from a dict (``dict.get``) or an SDK object (``getattr``); None when absent."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+class InvalidUsage(Exception):
+    """A count in the payload is negative or not an integer: the whole usage is unknown."""
+
+
+def token_count(value: Any) -> int:
+    """A token count: None/absent is 0; negative or non-integer raises InvalidUsage."""
+    if value is None:
+        return 0
+    count: int
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif isinstance(value, float) and value.is_integer():
+        count = int(value)
+    else:
+        raise InvalidUsage
+    if count < 0:
+        raise InvalidUsage
+    return count
+
+
+def text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        return None
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() and result >= 0 else None
+
+
+def _build(
+    tokens: dict[str, int],
+    *,
+    reasoning: int = 0,
+    services: Mapping[str, Decimal] | None = None,
+    reported_cost: Decimal | None = None,
+) -> TokenUsage:
+    # input and output are always present; other components only when non-zero.
+    kept = {k: v for k, v in tokens.items() if v or k in ("input", "output")}
+    return TokenUsage(
+        tokens=kept,
+        services=dict(services or {}),
+        reasoning_tokens=reasoning,
+        reported_cost=reported_cost,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """What one response body says about its call.
+
+    ``usage`` is None when the body carries no (trustworthy) usage.
+    ``pricing_mode`` is the base tier (``standard``/``batch``/``flex``/``priority``)
+    the provider says it used, possibly with ``+fast``/``+us_only`` qualifiers.
+    ``service_tier`` is the provider's own word for it, unchanged.
+    """
+
+    usage: TokenUsage | None
+    model: str | None = None
+    response_id: str | None = None
+    pricing_mode: str = "standard"
+    service_tier: str | None = None
+
+
+_TIER_MODES = {
+    "default": "standard",
+    "auto": "standard",
+    "scale": "standard",
+    "standard": "standard",
+    "flex": "flex",
+    "priority": "priority",
+    "batch": "batch",
+    "fast": "standard+fast",
+}
+
+
+def pricing_mode_for_tier(service_tier: Any) -> str:
+    """Map OpenAI's ``service_tier`` (the tier actually used) to a pricing mode; unknown -> standard."""
+    if not isinstance(service_tier, str):
+        return "standard"
+    return _TIER_MODES.get(service_tier.lower(), "standard")
+
+
+# -- usage objects -------------------------------------------------------------
+
+
+def _chat_usage(usage: Any) -> TokenUsage:
+    """``prompt_tokens``/``completion_tokens`` usage (chat, completions, embeddings, compatibles)."""
+    prompt = token_count(get(usage, "prompt_tokens"))
+    completion = token_count(get(usage, "completion_tokens"))
+    prompt_details = get(usage, "prompt_tokens_details")
+    completion_details = get(usage, "completion_tokens_details")
+    cached = token_count(get(prompt_details, "cached_tokens"))
+    deepseek_hit = get(usage, "prompt_cache_hit_tokens")
+    if deepseek_hit is not None:  # DeepSeek reports the hit twice; count it once
+        cached = token_count(deepseek_hit)
+    cache_write = token_count(get(prompt_details, "cache_write_tokens"))
+    audio_in = token_count(get(prompt_details, "audio_tokens"))
+    audio_out = token_count(get(completion_details, "audio_tokens"))
+    reasoning = token_count(get(completion_details, "reasoning_tokens"))
+    text_in = prompt - cached - cache_write - audio_in
+    text_out = completion - audio_out
+    if text_in < 0 or text_out < 0:
+        raise InvalidUsage
+    return _build(
+        {
+            "input": text_in,
+            "cache_read": cached,
+            "cache_write_5m": cache_write,
+            "audio_input": audio_in,
+            "output": text_out,
+            "audio_output": audio_out,
+        },
+        reasoning=reasoning,
+        reported_cost=_decimal(get(usage, "cost")),
+    )
+
+
+def _cache_writes(details: Any) -> dict[str, int]:
+    """Responses ``cache_write_tokens``: 30-minute retention -> cache_write_5m, 12-hour -> cache_write_1h."""
+    total = token_count(get(details, "cache_write_tokens"))
+    breakdown = get(details, "cache_write_tokens_details")
+    if breakdown is None:
+        return {"cache_write_5m": total}
+    short = token_count(get(breakdown, "ttl_30m_tokens"))
+    long = token_count(get(breakdown, "ttl_12h_tokens"))
+    if short + long != total and total:
+        short += max(total - short - long, 0)
+    return {"cache_write_5m": short, "cache_write_1h": long}
+
+
+def _responses_usage(usage: Any, *, images: bool = False) -> TokenUsage:
+    """``input_tokens``/``output_tokens`` usage (Responses API, gpt-image, token-billed transcription)."""
+    total_in = token_count(get(usage, "input_tokens"))
+    total_out = token_count(get(usage, "output_tokens"))
+    in_details = get(usage, "input_tokens_details") or get(usage, "input_token_details")
+    out_details = get(usage, "output_tokens_details")
+    cached = token_count(get(in_details, "cached_tokens"))
+    writes = _cache_writes(in_details)
+    image_in = token_count(get(in_details, "image_tokens"))
+    audio_in = token_count(get(in_details, "audio_tokens"))
+    image_out = token_count(get(out_details, "image_tokens"))
+    reasoning = token_count(get(out_details, "reasoning_tokens"))
+    if images and out_details is None:
+        # gpt-image without an output breakdown: every output token is an image token
+        image_out = total_out
+    text_in = total_in - cached - sum(writes.values()) - image_in - audio_in
+    text_out = total_out - image_out
+    if text_in < 0 or text_out < 0:
+        raise InvalidUsage
+    return _build(
+        {
+            "input": text_in,
+            "cache_read": cached,
+            **writes,
+            "image_input": image_in,
+            "audio_input": audio_in,
+            "output": text_out,
+            "image_output": image_out,
+        },
+        reasoning=reasoning,
+        reported_cost=_decimal(get(usage, "cost")),
+    )
+
+
+def usage_from_openai(usage: Any, *, images: bool = False) -> TokenUsage | None:
+    """Turn any OpenAI ``usage`` object or dict into TokenUsage; None when absent or invalid.
+
+    Recognizes chat-style (``prompt_tokens``), Responses/images-style
+    (``input_tokens``) and duration-billed transcription (``{"type": "duration",
+    "seconds": ...}`` -> ``services["audio_second"]``). Negative or non-integer
+    counts make the usage unknown and are counted in ``dropped.usage_invalid``.
+    ``images=True`` (an images API body) bills output without a breakdown as image output.
+    """
+    if usage is None:
+        return None
+    try:
+        if get(usage, "type") == "duration":
+            seconds = _decimal(get(usage, "seconds"))
+            if seconds is None:
+                raise InvalidUsage
+            return TokenUsage(services={"audio_second": seconds})
+        if get(usage, "prompt_tokens") is not None or get(usage, "completion_tokens") is not None:
+            return _chat_usage(usage)
+        if get(usage, "input_tokens") is not None or get(usage, "output_tokens") is not None:
+            return _responses_usage(usage, images=images)
+    except InvalidUsage:
+        STATS.incr(INVALID_USAGE_COUNTER)
+        return None
+    if isinstance(usage, Mapping) and not usage:
+        return None
+    STATS.incr(INVALID_USAGE_COUNTER)
+    return None
+
+
+def _with_services(usage: TokenUsage | None, services: Mapping[str, Decimal]) -> TokenUsage | None:
+    if usage is None or not services:
+        return usage
+    merged = dict(usage.services)
+    for name, quantity in services.items():
+        merged[name] = merged.get(name, Decimal(0)) + quantity
+    return TokenUsage(
+        tokens=usage.tokens,
+        services=merged,
+        reasoning_tokens=usage.reasoning_tokens,
+        reported_cost=usage.reported_cost,
+    )
+
+
+def count_web_search_calls(output: Any) -> int:
+    """Count ``web_search_call`` items in a Responses ``output`` list (each is one billed search)."""
+    if not isinstance(output, Iterable) or isinstance(output, (str, bytes, Mapping)):
+        return 0
+    return sum(1 for item in output if get(item, "type") == "web_search_call")
+
+
+# -- whole bodies ---------------------------------------------------------------
+
+
+def extract_openai(body: Any) -> Extraction:
+    """Read usage, model, response id and tier from any OpenAI-shaped response body.
+
+    Accepts a chat completion (or a stream chunk), a legacy completion, an
+    embedding list, a Responses ``Response`` or a ``response.completed`` /
+    ``response.incomplete`` / ``response.failed`` stream event, an images
+    response and a transcription. Groq's ``x_groq.usage`` is used when ``usage``
+    is absent. Never raises.
+    """
+    if get(body, "response") is not None and isinstance(get(body, "type"), str):
+        body = get(body, "response")  # a Responses stream event wrapping the Response
+    usage_obj = get(body, "usage")
+    if usage_obj is None:
+        usage_obj = get(get(body, "x_groq"), "usage")
+    images = get(body, "object") is None and get(body, "created") is not None
+    usage = usage_from_openai(usage_obj, images=images)
+    if images and usage is None and isinstance(get(body, "data"), list):
+        # DALL-E: no token usage; billed per generated image
+        usage = TokenUsage(services={"image": Decimal(len(get(body, "data")))})
+    if get(body, "object") == "response":
+        searches = count_web_search_calls(get(body, "output"))
+        if searches:
+            usage = _with_services(usage, {"web_search": Decimal(searches)})
+    tier = get(body, "service_tier")
+    return Extraction(
+        usage=usage,
+        model=text_or_none(get(body, "model")),
+        response_id=text_or_none(get(body, "id")),
+        pricing_mode=pricing_mode_for_tier(tier),
+        service_tier=tier if isinstance(tier, str) else None,
+    )
+
+
+def is_usage_only_chunk(chunk: Any) -> bool:
+    """Whether a chat stream chunk is the ``include_usage`` trailer: ``choices == []`` with usage."""
+    choices = get(chunk, "choices")
+    return get(chunk, "usage") is not None and isinstance(choices, list) and not choices
+
+
+class ChatStreamState:
+    """Accumulate a chat-completions (or legacy completions) stream: feed every chunk to ``add()``.
+
+    Usage comes from the ``include_usage`` trailer, DeepSeek's last content
+    chunk or Groq's ``x_groq.usage``; the last one seen wins. Model, id and tier
+    come from the first chunk that carries them.
+    """
+
+    __slots__ = ("model", "response_id", "service_tier", "usage_obj")
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.service_tier: str | None = None
+        self.usage_obj: Any = None
+
+    def add(self, chunk: Any) -> None:
+        """Take what ``chunk`` says about the call; never raises on a malformed chunk."""
+        if self.response_id is None:
+            self.response_id = text_or_none(get(chunk, "id"))
+        if self.model is None:
+            self.model = text_or_none(get(chunk, "model"))
+        tier = get(chunk, "service_tier")
+        if isinstance(tier, str):
+            self.service_tier = tier
+        usage = get(chunk, "usage")
+        if usage is None:
+            usage = get(get(chunk, "x_groq"), "usage")
+        if usage is not None:
+            self.usage_obj = usage
+
+    def result(self) -> Extraction:
+        """What the stream said so far; usage None when no chunk carried usage."""
+        return Extraction(
+            usage=usage_from_openai(self.usage_obj),
+            model=self.model,
+            response_id=self.response_id,
+            pricing_mode=pricing_mode_for_tier(self.service_tier),
+            service_tier=self.service_tier,
+        )
+
+
+_RESPONSES_FINAL_EVENTS = frozenset(
+    {"response.completed", "response.incomplete", "response.failed"}
+)
+
+
+class ResponsesStreamState:
+    """Accumulate a Responses API event stream; usage comes only from the final response event.
+
+    The tier is read from ``response.completed`` (not ``response.created``,
+    which says what was requested). ``done`` tells whether a final event came.
+    """
+
+    __slots__ = ("done", "final", "model", "response_id")
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.final: Any = None
+        self.done = False
+
+    def add(self, event: Any) -> None:
+        """Take what ``event`` says about the call; never raises on a malformed event."""
+        response = get(event, "response")
+        if response is None:
+            return
+        if self.response_id is None:
+            self.response_id = text_or_none(get(response, "id"))
+        if self.model is None:
+            self.model = text_or_none(get(response, "model"))
+        if get(event, "type") in _RESPONSES_FINAL_EVENTS:
+            self.final = response
+            self.done = True
+
+    def result(self) -> Extraction:
+        if self.final is None:
+            return Extraction(usage=None, model=self.model, response_id=self.response_id)
+        found = extract_openai(self.final)
+        return Extraction(
+            usage=found.usage,
+            model=found.model or self.model,
+            response_id=found.response_id or self.response_id,
+            pricing_mode=found.pricing_mode,
+            service_tier=found.service_tier,
+        )
+
+
+__all__ = [
+    "INVALID_USAGE_COUNTER",
+    "ChatStreamState",
+    "Extraction",
+    "InvalidUsage",
+    "ResponsesStreamState",
+    "count_web_search_calls",
+    "extract_openai",
+    "get",
+    "is_usage_only_chunk",
+    "pricing_mode_for_tier",
+    "text_or_none",
+    "token_count",
+    "usage_from_openai",
+]
