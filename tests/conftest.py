@@ -11,6 +11,9 @@ import llm_cost_tracker as lct
 from llm_cost_tracker._standin import StandInServer
 from llm_cost_tracker._stats import STATS
 
+# Throwaway PostgreSQL / MariaDB servers: postgres_url, mysql_url, ... (tests/db_servers.py).
+pytest_plugins = ["db_servers"]
+
 
 def require_servers() -> bool:
     """CI sets LLM_COST_TRACKER_REQUIRE_SERVERS=1: a test that needs a server fails instead of skipping."""
