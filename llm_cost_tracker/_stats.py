@@ -26,6 +26,11 @@ class Stats:
         with self._lock:
             self._counts[name] += amount
 
+    def set(self, name: str, value: int) -> None:
+        """Set a gauge, a level rather than a running total (``delivery.postgres.pending``)."""
+        with self._lock:
+            self._counts[name] = value
+
     def get(self, name: str) -> int:
         with self._lock:
             return self._counts[name]
