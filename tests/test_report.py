@@ -12,10 +12,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from llm_cost_tracker.exporters import exporter_for_url
 
 from llm_cost_tracker._cli import main
 from llm_cost_tracker._events import Cost, LineItem, TokenUsage, UsageEvent
-from llm_cost_tracker.exporters import exporter_for_url
 from llm_cost_tracker.report import LedgerMissingError, Period, build_report, render
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)
@@ -211,9 +211,9 @@ def test_tag_values_past_the_limit_are_summed_as_other(
 ) -> None:
     url, events = ledger
     report = build_report(url, period=PERIOD, group_by=["user_id"], now=NOW)
-    from llm_cost_tracker.report._queries import REPORT_DIALECTS, _Queries
-
     from llm_cost_tracker.exporters import connect
+
+    from llm_cost_tracker.report._queries import REPORT_DIALECTS, _Queries
 
     connection = connect(url)
     try:
@@ -253,7 +253,8 @@ def test_top_calls_cache_savings_prices_and_budgets(
         saved = reads * (rates["input"] - rates["cache_read"])
         row = next(c for c in report.cache_savings if (c.provider, c.model) == key)
         assert row.cache_read_tokens == reads
-        assert row.saved is not None and close(row.saved, saved)
+        assert row.saved is not None
+        assert close(row.saved, saved)
 
     prices = {(p.model, p.component): p for p in report.prices}
     assert (
@@ -265,7 +266,8 @@ def test_top_calls_cache_savings_prices_and_budgets(
 
     budgets = {b.name: b for b in report.budgets}
     month = [e for e in events if e.occurred_at >= datetime(2026, 3, 1, tzinfo=timezone.utc)]
-    assert budgets["monthly"].spent is not None and close(budgets["monthly"].spent, spend(month))
+    assert budgets["monthly"].spent is not None
+    assert close(budgets["monthly"].spent, spend(month))
     assert budgets["per_call"].over_calls == sum(
         1 for e in current if e.cost.total is not None and e.cost.total > Decimal("0.01")
     )
@@ -312,7 +314,8 @@ def test_html_is_self_contained_escaped_and_complete(
     ):
         assert section in parser.ids
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched from the network
-    assert "prefers-color-scheme: dark" in page and "@media print" in page
+    assert "prefers-color-scheme: dark" in page
+    assert "@media print" in page
     assert page.count('class="bar"') == len(report.daily)
 
 
@@ -324,7 +327,8 @@ def test_json_and_markdown(ledger: tuple[str, list[UsageEvent]]) -> None:
     assert Decimal(data["totals"]["current"]["cost"]) == report.totals.current.cost
     assert data["tags"][0]["key"] == "feature"
     markdown = render(report, "md")
-    assert "## Spend by feature" in markdown and "_untagged_" in markdown
+    assert "## Spend by feature" in markdown
+    assert "_untagged_" in markdown
     assert "| openai | gpt-4o-mini |" in markdown
     with pytest.raises(ValueError, match="unknown report format"):
         render(report, "pdf")
@@ -373,7 +377,8 @@ def test_period_parsing() -> None:
     from llm_cost_tracker.report import resolve_period
 
     p = resolve_period(since="7d", start=None, end=None, now=NOW)
-    assert p.end == NOW and p.start == NOW - timedelta(days=7)
+    assert p.end == NOW
+    assert p.start == NOW - timedelta(days=7)
     assert p.previous.end == p.start
     p = resolve_period(since=None, start="2026-01-01", end="2026-01-03", now=NOW)
     assert p.days == ["2026-01-01", "2026-01-02"]
