@@ -1,7 +1,8 @@
 """Which provider a host belongs to: built-in hosts, Azure suffixes, and hosts users register.
 
 Used by the SDK instrumentors (reading a client's base URL) and the transport
-instrumentor (recognizing LLM endpoints). A lookup is a dict access.
+instrumentor (recognizing LLM endpoints). A lookup is a dict access: answers,
+negative ones included, are cached (bounded) until a host is registered or removed.
 """
 
 from __future__ import annotations
@@ -23,15 +24,22 @@ _BUILTIN: dict[str, str] = {
     "api.fireworks.ai": "fireworks",
     "api.perplexity.ai": "perplexity",
     "generativelanguage.googleapis.com": "google",
+    "aiplatform.googleapis.com": "google_vertex",
 }
 _SUFFIXES: tuple[tuple[str, str], ...] = (
     (".openai.azure.com", "azure_openai"),
     (".cognitiveservices.azure.com", "azure_openai"),
     (".services.ai.azure.com", "azure_openai"),
+    ("-aiplatform.googleapis.com", "google_vertex"),
 )
+_CACHE_LIMIT = 4096
 
 _registered: dict[str, str] = {}
 _lock = threading.Lock()
+# (host, port) -> provider or None. Cleared on every registration change and when full,
+# so a client talking to many distinct hosts costs at most one miss per host.
+_cache: dict[tuple[str, int | None], str | None] = {}
+_generation = 0  # bumped on every registration change; a miss computed before one is not cached
 
 
 def register_host(host: str, provider: str) -> None:
@@ -39,18 +47,46 @@ def register_host(host: str, provider: str) -> None:
     host = host.strip().lower()
     if not host or not provider.strip():
         raise ValueError("register_host: host and provider must be non-empty")
+    global _generation
     with _lock:
         _registered[host] = provider.strip()
+        _generation += 1
+        _cache.clear()
 
 
 def unregister_host(host: str) -> None:
+    """Forget a host registered with ``register_host()``; built-in hosts are unaffected."""
+    global _generation
     with _lock:
         _registered.pop(host.strip().lower(), None)
+        _generation += 1
+        _cache.clear()
+
+
+def registered_hosts() -> dict[str, str]:
+    """Return a copy of the hosts users registered, mapped to their providers."""
+    with _lock:
+        return dict(_registered)
 
 
 def provider_for_host(host: str, port: int | None = None) -> str | None:
     """Return the provider for ``host`` (and optionally ``port``), or None when it is not an LLM host."""
-    host = host.lower()
+    key = (host, port)
+    try:
+        return _cache[key]
+    except KeyError:
+        pass
+    generation = _generation
+    found = _lookup(host.lower(), port)
+    with _lock:
+        if generation == _generation:
+            if len(_cache) >= _CACHE_LIMIT:
+                _cache.clear()
+            _cache[key] = found
+    return found
+
+
+def _lookup(host: str, port: int | None) -> str | None:
     if _registered:
         if port is not None and (found := _registered.get(f"{host}:{port}")) is not None:
             return found

@@ -1,0 +1,251 @@
+"""The parser registry: which (provider, path) is a billed LLM endpoint, and how to read its usage.
+
+A host maps to a provider (``instrumentation/_hosts.py``); the provider and the
+request path map to a ``Route``: the operation name, a pure function from a
+JSON body to an ``Extraction``, and a stream state fed the decoded stream
+events. OpenAI and Anthropic bodies are read by the SDK instrumentors'
+extractors, Gemini by ``_gemini.py``. Users add routes with ``register_parser()``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..._events import TokenUsage
+from ..._stats import STATS
+from ..anthropic._extract import AnthropicStreamState, extract_anthropic
+from ..openai._extract import (
+    ChatStreamState,
+    Extraction,
+    ResponsesStreamState,
+    extract_openai,
+)
+from ._gemini import GeminiStreamState, extract_gemini
+
+
+class StreamState(Protocol):
+    """Accumulates what a stream's events say; ``result()`` may be called at any point."""
+
+    def add(self, event: Any) -> None: ...
+
+    def result(self) -> Extraction: ...
+
+
+BodyParser = Callable[[Any], Extraction | TokenUsage | None]
+"""A user parser: a parsed JSON body (or one stream event's JSON) -> what it says, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How to read one kind of LLM endpoint.
+
+    ``parse`` reads a complete JSON body; ``new_state`` makes the accumulator a
+    stream's events are fed to; only events whose data matches ``needle`` (when
+    set) are decoded, so a long stream costs a regex search per event, not a
+    JSON parse. ``usage_key`` names the top-level usage object, used to recover
+    usage from a body too large to keep whole.
+    """
+
+    operation: str
+    parse: Callable[[Any], Extraction]
+    new_state: Callable[[], StreamState]
+    needle: re.Pattern[bytes] | None = None
+    usage_key: str = "usage"
+    stream: bool = False  # the endpoint always streams (Gemini streamGenerateContent)
+
+
+# A chat stream chunk worth decoding: the first one (always decoded) and any carrying usage.
+_USAGE_NEEDLE = re.compile(rb'"usage"\s*:\s*\{')
+_RESPONSES_NEEDLE = re.compile(rb'"type"\s*:\s*"response\.(?:created|completed|incomplete|failed)"')
+_ANTHROPIC_NEEDLE = re.compile(rb'"type"\s*:\s*"(?:message_start|message_delta|error)"')
+_GEMINI_NEEDLE = re.compile(rb'"(?:usageMetadata|groundingMetadata)"')
+
+
+def _chat_route(operation: str) -> Route:
+    return Route(operation, extract_openai, ChatStreamState, _USAGE_NEEDLE)
+
+
+_OPENAI_ROUTES: tuple[tuple[str, Route], ...] = (
+    ("/chat/completions", _chat_route("chat")),
+    (
+        "/responses",
+        Route("responses", extract_openai, ResponsesStreamState, _RESPONSES_NEEDLE),
+    ),
+    ("/completions", _chat_route("completions")),
+    ("/embeddings", _chat_route("embeddings")),
+    ("/images/generations", _chat_route("images")),
+    ("/images/edits", _chat_route("images")),
+    ("/images/variations", _chat_route("images")),
+    ("/audio/transcriptions", _chat_route("audio_transcriptions")),
+    ("/audio/translations", _chat_route("audio_translations")),
+    ("/audio/speech", _chat_route("audio_speech")),
+)
+_ANTHROPIC_ROUTES: tuple[tuple[str, Route], ...] = (
+    ("/messages", Route("messages", extract_anthropic, AnthropicStreamState, _ANTHROPIC_NEEDLE)),
+)
+_GEMINI_ROUTES: tuple[tuple[str, Route], ...] = (
+    (
+        ":generateContent",
+        Route(
+            "generate_content", extract_gemini, GeminiStreamState, _GEMINI_NEEDLE, "usageMetadata"
+        ),
+    ),
+    (
+        ":streamGenerateContent",
+        Route(
+            "generate_content",
+            extract_gemini,
+            GeminiStreamState,
+            _GEMINI_NEEDLE,
+            "usageMetadata",
+            stream=True,
+        ),
+    ),
+    (
+        ":embedContent",
+        Route("embeddings", extract_gemini, GeminiStreamState, None, "usageMetadata"),
+    ),
+    (
+        ":batchEmbedContents",
+        Route("embeddings", extract_gemini, GeminiStreamState, None, "usageMetadata"),
+    ),
+)
+_FAMILY_ROUTES: dict[str, tuple[tuple[str, Route], ...]] = {
+    "anthropic": _ANTHROPIC_ROUTES,
+    "google": _GEMINI_ROUTES,
+    "google_vertex": _GEMINI_ROUTES,
+}
+
+_lock = threading.Lock()
+_custom: dict[str, tuple[tuple[str, Route], ...]] = {}
+
+
+def route_for(provider: str, path: str) -> Route | None:
+    """Return how to read ``path`` on ``provider``'s host, or None when it is not a billed endpoint.
+
+    User routes come first, then the provider family's built-ins; any provider
+    not known to be Anthropic or Gemini speaks the OpenAI-compatible API.
+    """
+    path = path.rstrip("/")
+    for routes in (_custom.get(provider, ()), _FAMILY_ROUTES.get(provider, _OPENAI_ROUTES)):
+        for suffix, route in routes:
+            if path.endswith(suffix):
+                return route
+    return None
+
+
+class _LastWinsState:
+    """Stream state for a user parser: every event goes through it, later findings override earlier."""
+
+    __slots__ = ("_found", "_parse")
+
+    def __init__(self, parse: Callable[[Any], Extraction]) -> None:
+        self._parse = parse
+        self._found = Extraction(usage=None)
+
+    def add(self, event: Any) -> None:
+        found = self._parse(event)
+        self._found = Extraction(
+            usage=found.usage if found.usage is not None else self._found.usage,
+            model=found.model or self._found.model,
+            response_id=found.response_id or self._found.response_id,
+            pricing_mode=found.pricing_mode
+            if found.service_tier is not None
+            else self._found.pricing_mode,
+            service_tier=found.service_tier or self._found.service_tier,
+        )
+
+    def result(self) -> Extraction:
+        return self._found
+
+
+def _guarded(parser: BodyParser, name: str) -> Callable[[Any], Extraction]:
+    """Wrap a user parser: its exceptions and wrong return types count as unknown usage, never raise."""
+
+    def parse(body: Any) -> Extraction:
+        try:
+            found = parser(body)
+        except Exception:
+            STATS.failure(f"errors.parser.{name}", f"parser {name!r} raised; usage unknown")
+            return Extraction(usage=None)
+        if found is None:
+            return Extraction(usage=None)
+        if isinstance(found, TokenUsage):
+            return Extraction(usage=found)
+        if isinstance(found, Extraction):
+            return found
+        STATS.failure(
+            f"errors.parser.{name}",
+            f"parser {name!r} returned {type(found).__name__}, not Extraction/TokenUsage/None",
+            exc_info=False,
+        )
+        return Extraction(usage=None)
+
+    return parse
+
+
+def register_parser(
+    provider: str,
+    path_suffix: str,
+    parser: BodyParser,
+    *,
+    operation: str = "chat",
+    usage_key: str = "usage",
+) -> None:
+    """Read responses of ``provider`` whose URL path ends with ``path_suffix`` with ``parser``.
+
+    ``parser`` gets the parsed JSON response body (for a stream: each SSE
+    event's or NDJSON line's JSON in turn; later findings override earlier
+    ones) and returns an ``Extraction``, a ``TokenUsage``, or None when the
+    body says nothing about usage. It must be pure and fast; an exception it
+    raises is counted and the call's usage is unknown. Register the host with
+    ``register_host(host, provider)``. A later registration for the same
+    provider and suffix replaces the earlier one; user routes are tried before
+    the built-in ones.
+    """
+    provider = provider.strip()
+    path_suffix = path_suffix.strip().rstrip("/")
+    if not provider or not path_suffix:
+        raise ValueError("register_parser: provider and path_suffix must be non-empty")
+    if not callable(parser):
+        raise TypeError("register_parser: parser must be callable")
+    parse = _guarded(parser, f"{provider}{path_suffix}")
+    route = Route(operation, parse, lambda: _LastWinsState(parse), None, usage_key)
+    with _lock:
+        kept = tuple((s, r) for s, r in _custom.get(provider, ()) if s != path_suffix)
+        _custom[provider] = ((path_suffix, route), *kept)
+
+
+def unregister_parser(provider: str, path_suffix: str) -> None:
+    """Remove a route added with ``register_parser()``."""
+    path_suffix = path_suffix.strip().rstrip("/")
+    with _lock:
+        kept = tuple((s, r) for s, r in _custom.get(provider, ()) if s != path_suffix)
+        if kept:
+            _custom[provider] = kept
+        else:
+            _custom.pop(provider, None)
+
+
+_GEMINI_MODEL_RE = re.compile(r"/models/([^/:]+):")
+
+
+def model_from_path(path: str) -> str | None:
+    """The model a Gemini-style path names (``.../models/gemini-2.5-flash:generateContent``)."""
+    match = _GEMINI_MODEL_RE.search(path)
+    return match.group(1) if match else None
+
+
+__all__ = [
+    "BodyParser",
+    "Route",
+    "StreamState",
+    "model_from_path",
+    "register_parser",
+    "route_for",
+    "unregister_parser",
+]

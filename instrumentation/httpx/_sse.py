@@ -1,0 +1,200 @@
+"""Incremental readers for response bodies observed as the caller reads them, with bounded memory.
+
+``EventSplitter`` cuts a ``text/event-stream`` body into events (``\\n``,
+``\\r\\n`` and ``\\r`` line endings) and keeps only the event being read.
+``LineSplitter`` does the same for newline-delimited JSON. ``BodyWindow`` keeps a
+JSON body whole up to a limit, and past it only a head and a rolling tail, from
+which the usage object is recovered by key. None of them keeps what it has
+already handed on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ..._stats import STATS
+
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+"""An SSE event or NDJSON line longer than this is skipped (counted), not buffered."""
+
+FULL_BODY_BYTES = 1024 * 1024
+"""JSON bodies up to this size are parsed whole; larger ones from a head and a tail window."""
+
+HEAD_BYTES = 64 * 1024
+TAIL_BYTES = 1024 * 1024
+
+EventSink = Callable[[str | None, bytes], None]
+
+
+class EventSplitter:
+    """Split server-sent-event bytes into ``(event name, data)`` and hand each to ``sink``.
+
+    Only the current line and the current event's data are buffered. An event
+    whose data passes ``max_event_bytes`` is dropped (counted as
+    ``dropped.transport_sse_event_too_large``); the stream goes on.
+    """
+
+    __slots__ = ("_data", "_event", "_oversize", "_pending", "_sink", "max_event_bytes")
+
+    def __init__(self, sink: EventSink, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._sink = sink
+        self._pending = b""
+        self._event: str | None = None
+        self._data: list[bytes] = []
+        self._oversize = False
+        self.max_event_bytes = max_event_bytes
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        buffer = self._pending + chunk if self._pending else chunk
+        lines = buffer.splitlines(keepends=True)
+        last = lines[-1]
+        # A trailing "\r" may be the first half of "\r\n": wait for the next chunk.
+        if last.endswith(b"\n"):
+            self._pending = b""
+        else:
+            self._pending = lines.pop()
+            if len(self._pending) > self.max_event_bytes:
+                self._pending = b""
+                self._oversize = True
+        for line in lines:
+            self._line(line.rstrip(b"\r\n"))
+
+    def close(self) -> None:
+        """Handle a last line with no line ending; an event with no blank line after it is incomplete: dropped."""
+        if self._pending:
+            self._line(self._pending.rstrip(b"\r\n"))
+            self._pending = b""
+
+    def _line(self, line: bytes) -> None:
+        if not line:
+            if self._data and not self._oversize:
+                self._sink(self._event, b"\n".join(self._data))
+            elif self._oversize:
+                STATS.incr("dropped.transport_sse_event_too_large")
+            self._event = None
+            self._data = []
+            self._oversize = False
+            return
+        if line[:1] == b":":  # a comment / keep-alive
+            return
+        field, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if field == b"data":
+            if self._oversize:
+                return
+            self._data.append(value)
+            if sum(len(d) for d in self._data) > self.max_event_bytes:
+                self._data = []
+                self._oversize = True
+        elif field == b"event":
+            self._event = value.decode("utf-8", "replace")
+
+
+class LineSplitter:
+    """Split newline-delimited JSON into lines and hand each non-empty one to ``sink`` as data."""
+
+    __slots__ = ("_oversize", "_pending", "_sink", "max_event_bytes")
+
+    def __init__(self, sink: EventSink, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._sink = sink
+        self._pending = b""
+        self._oversize = False
+        self.max_event_bytes = max_event_bytes
+
+    def feed(self, chunk: bytes) -> None:
+        buffer = self._pending + chunk if self._pending else chunk
+        lines = buffer.split(b"\n")
+        self._pending = lines.pop()
+        if len(self._pending) > self.max_event_bytes:
+            self._pending = b""
+            self._oversize = True
+        for line in lines:
+            if self._oversize:
+                self._oversize = False
+                STATS.incr("dropped.transport_sse_event_too_large")
+                continue
+            line = line.strip()
+            if line:
+                self._sink(None, line)
+
+    def close(self) -> None:
+        line = self._pending.strip()
+        self._pending = b""
+        if line and not self._oversize:
+            self._sink(None, line)
+
+
+class BodyWindow:
+    """Keep a JSON body: whole up to ``full_limit`` bytes, past it only the first and last bytes."""
+
+    __slots__ = ("_head", "_tail", "full_limit", "overflowed", "size")
+
+    def __init__(self, *, full_limit: int = FULL_BODY_BYTES) -> None:
+        self._head = bytearray()
+        self._tail = bytearray()
+        self.full_limit = full_limit
+        self.overflowed = False
+        self.size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if not self.overflowed:
+            self._head += chunk
+            if len(self._head) <= self.full_limit:
+                return
+            self.overflowed = True
+            self._tail = self._head[-TAIL_BYTES:]
+            del self._head[HEAD_BYTES:]
+            return
+        self._tail += chunk
+        if len(self._tail) > 2 * TAIL_BYTES:
+            del self._tail[:-TAIL_BYTES]
+
+    def document(self, usage_key: str) -> Any:
+        """Return the parsed body, or for an oversized one a dict rebuilt from its head and tail.
+
+        Returns None when the body is not JSON. The rebuilt dict holds the last
+        ``usage_key`` object found in the tail plus identifying string fields
+        (model, id, tier) found by key; it is enough for a usage parser.
+        """
+        if not self.overflowed:
+            try:
+                return json.loads(bytes(self._head))
+            except ValueError:
+                return None
+        return recover_document(bytes(self._head), bytes(self._tail[-TAIL_BYTES:]), usage_key)
+
+
+_FIELD_RE = re.compile(
+    rb'"(model|id|modelVersion|responseId|service_tier)"\s*:\s*"((?:[^"\\]|\\.){0,256})"'
+)
+
+
+def recover_document(head: bytes, tail: bytes, usage_key: str) -> dict[str, Any] | None:
+    """Rebuild the usage-bearing parts of a JSON body too large to keep, from its head and tail."""
+    found: dict[str, Any] = {}
+    for match in _FIELD_RE.finditer(head):  # the first top-level id/model come early
+        found.setdefault(match.group(1).decode(), match.group(2).decode("utf-8", "replace"))
+    for match in _FIELD_RE.finditer(tail):  # per-chunk fields (modelVersion, ...) latest wins
+        name = match.group(1).decode()
+        if name not in ("id", "model"):
+            found[name] = match.group(2).decode("utf-8", "replace")
+    key = b'"' + usage_key.encode() + b'"'
+    position = tail.rfind(key)
+    if position < 0:
+        return found or None
+    text = tail[position + len(key) :].decode("utf-8", "replace").lstrip()
+    if not text.startswith(":"):
+        return found or None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[1:].lstrip())
+    except ValueError:
+        return found or None
+    found[usage_key] = value
+    return found
