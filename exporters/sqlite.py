@@ -28,6 +28,9 @@ def connect(url: str, *, timeout: float = 30.0) -> sqlite3.Connection:
     )
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    # Index pages of a busy ledger outgrow the 2 MB default cache quickly;
+    # 32 MB keeps batch inserts from re-reading them (measured in bench/).
+    connection.execute("PRAGMA cache_size=-32768")
     # isolation_level=None: no implicit transactions; export() and the
     # migration runner issue BEGIN/COMMIT themselves.
     return connection

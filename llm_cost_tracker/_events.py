@@ -6,7 +6,8 @@ prompt or completion content: no field is meant for free text from a call.
 
 from __future__ import annotations
 
-import uuid
+import time
+from random import getrandbits as _getrandbits
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -92,9 +93,28 @@ class Cost:
 UNKNOWN_COST = Cost(total=None, status="unknown")
 
 
+_LOW_62 = (1 << 62) - 1
+
+
 def new_event_id() -> str:
-    """Return a fresh event id (a UUID4 in canonical text form)."""
-    return str(uuid.uuid4())
+    """Return a fresh event id: a UUIDv7 (RFC 9562) in canonical text form.
+
+    Time-ordered ids keep database indexes append-mostly (random UUID4 keys
+    scatter every insert across the primary-key B-tree, several times slower on
+    SQLite and PostgreSQL alike) while staying unique across processes: 74
+    random bits per millisecond. The ``random`` module reseeds itself in a
+    forked child, so parent and child never share a sequence.
+    """
+    rand = _getrandbits(74)
+    value = (
+        (time.time_ns() // 1_000_000) << 80
+        | 0x7 << 76
+        | (rand >> 62) << 64
+        | 0x2 << 62
+        | (rand & _LOW_62)
+    )
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def utc_now() -> datetime:
