@@ -125,11 +125,17 @@ def finish_call(
         runtime = get_runtime()
         if runtime is None:
             return
-        runtime.bus.emit(event)
-        after = runtime.after_call
     except Exception:
         STATS.failure("errors.instrumentation.finish", "could not record a finished call")
         return
+    if runtime.price_event is not None:
+        # A budget needs the cost now: price here, and the bus keeps this price.
+        try:
+            event = runtime.price_event(event)
+        except Exception:
+            STATS.failure("errors.budget.price", "pricing a call for its budget failed")
+    runtime.bus.emit(event)
+    after = runtime.after_call
     if after is not None:
         try:
             after(event)

@@ -11,11 +11,12 @@ from importlib.metadata import version as _version
 
 from ._api import configure, flush, get_config, shutdown, track
 from ._bus import Exporter
-from ._errors import ConfigurationError, LLMCostTrackerError
+from ._errors import BudgetExceededError, ConfigurationError, LLMCostTrackerError
 from ._events import Cost, LineItem, TokenUsage, UsageEvent
 from ._stats import stats
 from ._suppress import is_suppressed, suppressed
 from ._tags import with_tags
+from .budgets import Budgets
 
 try:
     __version__ = _version("llm-cost-tracker")
@@ -23,6 +24,8 @@ except _PackageNotFoundError:  # running from a source tree that is not installe
     __version__ = "0.0.0"
 
 __all__ = [
+    "BudgetExceededError",
+    "Budgets",
     "ConfigurationError",
     "Cost",
     "Exporter",

@@ -9,9 +9,11 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ._budget_guard import build_guard, install_guard
 from ._bus import Bus
 from ._components import COMPONENTS, TOKEN_COMPONENTS
 from ._config import Config, build_exporters, build_stages, is_disabled, resolve
+from ._errors import LLMCostTrackerError
 from ._events import TokenUsage, UsageEvent
 from ._stats import STATS
 from ._tags import DefaultTagSource, Tags, resolve_tags, sanitize_tags
@@ -35,6 +37,10 @@ class Runtime:
         # recorded ("raise"). Everything else they do must not raise.
         self.before_call: Callable[[str, str | None, Mapping[str, Any]], None] | None = None
         self.after_call: Callable[[UsageEvent], None] | None = None
+        # Set with budgets: prices an event in the caller's thread, so after_call
+        # sees its cost and the bus gets it already priced.
+        self.price_event: Callable[[UsageEvent], UsageEvent] | None = None
+        self.budget_guard: Any = None
 
 
 _lock = threading.RLock()
@@ -73,9 +79,12 @@ def configure(**kwargs: Any) -> Config:
             synchronous=config.synchronous,
         )
         defaults = DefaultTagSource(config.default_tags)
+        guard = build_guard(config)
         _teardown_locked()
         instrumentors = _instrument(config)
         _runtime = Runtime(config, bus, defaults, instrumentors)
+        if guard is not None:
+            install_guard(_runtime, guard)
         return config
 
 
@@ -108,6 +117,8 @@ def _teardown_locked(timeout: float = 5.0) -> None:
             instrumentor.uninstrument()
         except Exception:
             STATS.failure("errors.uninstrument", "uninstrumenting failed")
+    if runtime.budget_guard is not None:
+        runtime.budget_guard.close()
     runtime.bus.shutdown(timeout)
 
 
@@ -184,6 +195,8 @@ def shutdown(timeout: float | None = 5.0) -> bool:
                 instrumentor.uninstrument()
             except Exception:
                 STATS.failure("errors.uninstrument", "uninstrumenting failed")
+        if runtime.budget_guard is not None:
+            runtime.budget_guard.close()
         return runtime.bus.shutdown(timeout)
 
 
@@ -322,5 +335,27 @@ def track(
         span_id=span_id,
         tags=current_call_tags(explicit),
     )
-    record(event)
+    runtime = get_runtime()
+    if runtime is None:
+        return event
+    if runtime.price_event is not None:
+        event = _price_now(runtime.price_event, event)
+    runtime.bus.emit(event)
+    after = runtime.after_call
+    if after is not None:
+        try:
+            after(event)
+        except LLMCostTrackerError:
+            raise  # a budget set to "raise": the call is recorded, then this
+        except Exception:
+            STATS.failure("errors.budget.after_call", "the budget check failed")
     return event
+
+
+def _price_now(price: Callable[[UsageEvent], UsageEvent], event: UsageEvent) -> UsageEvent:
+    """Price ``event`` in the caller's thread for a budget; on failure the bus prices it later."""
+    try:
+        return price(event)
+    except Exception:
+        STATS.failure("errors.budget.price", "pricing a call for its budget failed")
+        return event

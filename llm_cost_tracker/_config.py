@@ -225,7 +225,12 @@ def _budgets_from_env() -> Any:
         raw_mode = "notify"
     from .budgets import Budgets
 
-    return Budgets(monthly=monthly, daily=daily, per_call=per_call, on_exceed=raw_mode)
+    return Budgets(
+        monthly=monthly,
+        daily=daily,
+        per_call=per_call,
+        on_exceed=raw_mode,  # type: ignore[arg-type]  # checked against the three modes above
+    )
 
 
 # -- building the pipeline ----------------------------------------------------

@@ -1,0 +1,148 @@
+"""Preflight estimates for ``on_exceed="block"``: a request's tokens from its size, then its cost.
+
+Input tokens are the characters of every string in the request's content
+fields divided by 4 (the common rule of thumb for English text); the text is
+measured, never kept. Output tokens are the request's own cap
+(``max_tokens``, ``max_completion_tokens``, ``max_output_tokens``) when given,
+else 0. Images, audio and files are not counted, so the estimate is a floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from ._events import TokenUsage
+from ._stats import STATS
+
+CHARS_PER_TOKEN = 4
+# Request fields whose strings are sent to the model as input (OpenAI, Anthropic, Gemini).
+INPUT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "contents", "tools")
+OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+MAX_NODES = 20_000  # walk at most this many values per request; past it the estimate is a floor
+_TIERS = {"priority": "priority", "flex": "flex", "scale": "priority", "batch": "batch"}
+
+Estimator = Callable[[str, str, TokenUsage, str], "Decimal | None"]
+
+
+def input_chars(request: Mapping[str, Any]) -> int:
+    """Count the characters of every string under the request's input fields."""
+    total = 0
+    nodes = 0
+    stack: list[Any] = [request[name] for name in INPUT_FIELDS if name in request]
+    while stack:
+        value = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            STATS.incr("budget.estimate_truncated")
+            break
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+        else:
+            # SDK param objects (Gemini's Content, pydantic models): read their fields.
+            fields = getattr(value, "__dict__", None)
+            if isinstance(fields, dict):
+                stack.extend(fields.values())
+    return total
+
+
+def _cap(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def output_cap(request: Mapping[str, Any]) -> int:
+    """Return the request's maximum output tokens, or 0 when it sets none."""
+    for name in OUTPUT_FIELDS:
+        cap = _cap(request.get(name))
+        if cap is not None:
+            return cap
+    # Gemini: config=GenerateContentConfig(max_output_tokens=...) or generationConfig.maxOutputTokens.
+    config = request.get("config")
+    if config is not None:
+        raw = (
+            config.get("max_output_tokens")
+            if isinstance(config, Mapping)
+            else getattr(config, "max_output_tokens", None)
+        )
+        cap = _cap(raw)
+        if cap is not None:
+            return cap
+    generation = request.get("generationConfig")
+    if isinstance(generation, Mapping):
+        cap = _cap(generation.get("maxOutputTokens"))
+        if cap is not None:
+            return cap
+    return 0
+
+
+def pricing_mode_of(request: Mapping[str, Any]) -> str:
+    """Return the pricing mode a request asks for (``service_tier``), else ``standard``."""
+    tier = request.get("service_tier")
+    return _TIERS.get(tier, "standard") if isinstance(tier, str) else "standard"
+
+
+def estimate_usage(request: Mapping[str, Any]) -> TokenUsage:
+    """Return the request's estimated usage: input from its size, output from its cap."""
+    chars = input_chars(request)
+    input_tokens = -(-chars // CHARS_PER_TOKEN)
+    return TokenUsage(tokens={"input": input_tokens, "output": output_cap(request)})
+
+
+class CostEstimator:
+    """Estimate a request's cost, caching each model's per-token rates.
+
+    ``estimate(provider, model, usage, pricing_mode)`` is the pricing engine's
+    exact estimate. ``quick()`` uses per-token input and output rates learned
+    from it once per model (so tiered prices use the rate of a 1,000-token
+    call); the guard calls ``exact()`` only when the quick figure comes close
+    to what is left of a budget.
+    """
+
+    def __init__(self, estimate: Estimator) -> None:
+        self._estimate = estimate
+        self._rates: dict[tuple[str, str, str], tuple[Decimal, Decimal] | None] = {}
+
+    def _rates_for(self, provider: str, model: str, mode: str) -> tuple[Decimal, Decimal] | None:
+        key = (provider, model, mode)
+        try:
+            return self._rates[key]
+        except KeyError:
+            pass
+        rates: tuple[Decimal, Decimal] | None
+        try:
+            per_input = self._estimate(provider, model, TokenUsage(tokens={"input": 1000}), mode)
+            per_output = self._estimate(provider, model, TokenUsage(tokens={"output": 1000}), mode)
+        except Exception:
+            STATS.failure("errors.budget.estimate", "estimating a request's cost failed")
+            per_input = per_output = None
+        if per_input is None or per_output is None:
+            rates = None
+        else:
+            rates = (per_input / 1000, per_output / 1000)
+        if len(self._rates) < 10_000:
+            self._rates[key] = rates
+        return rates
+
+    def quick(
+        self, provider: str, model: str, input_tokens: int, output_tokens: int, mode: str
+    ) -> Decimal | None:
+        """Return ``input x rate + output x rate``; None when the model has no known price."""
+        rates = self._rates_for(provider, model, mode)
+        if rates is None:
+            return None
+        return input_tokens * rates[0] + output_tokens * rates[1]
+
+    def exact(self, provider: str, model: str, usage: TokenUsage, mode: str) -> Decimal | None:
+        """Return the pricing engine's own estimate for ``usage`` (tiers applied)."""
+        try:
+            return self._estimate(provider, model, usage, mode)
+        except Exception:
+            STATS.failure("errors.budget.estimate", "estimating a request's cost failed")
+            return None

@@ -1,0 +1,477 @@
+"""The budget checks that run in the caller's thread: running totals, crossings, raise and block.
+
+A ``BudgetGuard`` keeps, per budget and period, the spend this process sees:
+with a SQL database, the last totals read from it (``_budget_shared``) plus this
+process's spend not yet seen there; without one, everything spent in-process.
+``after_call`` adds a priced call and reports crossings; ``before_call`` refuses
+a request whose estimate does not fit in ``on_exceed="block"`` mode. Both read
+memory only: no database round trip ever happens on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ._budget_estimate import CostEstimator, estimate_usage, pricing_mode_of
+from ._errors import BudgetExceededError, _money
+from ._events import UsageEvent
+from ._stats import STATS
+from ._tags import Tags
+from .budgets import GLOBAL_SCOPE, BudgetAlert, Budgets, BudgetType
+
+if TYPE_CHECKING:
+    from ._api import Runtime
+    from ._budget_shared import SharedTotals
+
+_logger = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]  # (budget_type, period, scope)
+_ZERO = Decimal(0)
+MAX_PENDING = 200_000  # local events awaiting their database row; past it the oldest are forgotten
+# A quick (cached-rate) estimate is trusted when it uses less than half of
+# what is left; closer than that, or for very long prompts (tiered prices), the
+# pricing engine's exact estimate decides.
+_EXACT_ABOVE_INPUT_TOKENS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """One budget as this process sees it now (``llm_cost_tracker.budgets.status()``)."""
+
+    budget_type: BudgetType
+    scope: str
+    period: str
+    spent: Decimal
+    limit: Decimal
+    unpriced_calls: int
+    shared: bool
+    refreshed_at: datetime | None
+
+
+def month_of(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def day_of(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+
+
+def period_bounds(moment: datetime) -> tuple[datetime, datetime, datetime, datetime]:
+    """Return (month start, next month start, day start, next day start) around ``moment`` (UTC)."""
+    moment = moment.astimezone(timezone.utc)
+    day_start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    month_start = day_start.replace(day=1)
+    next_month = (month_start + timedelta(days=32)).replace(day=1)
+    return month_start, next_month, day_start, day_start + timedelta(days=1)
+
+
+class BudgetGuard:
+    """Check calls against ``budgets``; shared with other processes when ``shared`` is given."""
+
+    def __init__(
+        self,
+        budgets: Budgets,
+        *,
+        price: Callable[[UsageEvent], UsageEvent] | None = None,
+        estimator: CostEstimator | None = None,
+        tags: Callable[[], Tags] | None = None,
+    ) -> None:
+        self.budgets = budgets
+        self.price = price
+        self.estimator = estimator
+        self._tags = tags
+        self.shared: SharedTotals | None = None
+        self._lock = threading.Lock()
+        # Spend this process added: all of it in-process; with a database, only
+        # what the last read did not include yet (``_pending`` says which calls).
+        self._local: dict[Key, Decimal] = {}
+        self._db: dict[Key, Decimal] = {}
+        self._pending: dict[str, tuple[Decimal, tuple[Key, ...]]] = {}
+        self._alerted: set[Key] = set()
+        self._last_event: dict[Key, UsageEvent] = {}
+        self.unpriced_calls = 0
+        self.refreshed_at: datetime | None = None
+        self._period_until = 0.0
+        self._month = ""
+        self._day = ""
+        # (budget_type, limit, tag key or None), daily before monthly, global before per tag.
+        self._period_limits: list[tuple[BudgetType, Decimal, str | None]] = []
+        for budget_type in ("daily", "monthly"):
+            limit = budgets.limits(budget_type)
+            if limit is not None:
+                self._period_limits.append((budget_type, limit, None))
+            for tag_key in budgets.per_tag:
+                limit = budgets.limits(budget_type, tag_key)
+                if limit is not None:
+                    self._period_limits.append((budget_type, limit, tag_key))
+        _GUARDS.add(self)
+
+    # -- shared plumbing ------------------------------------------------------
+
+    def attach(self, shared: SharedTotals) -> None:
+        self.shared = shared
+
+    def _keys(
+        self, month: str, day: str, tags: Mapping[str, str]
+    ) -> list[tuple[Key, BudgetType, str, Decimal]]:
+        keys: list[tuple[Key, BudgetType, str, Decimal]] = []
+        for budget_type, limit, tag_key in self._period_limits:
+            if tag_key is None:
+                scope = GLOBAL_SCOPE
+            else:
+                value = tags.get(tag_key)
+                if value is None:
+                    continue
+                scope = f"{tag_key}={value}"
+            period = day if budget_type == "daily" else month
+            keys.append(((budget_type, period, scope), budget_type, scope, limit))
+        return keys
+
+    def _spent(self, key: Key) -> Decimal:
+        return self._db.get(key, _ZERO) + self._local.get(key, _ZERO)
+
+    def _current_periods(self) -> tuple[str, str]:
+        now = time.time()
+        if now >= self._period_until:
+            moment = datetime.fromtimestamp(now, timezone.utc)
+            _, _, _, next_day = period_bounds(moment)
+            self._month, self._day = month_of(moment), day_of(moment)
+            self._period_until = next_day.timestamp()
+        return self._month, self._day
+
+    # -- after a call ---------------------------------------------------------
+
+    def after_call(self, event: UsageEvent) -> None:
+        """Add a recorded call's cost; report crossings; in "raise" mode raise when over a limit."""
+        cost = event.cost.total
+        if cost is None:
+            # Unknown cost never draws a budget down, but it is reported (a
+            # failed call without usage is not billed, so it is not counted).
+            if event.usage is not None or event.status == "ok":
+                with self._lock:
+                    self.unpriced_calls += 1
+                STATS.incr("budget.unpriced_calls")
+            return
+        budgets = self.budgets
+        moment = event.occurred_at.astimezone(timezone.utc)
+        keys = self._keys(month_of(moment), day_of(moment), event.tags)
+        exceeded: list[tuple[BudgetType, str, Decimal, Decimal]] = []
+        crossed: list[BudgetAlert] = []
+        if budgets.per_call is not None and cost > budgets.per_call:
+            exceeded.append(("per_call", GLOBAL_SCOPE, cost, budgets.per_call))
+            crossed.append(
+                BudgetAlert(
+                    "per_call",
+                    GLOBAL_SCOPE,
+                    event.id,
+                    cost,
+                    budgets.per_call,
+                    event,
+                    budgets.on_exceed,
+                )
+            )
+        shared = self.shared is not None
+        with self._lock:
+            for key, budget_type, scope, limit in keys:
+                total = self._spent(key) + cost
+                self._local[key] = self._local.get(key, _ZERO) + cost
+                if shared:
+                    self._last_event[key] = event
+                if total > limit:
+                    exceeded.append((budget_type, scope, total, limit))
+                    if key not in self._alerted:
+                        self._alerted.add(key)
+                        crossed.append(
+                            BudgetAlert(
+                                budget_type, scope, key[1], total, limit, event, budgets.on_exceed
+                            )
+                        )
+            if shared and keys:
+                self._remember_pending(event.id, cost, tuple(k[0] for k in keys))
+        if crossed:
+            if self.shared is not None:
+                self.shared.claim(crossed)
+            else:
+                for alert in crossed:
+                    self.fire(alert)
+        if exceeded and budgets.on_exceed == "raise":
+            budget_type, scope, total, limit = exceeded[0]
+            STATS.incr("budget.raised")
+            raise BudgetExceededError(
+                budget_type=budget_type, scope=scope, spent=total, limit=limit
+            )
+
+    def _remember_pending(self, event_id: str, cost: Decimal, keys: tuple[Key, ...]) -> None:
+        pending = self._pending
+        pending[event_id] = (cost, keys)
+        if len(pending) > MAX_PENDING:
+            oldest = next(iter(pending))
+            self._forget_locked(oldest)
+            STATS.incr("budget.pending_forgotten")
+
+    def _forget_locked(self, event_id: str) -> None:
+        cost, keys = self._pending.pop(event_id)
+        for key in keys:
+            left = self._local.get(key, _ZERO) - cost
+            if left:
+                self._local[key] = left
+            else:
+                self._local.pop(key, None)
+
+    def fire(self, alert: BudgetAlert) -> None:
+        """Report one crossing: a warning in the log, then the user's callback (never raises)."""
+        STATS.incr("budget.crossings")
+        where = "" if alert.scope == GLOBAL_SCOPE else f" for {alert.scope}"
+        _logger.warning(
+            "llm-cost-tracker: %s budget%s crossed (%s): %s of %s",
+            alert.budget_type,
+            where,
+            alert.period,
+            _money(alert.total),
+            _money(alert.limit),
+        )
+        callback = self.budgets.callback
+        if callback is None:
+            return
+        try:
+            callback(alert)
+        except Exception:
+            STATS.failure("errors.budget.callback", "the budget callback raised")
+
+    # -- before a call ----------------------------------------------------------
+
+    def before_call(self, provider: str, model: str | None, request: Mapping[str, Any]) -> None:
+        """Raise BudgetExceededError when a request's estimated cost does not fit ("block" mode)."""
+        budgets = self.budgets
+        month, day = self._current_periods()
+        tags = self._tags() if budgets.per_tag and self._tags is not None else {}
+        keys = self._keys(month, day, tags)
+        if not keys and budgets.per_call is None:
+            return
+        usage = estimate_usage(request)
+        estimate: Decimal | None = None
+        exact = False
+        estimator = self.estimator
+        mode = pricing_mode_of(request) if request else "standard"
+        if estimator is not None and model:
+            tokens = usage.tokens
+            if tokens["input"] > _EXACT_ABOVE_INPUT_TOKENS:
+                estimate, exact = estimator.exact(provider, model, usage, mode), True
+            else:
+                estimate = estimator.quick(provider, model, tokens["input"], tokens["output"], mode)
+        if budgets.per_call is not None and estimate is not None and estimate > budgets.per_call:
+            if not exact and estimator is not None and model:
+                estimate, exact = estimator.exact(provider, model, usage, mode), True
+            if estimate is not None and estimate > budgets.per_call:
+                self._block("per_call", GLOBAL_SCOPE, estimate, budgets.per_call, estimate)
+        for key, budget_type, scope, limit in keys:
+            spent = self._spent(key)
+            if estimate is None:
+                if spent > limit:
+                    self._block(budget_type, scope, spent, limit, None)
+                continue
+            if spent + 2 * estimate > limit and not exact and estimator is not None and model:
+                estimate, exact = estimator.exact(provider, model, usage, mode), True
+                if estimate is None:
+                    if spent > limit:
+                        self._block(budget_type, scope, spent, limit, None)
+                    continue
+            if spent + estimate > limit:
+                self._block(budget_type, scope, spent, limit, estimate)
+
+    def check(self, provider: str, model: str | None, request: Mapping[str, Any]) -> None:
+        """Run the preflight whatever the mode (``llm_cost_tracker.budgets.check()``)."""
+        self.before_call(provider, model, request)
+
+    def _block(
+        self,
+        budget_type: BudgetType,
+        scope: str,
+        spent: Decimal,
+        limit: Decimal,
+        estimate: Decimal | None,
+    ) -> None:
+        STATS.incr("budget.blocked")
+        raise BudgetExceededError(
+            budget_type=budget_type,
+            scope=scope,
+            spent=spent,
+            limit=limit,
+            estimate=estimate,
+            blocked=True,
+        )
+
+    # -- the shared totals ------------------------------------------------------
+
+    def pending_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._pending)
+
+    def apply_totals(self, totals: dict[Key, Decimal], confirmed: list[str]) -> None:
+        """Install totals read from the database; ``confirmed`` calls are in them now, so drop them locally."""
+        month, day = self._current_periods()
+        alerts: list[BudgetAlert] = []
+        with self._lock:
+            self._db = totals
+            for event_id in confirmed:
+                if event_id in self._pending:
+                    self._forget_locked(event_id)
+            # Calls of a period that is over no longer count against anything.
+            stale = [
+                event_id
+                for event_id, (_, keys) in self._pending.items()
+                if all(k[1] not in (month, day) for k in keys)
+            ]
+            for event_id in stale:
+                self._forget_locked(event_id)
+            self.refreshed_at = datetime.now(timezone.utc)
+            # A crossing every process saw only from the database (each call
+            # looked under the limit when it was made) is still reported once.
+            for key, event in list(self._last_event.items()):
+                if key[1] not in (month, day):
+                    del self._last_event[key]
+                    continue
+                limit = self._limit_of(key)
+                if limit is None or key in self._alerted:
+                    continue
+                total = self._spent(key)
+                if total > limit:
+                    self._alerted.add(key)
+                    alerts.append(
+                        BudgetAlert(
+                            key[0],  # type: ignore[arg-type]
+                            key[2],
+                            key[1],
+                            total,
+                            limit,
+                            event,
+                            self.budgets.on_exceed,
+                        )
+                    )
+        if alerts and self.shared is not None:
+            self.shared.claim(alerts)
+
+    def _limit_of(self, key: Key) -> Decimal | None:
+        budget_type, _, scope = key
+        if scope == GLOBAL_SCOPE:
+            return self.budgets.limits(budget_type)  # type: ignore[arg-type]
+        tag_key = scope.partition("=")[0]
+        return self.budgets.limits(budget_type, tag_key)  # type: ignore[arg-type]
+
+    def views(self) -> list[BudgetView]:
+        """Every period budget with spend seen now (per-tag: each value seen so far)."""
+        month, day = self._current_periods()
+        with self._lock:
+            keys = set(self._db) | set(self._local)
+            keys |= {
+                (t, day if t == "daily" else month, GLOBAL_SCOPE)
+                for t, _, k in self._period_limits
+                if k is None
+            }
+            result = []
+            for key in sorted(keys):
+                if key[1] not in (month, day):
+                    continue
+                limit = self._limit_of(key)
+                if limit is None:
+                    continue
+                result.append(
+                    BudgetView(
+                        key[0],  # type: ignore[arg-type]
+                        key[2],
+                        key[1],
+                        self._spent(key),
+                        limit,
+                        self.unpriced_calls,
+                        self.shared is not None,
+                        self.refreshed_at,
+                    )
+                )
+        return result
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.stop()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent reports its own pending calls; the child starts with fresh locks.
+        self._lock = threading.Lock()
+        if self.shared is not None:
+            self._pending.clear()
+            self._local.clear()
+            self.shared.after_fork()
+
+
+_GUARDS: weakref.WeakSet[BudgetGuard] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for guard in list(_GUARDS):
+        guard._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def guard_of(runtime: Runtime) -> BudgetGuard | None:
+    """Return the guard installed on ``runtime``, if budgets are configured."""
+    guard = getattr(runtime, "budget_guard", None)
+    return guard if isinstance(guard, BudgetGuard) else None
+
+
+def _pricing(config: Any) -> tuple[Callable[[UsageEvent], UsageEvent] | None, CostEstimator | None]:
+    try:
+        from .pricing import PriceStage  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None, None
+    stage = PriceStage(config)
+    return stage, CostEstimator(stage.estimate)
+
+
+def build_guard(config: Any) -> BudgetGuard | None:
+    """Build the guard for ``config.budgets`` (None when no budget is set); raise on a bad setting."""
+    from ._errors import ConfigurationError
+
+    budgets = config.budgets
+    if budgets is None:
+        return None
+    if not isinstance(budgets, Budgets):
+        raise ConfigurationError(
+            f"budgets: expected llm_cost_tracker.Budgets(...), got {type(budgets).__name__}"
+        )
+    from ._api import current_call_tags
+
+    price, estimator = _pricing(config)
+    guard = BudgetGuard(budgets, price=price, estimator=estimator, tags=current_call_tags)
+    url = config.database_url
+    if url is not None:
+        from ._budget_shared import SharedTotals
+        from .exporters import _sql
+
+        in_memory = (
+            _sql.dialect_name_for_url(url) == "sqlite" and _sql.sqlite_path(url) == ":memory:"
+        )
+        if not in_memory:
+            guard.attach(SharedTotals(guard, url, interval=budgets.refresh_interval))
+    return guard
+
+
+def install_guard(runtime: Runtime, guard: BudgetGuard) -> None:
+    """Hook ``guard`` into ``runtime`` and start reading shared totals."""
+    runtime.budget_guard = guard
+    runtime.price_event = guard.price
+    runtime.after_call = guard.after_call
+    if guard.budgets.on_exceed == "block":
+        runtime.before_call = guard.before_call
+    if guard.shared is not None:
+        guard.shared.start()

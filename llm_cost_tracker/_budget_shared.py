@@ -1,0 +1,310 @@
+"""Budget totals shared through the SQL database, read by one background thread per process.
+
+Every ``refresh_interval`` seconds the thread reads month-to-date and
+day-to-date spend (overall and per budgeted tag) from the contract tables, plus
+which of this process's recent calls those totals already include, in one
+snapshot transaction; the guard then adds only the rest. It also claims each
+crossing in ``llm_cost_tracker_budget_alerts`` (insert-or-skip on a key of
+budget, scope, period and limit), so one callback fires per crossing across
+every process sharing the database.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ._stats import STATS
+from ._suppress import suppressed
+from .budgets import GLOBAL_SCOPE, BudgetAlert
+from .exporters import _sql
+
+if TYPE_CHECKING:
+    from ._budget_guard import BudgetGuard, Key
+
+_logger = logging.getLogger(__name__)
+
+ALERTS = "llm_cost_tracker_budget_alerts"
+ALERT_COLUMNS = (
+    "id",
+    "budget_type",
+    "scope",
+    "period",
+    "limit_amount",
+    "total",
+    "event_id",
+    "fired_at",
+)
+ALERTS_TABLE_SQL = f"""CREATE TABLE IF NOT EXISTS {ALERTS} (
+    id {{short}} PRIMARY KEY,
+    budget_type {{short}} NOT NULL,
+    scope {{text}} NOT NULL,
+    period {{short}} NOT NULL,
+    limit_amount {{money}} NOT NULL,
+    total {{money}} NOT NULL,
+    event_id {{short}},
+    fired_at {{time}} NOT NULL
+)"""
+_PLACES = Decimal("0.000000000001")
+ID_CHUNK = 500  # event ids per "which of these are in the table" query
+
+# How each dialect opens a read-only snapshot transaction on an autocommit connection.
+SNAPSHOT_BEGIN = {
+    "sqlite": "BEGIN",
+    "postgres": "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    "mysql": "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+}
+
+
+def _autocommit(connection: Any, dialect: str) -> None:
+    if dialect == "postgres":
+        connection.autocommit = True
+    elif dialect == "mysql":
+        connection.autocommit(True)
+    # sqlite: exporters.sqlite.connect() already opens in autocommit mode.
+
+
+def _decimal(value: object) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, Decimal):
+        return value
+    # SQLite sums NUMERIC as a float (about 15 significant digits): round to the
+    # 12 decimals the other databases store.
+    return Decimal(str(value)).quantize(_PLACES)
+
+
+def alert_id(alert: BudgetAlert) -> str:
+    """The claim key: one row per budget, scope, period and limit, whoever crosses it first."""
+    raw = f"{alert.budget_type}\x1f{alert.scope}\x1f{alert.period}\x1f{alert.limit}"
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+
+class SharedTotals:
+    """Keep ``guard``'s database totals fresh and claim crossings, on one daemon thread."""
+
+    def __init__(
+        self,
+        guard: BudgetGuard,
+        url: str,
+        *,
+        interval: float,
+    ) -> None:
+        self.guard = guard
+        self.url = url
+        self.interval = interval
+        self.dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+        self._connection: Any = None
+        self._claims: collections.deque[BudgetAlert] = collections.deque(maxlen=10_000)
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.refreshes = 0
+        self.last_refresh_seconds = 0.0
+        self._refreshed = threading.Condition()
+        tag_keys = sorted(guard.budgets.per_tag)
+        self._tag_keys = tag_keys
+        p = self.dialect.placeholder
+        key, value = self.dialect.quote("key"), self.dialect.quote("value")
+        self._global_sql = (
+            f"SELECT SUM(total_cost), SUM(CASE WHEN occurred_at >= {p} THEN total_cost END) "
+            f"FROM {_sql.CALLS} WHERE occurred_at >= {p} AND occurred_at < {p} "
+            "AND total_cost IS NOT NULL"
+        )
+        self._tag_sql = (
+            f"SELECT t.{value}, SUM(c.total_cost), "
+            f"SUM(CASE WHEN c.occurred_at >= {p} THEN c.total_cost END) "
+            f"FROM {_sql.CALLS} c JOIN {_sql.TAGS} t ON t.call_id = c.id "
+            f"WHERE t.{key} = {p} AND c.occurred_at >= {p} AND c.occurred_at < {p} "
+            f"AND c.total_cost IS NOT NULL GROUP BY t.{value}"
+        )
+        self._insert_alert = self.dialect.insert_sql(ALERTS, ALERT_COLUMNS)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background thread (idempotent; configure() calls it)."""
+        with self._start_lock:
+            if self._thread is not None or self._stopped:
+                return
+            thread = threading.Thread(
+                target=self._run, name="llm-cost-tracker-budgets", daemon=True
+            )
+            thread.start()
+            self._thread = thread
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stopped = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._close()
+
+    def after_fork(self) -> None:
+        # The parent's thread and connection do not exist in the child: start over.
+        self._connection = None
+        self._thread = None
+        self._wake = threading.Event()
+        self._start_lock = threading.Lock()
+        self._refreshed = threading.Condition()
+        self._claims.clear()
+        if not self._stopped:
+            self.start()
+
+    def claim(self, alerts: Sequence[BudgetAlert]) -> None:
+        """Queue crossings to claim in the database; the thread fires the ones this process wins."""
+        self._claims.extend(alerts)
+        self._wake.set()
+
+    def wait_for_refresh(self, timeout: float) -> bool:
+        """Block until one more refresh completes (for tests and ``doctor``); return whether it did."""
+        with self._refreshed:
+            target = self.refreshes + 1
+            return self._refreshed.wait_for(lambda: self.refreshes >= target, timeout)
+
+    # -- the thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        with suppressed():
+            next_refresh = 0.0
+            while not self._stopped:
+                now = time.monotonic()
+                if now >= next_refresh:
+                    self._step(
+                        self._refresh, "errors.budget.refresh", "reading budget totals failed"
+                    )
+                    next_refresh = time.monotonic() + self.interval
+                if self._claims:
+                    self._step(
+                        self._claim_pending, "errors.budget.claim", "claiming a crossing failed"
+                    )
+                self._wake.wait(max(0.0, next_refresh - time.monotonic()))
+                self._wake.clear()
+
+    def _step(self, work: Callable[[], None], counter: str, message: str) -> None:
+        try:
+            work()
+        except Exception:
+            STATS.failure(counter, message)
+            self._close()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:
+                STATS.incr("errors.budget.close")
+
+    def _cursor(self) -> Any:
+        if self._connection is None:
+            module = importlib.import_module(f"llm_cost_tracker.exporters.{self.dialect.name}")
+            connection = module.connect(self.url)
+            try:
+                # The exporter creates the tables on its first batch; this
+                # process may read before it has written anything.
+                module.migrate(connection)
+                _autocommit(connection, self.dialect.name)
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(ALERTS_TABLE_SQL.format(**self.dialect.types))
+                except Exception:
+                    # Two processes creating it at once: on PostgreSQL the loser's
+                    # CREATE fails even with IF NOT EXISTS, and the table is there.
+                    _logger.debug("creating %s raced with another process", ALERTS, exc_info=True)
+                finally:
+                    cursor.close()
+            except BaseException:
+                connection.close()
+                raise
+            self._connection = connection
+        return self._connection.cursor()
+
+    def _refresh(self) -> None:
+        started = time.perf_counter()
+        pending = self.guard.pending_ids()
+        now = datetime.now(timezone.utc)
+        from ._budget_guard import day_of, month_of, period_bounds
+
+        month_start, next_month, day_start, _ = period_bounds(now)
+        month, day = month_of(now), day_of(now)
+        convert = self.dialect.convert_time
+        totals: dict[Key, Decimal] = {}
+        confirmed: list[str] = []
+        cursor = self._cursor()
+        try:
+            cursor.execute(SNAPSHOT_BEGIN[self.dialect.name])
+            try:
+                cursor.execute(
+                    self._global_sql,
+                    (convert(day_start), convert(month_start), convert(next_month)),
+                )
+                row = cursor.fetchone()
+                if row is not None:
+                    totals[("monthly", month, GLOBAL_SCOPE)] = _decimal(row[0])
+                    totals[("daily", day, GLOBAL_SCOPE)] = _decimal(row[1])
+                for tag_key in self._tag_keys:
+                    cursor.execute(
+                        self._tag_sql,
+                        (convert(day_start), tag_key, convert(month_start), convert(next_month)),
+                    )
+                    for value, month_total, day_total in cursor.fetchall():
+                        scope = f"{tag_key}={value}"
+                        totals[("monthly", month, scope)] = _decimal(month_total)
+                        totals[("daily", day, scope)] = _decimal(day_total)
+                p = self.dialect.placeholder
+                for start in range(0, len(pending), ID_CHUNK):
+                    chunk = pending[start : start + ID_CHUNK]
+                    marks = ", ".join([p] * len(chunk))
+                    cursor.execute(f"SELECT id FROM {_sql.CALLS} WHERE id IN ({marks})", chunk)
+                    confirmed.extend(str(r[0]) for r in cursor.fetchall())
+            finally:
+                cursor.execute("COMMIT")
+        finally:
+            cursor.close()
+        self.guard.apply_totals(totals, confirmed)
+        self.last_refresh_seconds = time.perf_counter() - started
+        with self._refreshed:
+            self.refreshes += 1
+            self._refreshed.notify_all()
+
+    def _claim_pending(self) -> None:
+        cursor = self._cursor()
+        try:
+            convert_time = self.dialect.convert_time
+            convert_decimal = self.dialect.convert_decimal
+            while self._claims:
+                alert = self._claims.popleft()
+                try:
+                    cursor.execute(
+                        self._insert_alert,
+                        (
+                            alert_id(alert),
+                            alert.budget_type,
+                            alert.scope,
+                            alert.period,
+                            convert_decimal(alert.limit),
+                            convert_decimal(alert.total),
+                            alert.event.id,
+                            convert_time(datetime.now(timezone.utc)),
+                        ),
+                    )
+                except BaseException:
+                    self._claims.appendleft(alert)  # try again after reconnecting
+                    raise
+                if cursor.rowcount == 1:
+                    self.guard.fire(alert)
+                else:
+                    STATS.incr("budget.crossings_claimed_elsewhere")
+        finally:
+            cursor.close()
