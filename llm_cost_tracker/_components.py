@@ -17,7 +17,7 @@ class Component:
     name: str
     unit: str
     per: Decimal
-    kind: str  # "token" (counted in TokenUsage.tokens) or "service" (TokenUsage.services)
+    kind: str  # "token" (TokenUsage.tokens), "service" (TokenUsage.services) or "reported"
     description: str
     input_side: bool = False  # counts toward the inclusive input_tokens column
     output_side: bool = False  # counts toward the inclusive output_tokens column
@@ -95,6 +95,9 @@ COMPONENTS: dict[str, Component] = {
             "character", "character", _MILLION, "service", "characters billed (text-to-speech)"
         ),
         Component("request", "request", Decimal(1), "service", "flat per-request fee"),
+        # Not usage: the cost a provider reported for the call (OpenRouter usage.cost),
+        # recorded as its own line item that is the call's total.
+        Component("reported_cost", "usd", Decimal(1), "reported", "cost reported by the provider"),
     )
 }
 

@@ -275,5 +275,8 @@ def build_exporters(config: Config) -> list[Exporter]:
 
 def build_stages(config: Config) -> list[Stage]:
     """The stage chain, in order: pricing, then budget checks."""
-    stages: list[Stage] = []
+    from .pricing import PriceStage
+
+    # Built here so a malformed prices file or override fails configure().
+    stages: list[Stage] = [PriceStage(config)]
     return stages

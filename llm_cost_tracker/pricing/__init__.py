@@ -1,1 +1,174 @@
-"""(filled in by its issue)"""
+"""Pricing: the dated price catalog, the price stage, and exact per-call costs with frozen snapshots.
+
+``PriceStage(config)`` is the bus stage that attaches a ``Cost`` (line items,
+total, status, snapshot of the rates used) to each event. Prices come from
+``pricing_overrides`` > ``prices_file`` > the bundled catalog (package data,
+parsed once on first use). See ``docs/pricing.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .._events import Cost, TokenUsage, UsageEvent
+from .._stats import STATS
+from ._catalog import (
+    Catalog,
+    PriceEntry,
+    build_catalog,
+    bundled_catalog,
+    load_prices_file,
+    parse_catalog,
+)
+from ._match import Match, find_entry, resolve_deployment
+from ._price import Pricing, normalize_mode, price_usage
+
+if TYPE_CHECKING:
+    from .._config import Config
+
+_logger = logging.getLogger(__name__)
+
+_default: Catalog | None = None  # set by substitute_catalog(); None means the bundled catalog
+
+
+def default_catalog() -> Catalog:
+    """The catalog used when no prices file or overrides are configured (the bundled one unless substituted)."""
+    catalog = _default
+    return catalog if catalog is not None else bundled_catalog()
+
+
+@contextmanager
+def substitute_catalog(catalog: Catalog) -> Iterator[Catalog]:
+    """Use ``catalog`` instead of the bundled one inside the block (for tests)."""
+    global _default
+    previous, _default = _default, catalog
+    try:
+        yield catalog
+    finally:
+        _default = previous
+
+
+class PriceStage:
+    """The bus stage that prices events: ``stage(event) -> event`` with ``cost`` set.
+
+    An event that already carries a snapshot (priced earlier, e.g. on the
+    caller's thread for a budget check) passes through untouched. Unknown
+    models or usage give ``Cost(total=None, status="unknown")``, counted in
+    ``unpriced.<provider>.<model>.<mode>`` and logged once per model.
+    """
+
+    def __init__(self, config: Config | None = None, *, catalog: Catalog | None = None) -> None:
+        self._deployments: Mapping[str, str] | None = None
+        self._catalog = catalog
+        if config is not None:
+            self._deployments = config.azure_deployments
+            if catalog is None and (config.prices_file or config.pricing_overrides):
+                self._catalog = build_catalog(
+                    prices_file=config.prices_file,
+                    overrides=config.pricing_overrides,
+                    base=default_catalog(),
+                )
+        self._logged: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def catalog(self) -> Catalog:
+        catalog = self._catalog
+        return catalog if catalog is not None else default_catalog()
+
+    def __call__(self, event: UsageEvent) -> UsageEvent:
+        if event.cost.snapshot:
+            return event
+        return replace(event, cost=self.cost(event))
+
+    def cost(self, event: UsageEvent) -> Cost:
+        """The Cost of ``event`` (ignoring any cost it already has)."""
+        model = resolve_deployment(
+            event.provider, event.model, event.request_model, self._deployments
+        )
+        pricing = price_usage(
+            self.catalog,
+            event.provider,
+            model,
+            event.usage,
+            event.pricing_mode,
+            event.occurred_at,
+        )
+        if pricing.cost.status != "priced" and event.usage is not None:
+            self._count_unpriced(event.provider, model, event.pricing_mode, pricing)
+        return pricing.cost
+
+    def estimate(
+        self,
+        provider: str,
+        model: str,
+        usage: TokenUsage,
+        pricing_mode: str = "standard",
+        *,
+        at: datetime | None = None,
+    ) -> Decimal | None:
+        """The cost of ``usage`` now (or ``at``): None when unknown, the priced part when partial."""
+        model = resolve_deployment(provider, model, None, self._deployments)
+        pricing = price_usage(
+            self.catalog, provider, model, usage, pricing_mode, at or datetime.now(timezone.utc)
+        )
+        return pricing.cost.total
+
+    def _count_unpriced(self, provider: str, model: str, mode: str, pricing: Pricing) -> None:
+        STATS.incr(f"unpriced.{provider}.{model}.{mode}")
+        key = (provider, model)
+        if key in self._logged:
+            return
+        with self._lock:
+            if key in self._logged or len(self._logged) >= 10_000:
+                return
+            self._logged.add(key)
+        reason = pricing.cost.snapshot.get("reason") or "some components have no rate"
+        _logger.warning(
+            "llm-cost-tracker: cost of %s model %r (mode %s) is %s: %s; "
+            "add it with pricing_overrides or a prices file (see docs/pricing.md)",
+            provider,
+            model,
+            mode,
+            pricing.cost.status,
+            reason,
+        )
+
+
+def price_event(event: UsageEvent, catalog: Catalog | None = None) -> UsageEvent:
+    """Return ``event`` priced with ``catalog`` (default: the bundled catalog), replacing any cost it had."""
+    stage = PriceStage(catalog=catalog)
+    return replace(event, cost=stage.cost(event))
+
+
+def load_catalog(
+    *, prices_file: str | None = None, pricing_overrides: Mapping[str, Any] | None = None
+) -> Catalog:
+    """The catalog that ``configure(prices_file=..., pricing_overrides=...)`` would use."""
+    return build_catalog(
+        prices_file=prices_file, overrides=pricing_overrides, base=default_catalog()
+    )
+
+
+__all__ = [
+    "Catalog",
+    "Match",
+    "PriceEntry",
+    "PriceStage",
+    "bundled_catalog",
+    "default_catalog",
+    "find_entry",
+    "load_catalog",
+    "load_prices_file",
+    "normalize_mode",
+    "parse_catalog",
+    "price_event",
+    "substitute_catalog",
+]
