@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("migrate", "llm_cost_tracker._cli_db", "create or upgrade the ledger tables"),
     ("sql", "llm_cost_tracker._cli_db", "run a SQL query against the ledger"),
     ("report", "llm_cost_tracker._cli_report", "write a spend report (HTML, JSON or Markdown)"),
+    ("demo", "llm_cost_tracker._demo", "see it work: real SDK calls to a local stand-in server, then a report"),
 ]
 
 
