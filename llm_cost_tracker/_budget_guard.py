@@ -163,7 +163,14 @@ class BudgetGuard:
             return
         budgets = self.budgets
         moment = event.occurred_at.astimezone(timezone.utc)
-        keys = self._keys(month_of(moment), day_of(moment), event.tags)
+        current = self._current_periods()
+        # Only the running month and day are budgeted: a backfilled call from an
+        # earlier period is recorded but checks nothing.
+        keys = [
+            k
+            for k in self._keys(month_of(moment), day_of(moment), event.tags)
+            if k[0][1] in current
+        ]
         exceeded: list[tuple[BudgetType, str, Decimal, Decimal]] = []
         crossed: list[BudgetAlert] = []
         if budgets.per_call is not None and cost > budgets.per_call:
@@ -207,7 +214,7 @@ class BudgetGuard:
             budget_type, scope, total, limit = exceeded[0]
             STATS.incr("budget.raised")
             raise BudgetExceededError(
-                budget_type=budget_type, scope=scope, spent=total, limit=limit
+                budget_type=budget_type, scope=scope, spent=total, limit=limit, event=event
             )
 
     def _remember_pending(self, event_id: str, cost: Decimal, keys: tuple[Key, ...]) -> None:
@@ -287,10 +294,6 @@ class BudgetGuard:
                     continue
             if spent + estimate > limit:
                 self._block(budget_type, scope, spent, limit, estimate)
-
-    def check(self, provider: str, model: str | None, request: Mapping[str, Any]) -> None:
-        """Run the preflight whatever the mode (``llm_cost_tracker.budgets.check()``)."""
-        self.before_call(provider, model, request)
 
     def _block(
         self,

@@ -109,6 +109,8 @@ class SharedTotals:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.refreshes = 0
+        self._begun = 0  # number of the refresh started last
+        self._completed = 0  # number of the last refresh that completed
         self.last_refresh_seconds = 0.0
         self._refreshed = threading.Condition()
         tag_keys = sorted(guard.budgets.per_tag)
@@ -167,10 +169,13 @@ class SharedTotals:
         self._wake.set()
 
     def wait_for_refresh(self, timeout: float) -> bool:
-        """Block until one more refresh completes (for tests and ``doctor``); return whether it did."""
+        """Block until a refresh that starts after this call completes; return whether one did.
+
+        For tests and diagnostics: it waits, so never call it on a hot path.
+        """
         with self._refreshed:
-            target = self.refreshes + 1
-            return self._refreshed.wait_for(lambda: self.refreshes >= target, timeout)
+            after = self._begun
+            return self._refreshed.wait_for(lambda: self._completed > after, timeout)
 
     # -- the thread ---------------------------------------------------------------
 
@@ -232,6 +237,9 @@ class SharedTotals:
 
     def _refresh(self) -> None:
         started = time.perf_counter()
+        with self._refreshed:
+            self._begun += 1
+            number = self._begun
         pending = self.guard.pending_ids()
         now = datetime.now(timezone.utc)
         from ._budget_guard import day_of, month_of, period_bounds
@@ -276,6 +284,7 @@ class SharedTotals:
         self.last_refresh_seconds = time.perf_counter() - started
         with self._refreshed:
             self.refreshes += 1
+            self._completed = number
             self._refreshed.notify_all()
 
     def _claim_pending(self) -> None:

@@ -31,6 +31,8 @@ class BudgetExceededError(LLMCostTrackerError):
         estimate: for a blocked request, its estimated cost (None when unknown);
             None when raised after a recorded call.
         blocked: True when the request was never sent.
+        event: in ``"raise"`` mode, the recorded call (a ``UsageEvent``) that
+            was over the limit; None for a blocked request.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class BudgetExceededError(LLMCostTrackerError):
         limit: Decimal,
         estimate: Decimal | None = None,
         blocked: bool = False,
+        event: object = None,
     ) -> None:
         self.budget_type = budget_type
         self.scope = scope
@@ -49,6 +52,7 @@ class BudgetExceededError(LLMCostTrackerError):
         self.limit = limit
         self.estimate = estimate
         self.blocked = blocked
+        self.event = event
         where = "" if scope == "global" else f" for {scope}"
         if budget_type == "per_call":
             what = "this call's estimated cost" if blocked else "this call cost"

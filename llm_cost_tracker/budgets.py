@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._errors import BudgetExceededError, ConfigurationError
 from ._events import UsageEvent
@@ -236,4 +236,22 @@ def status() -> list[BudgetView]:
     return [] if guard is None else guard.views()
 
 
-__all__ = ["BudgetAlert", "BudgetExceededError", "Budgets", "TagLimits", "status"]
+def check(provider: str, model: str | None, request: Mapping[str, Any] | None = None) -> None:
+    """Raise BudgetExceededError if a request like ``request`` would not fit the budgets now.
+
+    The same preflight ``on_exceed="block"`` runs before every instrumented
+    request, for calls you make yourself and record with ``track()``. It runs
+    whatever ``on_exceed`` is. ``request`` holds the call's keyword arguments
+    (``messages``, ``max_tokens``, ...); only their size is looked at. Does
+    nothing when no budget is configured.
+    """
+    from ._api import get_runtime
+    from ._budget_guard import guard_of
+
+    runtime = get_runtime()
+    guard = None if runtime is None else guard_of(runtime)
+    if guard is not None:
+        guard.before_call(provider, model, request or {})
+
+
+__all__ = ["BudgetAlert", "BudgetExceededError", "Budgets", "TagLimits", "check", "status"]
