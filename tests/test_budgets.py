@@ -6,7 +6,6 @@ import logging
 import pickle
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -132,7 +131,9 @@ def test_invalid_mode_in_the_environment_warns_and_notifies(
 def test_a_bad_budgets_value_fails_configure_and_keeps_the_pipeline() -> None:
     configure(monthly=1)
     before = get_runtime()
-    with pytest.raises(lct.ConfigurationError, match="budgets: expected llm_cost_tracker.Budgets"):
+    with pytest.raises(
+        lct.ConfigurationError, match=r"budgets: expected llm_cost_tracker\.Budgets"
+    ):
         lct.configure(database_url=None, instrument=None, budgets={"monthly": 1})
     assert get_runtime() is before
 
@@ -180,7 +181,8 @@ def test_notify_fires_once_per_crossing_daily_before_monthly(alerts: list[Budget
     now = datetime.now(timezone.utc)
     assert daily.period == now.strftime("%Y-%m-%d")
     assert monthly.period == now.strftime("%Y-%m")
-    assert daily.total == Decimal("1.2") and daily.limit == Decimal("1.00")
+    assert daily.total == Decimal("1.2")
+    assert daily.limit == Decimal("1.00")
     assert daily.event is crossing
     assert daily.event.cost.total == Decimal("0.3")
     assert daily.on_exceed == "notify"
@@ -351,7 +353,8 @@ def test_block_refuses_a_request_that_does_not_fit() -> None:
             Decimal("0.9"),
             Decimal("1"),
         )
-        assert error.estimate is not None and Decimal("0.19") < error.estimate < Decimal("0.21")
+        assert error.estimate is not None
+        assert Decimal("0.19") < error.estimate < Decimal("0.21")
         assert (
             "monthly budget exceeded: spent $0.90 of $1.00; this request (estimated ~$0.20"
             in str(error)
@@ -394,8 +397,8 @@ def test_check_without_budgets_does_nothing() -> None:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
-    yield f"sqlite:///{tmp_path / 'costs.db'}"
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'costs.db'}"
 
 
 def configure_shared(url: str, **budget_kwargs: Any) -> BudgetGuard:
