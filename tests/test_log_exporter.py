@@ -31,7 +31,9 @@ def test_one_json_line_per_event(caplog) -> None:
     assert first["usage"]["tokens"] == {"input": 3, "output": 4}
     assert first["tags"] == {"feature": "chat"}
     assert first["provider_response_id"] == "r1"
-    assert first["cost_status"] == "unknown"
+    assert first["cost_status"] == "priced"  # gpt-4o is in the bundled catalog
+    assert first["total_cost"] is not None
+    assert "." in first["total_cost"]  # an exact decimal string, not a float
     assert records[1]["usage"] is None
 
 

@@ -20,7 +20,7 @@ def test_track_records_components_and_tags() -> None:
             tags={"job": "backfill"},
             reasoning_tokens=100,
         )
-    assert events == [event]
+    assert [e.id for e in events] == [event.id]
     assert dict(event.usage.tokens) == {"input": 1500, "output": 320, "cache_read": 200}  # type: ignore[union-attr]
     assert dict(event.usage.services) == {"web_search": Decimal(2)}  # type: ignore[union-attr]
     assert event.usage.reasoning_tokens == 100  # type: ignore[union-attr]
