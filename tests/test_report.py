@@ -36,6 +36,17 @@ RATES = {
 }
 
 
+def snapshot_for(provider: str, rates: dict[str, Decimal]) -> dict[str, object]:
+    """The pricing stage's snapshot shape for anthropic; openai rows carry only a header (line items then)."""
+    snapshot: dict[str, object] = {"source": "test-catalog", "catalog_version": "2026-03-01"}
+    if provider == "anthropic":
+        snapshot["rates"] = {
+            c: {"rate": format((r * 1_000_000).normalize(), "f"), "unit": "token", "per": 1_000_000}
+            for c, r in rates.items()
+        }
+    return snapshot
+
+
 def make_events(count: int = 300, seed: int = 7) -> list[UsageEvent]:
     """A deterministic ledger: two priced models, an unpriced one, tags (some hostile), errors, streams."""
     rng = random.Random(seed)
@@ -107,7 +118,7 @@ def make_events(count: int = 300, seed: int = 7) -> list[UsageEvent]:
                     total=total,
                     status="priced",
                     line_items=items,
-                    snapshot={"source": "test-catalog", "catalog_version": "2026-03-01"},
+                    snapshot=snapshot_for(provider, rates),
                 ),
             )
         )
@@ -263,6 +274,9 @@ def test_top_calls_cache_savings_prices_and_budgets(
     assert prices[("gpt-4o-mini", "input")].per_million == "0.15"
     assert "test-catalog" in prices[("gpt-4o-mini", "input")].source
     assert not any(p.model == "ft:custom-model" for p in report.prices)
+    # From the snapshot's rates table: every component, even one a sample call did not use.
+    assert prices[("claude-sonnet-4-5", "cache_write_5m")].per_million == "3.75"
+    assert Decimal(prices[("claude-sonnet-4-5", "output")].rate) == Decimal("0.000015")
 
     budgets = {b.name: b for b in report.budgets}
     month = [e for e in events if e.occurred_at >= datetime(2026, 3, 1, tzinfo=timezone.utc)]

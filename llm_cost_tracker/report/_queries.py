@@ -338,22 +338,43 @@ def _time_text(value: Any) -> str:
 # -- prices and cache savings from what was stored ---------------------------
 
 
-def _snapshot_source(snapshot: str | None) -> str:
-    """Where a stored snapshot's rates came from (catalog source/version), best effort."""
-    if not snapshot:
-        return ""
+def _snapshot(text: Any) -> Mapping[str, Any]:
+    if not text:
+        return {}
     try:
-        data = json.loads(snapshot) if isinstance(snapshot, str) else snapshot
+        data = json.loads(text) if isinstance(text, str) else text
     except ValueError:
-        return ""
-    if not isinstance(data, Mapping):
-        return ""
+        return {}
+    return data if isinstance(data, Mapping) else {}
+
+
+def _snapshot_source(data: Mapping[str, Any]) -> str:
+    """Where a stored snapshot's rates came from: catalog source, version, entry, mode, tier."""
     parts = []
-    for key in ("source", "catalog", "catalog_version", "version", "effective_from", "tier"):
+    for key in ("source", "catalog_version", "entry", "mode", "tier", "effective_from", "period"):
         value = data.get(key)
-        if isinstance(value, (str, int, float)) and str(value):
+        if isinstance(value, (str, int)) and str(value):
             parts.append(f"{key} {value}")
     return ", ".join(parts)
+
+
+def _snapshot_rates(data: Mapping[str, Any]) -> list[tuple[str, str, Decimal]]:
+    """(component, unit, price per single unit) from a snapshot's ``rates`` table."""
+    rates = data.get("rates")
+    if not isinstance(rates, Mapping):
+        return []
+    found = []
+    for component, spec in rates.items():
+        if not isinstance(spec, Mapping) or "rate" not in spec:
+            continue
+        try:
+            per = Decimal(str(spec.get("per", 1)))
+            found.append(
+                (str(component), str(spec.get("unit", "token")), Decimal(str(spec["rate"])) / per)
+            )
+        except (ArithmeticError, ValueError):
+            continue
+    return found
 
 
 def _per_million(rate: Decimal, unit: str) -> str | None:
@@ -367,20 +388,21 @@ def prices_used(
     samples: Mapping[tuple[str, str], str],
     items: Sequence[tuple[str, str, str, Any]],
 ) -> list[PriceRow]:
-    by_call: dict[str, list[tuple[str, str, Any]]] = {}
+    """The rates frozen with the calls: each model's latest snapshot, else a priced call's line items."""
+    by_call: dict[str, list[tuple[str, str, Decimal]]] = {}
     for call_id, component, unit, rate in items:
-        by_call.setdefault(call_id, []).append((component, unit, rate))
-    sources = {(m.provider, m.model): m.snapshots for m in models}
+        if rate is not None:
+            by_call.setdefault(call_id, []).append((component, unit, money(rate)))
+    snapshots = {(m.provider, m.model): m.snapshots for m in models}
     rows: list[PriceRow] = []
     for (provider, model), call_id in sorted(samples.items()):
-        snapshots = sources.get((provider, model), ())
-        source = _snapshot_source(snapshots[-1] if snapshots else None)
-        if len(snapshots) > 1:
+        seen = snapshots.get((provider, model), ())
+        latest = _snapshot(seen[-1] if seen else None)
+        source = _snapshot_source(latest)
+        if len(seen) > 1:
             source = (source + "; " if source else "") + "prices changed during the period"
-        for component, unit, rate in by_call.get(call_id, []):
-            if rate is None:
-                continue
-            value = money(rate)
+        rates = _snapshot_rates(latest) or by_call.get(call_id, [])
+        for component, unit, value in sorted(rates):
             rows.append(
                 PriceRow(
                     provider,
