@@ -23,6 +23,7 @@ CALLS = "llm_cost_tracker_calls"
 LINE_ITEMS = "llm_cost_tracker_call_line_items"
 TAGS = "llm_cost_tracker_call_tags"
 MIGRATIONS = "llm_cost_tracker_migrations"
+ROLLUPS = "llm_cost_tracker_daily_rollups"
 
 # Column order of the rows built below; INSERT statements are generated from these.
 CALL_COLUMNS = (
@@ -147,6 +148,7 @@ POSTGRES = Dialect(
         "quantity": "NUMERIC(24, 6)",
         "json": "JSONB",
         "bool": "BOOLEAN",
+        "date": "DATE",
     },
     insert_ignore="INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING",
     convert_time=_identity,
@@ -169,6 +171,7 @@ MYSQL = Dialect(
         "quantity": "DECIMAL(24, 6)",
         "json": "JSON",
         "bool": "BOOLEAN",
+        "date": "DATE",
     },
     insert_ignore="INSERT IGNORE INTO {table} ({columns}) VALUES ({values})",
     convert_time=_naive_utc,
@@ -267,6 +270,36 @@ MIGRATION_LIST: list[Migration] = [
         (f"CREATE INDEX llm_cost_tracker_call_tags_kv ON {TAGS} ({{key}}, {{value}}(191))",),
         only=("mysql",),
     ),
+    Migration(
+        "0004_mysql_utf8mb4_bin",
+        # Whatever the database's default: every character fits, and comparisons are
+        # exact as on SQLite and PostgreSQL (tag keys "Team" and "team" stay two keys).
+        tuple(
+            f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            for table in (CALLS, LINE_ITEMS, TAGS, MIGRATIONS)
+        ),
+        only=("mysql",),
+    ),
+    Migration(
+        "0005_daily_rollups",
+        (
+            f"""CREATE TABLE {ROLLUPS} (
+                day {{date}} NOT NULL,
+                provider {{short}} NOT NULL,
+                model {{short}} NOT NULL,
+                currency {{short}} NOT NULL,
+                calls {{int}} NOT NULL,
+                unpriced_calls {{int}} NOT NULL,
+                total_cost {{money}} NOT NULL,
+                input_tokens {{int}} NOT NULL,
+                output_tokens {{int}} NOT NULL,
+                cache_read_tokens {{int}} NOT NULL,
+                cache_write_tokens {{int}} NOT NULL,
+                PRIMARY KEY (day, provider, model, currency)
+            )""",
+        ),
+        only=("postgres", "mysql"),
+    ),
 ]
 
 
@@ -356,6 +389,51 @@ def tag_rows(event: UsageEvent) -> list[tuple[str, str, str]]:
 
 def call_columns(dialect: Dialect) -> tuple[str, ...]:
     return CALL_COLUMNS + dialect.extra_call_columns
+
+
+# -- daily rollups (PostgreSQL, MySQL) ------------------------------------------
+# One row per UTC day, provider, model and currency, kept in the same transaction
+# as the calls it sums. unpriced_calls counts calls whose cost_status is not
+# "priced"; total_cost sums the known costs.
+
+ROLLUP_KEY = ("day", "provider", "model", "currency")
+ROLLUP_SUMS = (
+    "calls",
+    "unpriced_calls",
+    "total_cost",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+ROLLUP_COLUMNS = ROLLUP_KEY + ROLLUP_SUMS
+
+
+def rollup_rows(events: Iterable[UsageEvent]) -> list[tuple[Any, ...]]:
+    """Sum ``events`` per (UTC day, provider, model, currency), in ROLLUP_COLUMNS order."""
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    for event in events:
+        key = (
+            event.occurred_at.astimezone(timezone.utc).date(),
+            event.provider,
+            event.model,
+            event.cost.currency,
+        )
+        row = sums.get(key)
+        if row is None:
+            row = sums[key] = [0, 0, Decimal(0), 0, 0, 0, 0]
+        row[0] += 1
+        if event.cost.status != "priced":
+            row[1] += 1
+        if event.cost.total is not None:
+            row[2] += event.cost.total
+        usage = event.usage
+        if usage is not None:
+            row[3] += usage.input_tokens
+            row[4] += usage.output_tokens
+            row[5] += usage.cache_read_tokens
+            row[6] += usage.cache_write_tokens
+    return [(*key, *row) for key, row in sums.items()]
 
 
 # -- database URLs ------------------------------------------------------------

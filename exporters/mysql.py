@@ -1,0 +1,257 @@
+"""The MySQL/MariaDB exporter (PyMySQL): multi-row INSERT per batch, one transaction, durable delivery.
+
+A batch is written as multi-row ``INSERT`` statements into the three contract
+tables plus an upsert of the daily rollups, in one transaction. A batch that
+hits a row already there (a replay) is rolled back and written again with only
+the events the table lacks. Plain ``INSERT`` rather than ``INSERT IGNORE``:
+IGNORE would also turn a too-long or invalid value into a silent truncation,
+where we want the error (and the event quarantined with its reason).
+
+Sessions run in UTC (``time_zone = '+00:00'``) with strict SQL mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .._errors import ConfigurationError
+from .._events import UsageEvent
+from . import _sql
+from ._delivery import DEFAULT_MAX_PENDING, DurableExporter
+from ._spool import DEFAULT_MAX_SPOOL_BYTES, Spool, spool_dir_for
+
+if TYPE_CHECKING:
+    from .._config import Config
+
+DIALECT = _sql.MYSQL
+_DUPLICATE_KEY = 1062
+# MySQL error codes worth retrying although PyMySQL files them under other classes.
+_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
+
+_INSERT_CALLS = DIALECT.insert_sql(_sql.CALLS, _sql.call_columns(DIALECT)).replace(
+    "INSERT IGNORE", "INSERT"
+)
+_INSERT_ITEMS = DIALECT.insert_sql(_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS).replace(
+    "INSERT IGNORE", "INSERT"
+)
+_INSERT_TAGS = DIALECT.insert_sql(_sql.TAGS, _sql.TAG_COLUMNS).replace("INSERT IGNORE", "INSERT")
+_ROLLUP_UPSERT = (
+    f"INSERT INTO {_sql.ROLLUPS} ({', '.join(_sql.ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_sql.ROLLUP_COLUMNS))}) ON DUPLICATE KEY UPDATE "
+    + ", ".join(f"{c} = {c} + VALUES({c})" for c in _sql.ROLLUP_SUMS)
+)
+_SESSION_SETUP = (
+    "SET time_zone = '+00:00', "
+    "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+)
+_MIGRATION_LOCK = "llm_cost_tracker_migrate"
+
+
+def _pymysql() -> Any:
+    try:
+        import pymysql
+    except ImportError:
+        raise ImportError(
+            "MySQLExporter needs PyMySQL: pip install 'llm-cost-tracker[mysql]'"
+        ) from None
+    return pymysql
+
+
+def connect_kwargs(url: str) -> dict[str, Any]:
+    """PyMySQL connect() arguments for ``mysql://user:password@host:port/db?unix_socket=...``."""
+    parts = urlsplit(url)
+    database = unquote(parts.path.lstrip("/"))
+    if not database:
+        raise ConfigurationError(
+            f"MySQL URL {_sql.redact_url(url)!r} names no database: mysql://user@host/db"
+        )
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    kwargs: dict[str, Any] = {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or 3306,
+        "user": unquote(parts.username) if parts.username else "root",
+        "password": unquote(parts.password) if parts.password else "",
+        "database": database,
+        "charset": "utf8mb4",
+        "autocommit": False,
+        "connect_timeout": int(query.get("connect_timeout", 10)),
+        "read_timeout": int(query.get("read_timeout", 60)),
+        "write_timeout": int(query.get("write_timeout", 60)),
+        "init_command": _SESSION_SETUP,
+    }
+    if "unix_socket" in query:
+        kwargs["unix_socket"] = query["unix_socket"]
+    if "ssl_ca" in query:
+        kwargs["ssl"] = {"ca": query["ssl_ca"]}
+    return kwargs
+
+
+def connect(url: str) -> Any:
+    """Open a PyMySQL connection to ``url`` (UTC, strict mode, utf8mb4, not autocommit)."""
+    return _pymysql().connect(**connect_kwargs(url))
+
+
+def migrate(connection: Any) -> list[str]:
+    """Bring the schema up to date; return the migrations applied now."""
+    # MySQL DDL commits implicitly, so a session lock (not a transaction) serializes migrators.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT GET_LOCK(%s, 60)", (_MIGRATION_LOCK,))
+    try:
+        return _sql.apply_migrations(connection, DIALECT)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (_MIGRATION_LOCK,))
+
+
+# Connections inherited across fork: kept referenced so the child never closes them.
+_INHERITED: list[Any] = []
+
+
+class _MySQLWriter:
+    """The database side of MySQLExporter: one connection, multi-row inserts, error classification."""
+
+    name = "mysql"
+
+    def __init__(self, url: str, *, auto_migrate: bool) -> None:
+        connect_kwargs(url)  # validate now, so configure() reports a bad URL
+        self.url = url
+        self.auto_migrate = auto_migrate
+        self._connection: Any = None
+        self._pid = os.getpid()
+        self._migrated = False
+        self._lock = threading.Lock()
+
+    def _connect(self) -> Any:
+        if self._connection is not None and self._pid == os.getpid():
+            return self._connection
+        connection = connect(self.url)
+        if self.auto_migrate and not self._migrated:
+            migrate(connection)
+            self._migrated = True
+        self._connection = connection
+        self._pid = os.getpid()
+        return connection
+
+    def write(self, events: Sequence[UsageEvent]) -> int:
+        pymysql = _pymysql()
+        with self._lock:
+            connection = self._connect()
+            try:
+                self._insert(connection, events)
+            except pymysql.err.IntegrityError as error:
+                connection.rollback()
+                if error.args[0] != _DUPLICATE_KEY:
+                    raise
+                # Some events are already there (a replayed batch): write only the rest.
+                return self._write_missing(connection, events)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    connection.rollback()
+                raise
+            connection.commit()
+            return len(events)
+
+    def _write_missing(self, connection: Any, events: Sequence[UsageEvent]) -> int:
+        try:
+            with connection.cursor() as cursor:
+                ids = [e.id for e in events]
+                cursor.execute(
+                    f"SELECT id FROM {_sql.CALLS} WHERE id IN ({', '.join(['%s'] * len(ids))})",
+                    ids,
+                )
+                present = {row[0] for row in cursor.fetchall()}
+            missing = [e for e in events if e.id not in present]
+            if missing:
+                # A concurrent writer of the same ids makes this raise 1062 again: retried later.
+                self._insert(connection, missing)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            raise
+        connection.commit()
+        return len(missing)
+
+    @staticmethod
+    def _insert(connection: Any, events: Sequence[UsageEvent]) -> None:
+        items = [row for e in events for row in _sql.line_item_rows(e, DIALECT)]
+        tags = [row for e in events for row in _sql.tag_rows(e)]
+        with connection.cursor() as cursor:
+            cursor.executemany(_INSERT_CALLS, [_sql.call_row(e, DIALECT) for e in events])
+            if items:
+                cursor.executemany(_INSERT_ITEMS, items)
+            if tags:
+                cursor.executemany(_INSERT_TAGS, tags)
+            cursor.executemany(_ROLLUP_UPSERT, _sql.rollup_rows(events))
+
+    def is_permanent(self, error: BaseException) -> bool:
+        pymysql = _pymysql()
+        if not isinstance(error, pymysql.err.Error):
+            return not isinstance(error, OSError)
+        code = error.args[0] if error.args and isinstance(error.args[0], int) else None
+        if code == _DUPLICATE_KEY or code in _RETRYABLE:
+            return False
+        # DataError: too long, out of range, invalid value; IntegrityError: NOT NULL, ...
+        return isinstance(error, (pymysql.err.DataError, pymysql.err.IntegrityError))
+
+    def reset(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):  # already broken: nothing more to release
+                connection.close()
+
+    def forget(self) -> None:
+        _INHERITED.append(self._connection)  # never closed nor collected in the child
+        # Closing would send COM_QUIT on the parent's socket; just drop it.
+        self._connection = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.reset()
+
+
+class MySQLExporter(DurableExporter):
+    """Write events to MySQL or MariaDB: the contract tables, daily rollups, never blocking the bus.
+
+    Args:
+        url: ``mysql://user:password@host:3306/db`` (``mariadb://`` and
+            ``mysql+pymysql://`` work too; ``?unix_socket=/path``, ``?ssl_ca=/path``).
+        spool_dir: where undelivered batches wait on disk (default: the user's
+            cache folder, ``~/.cache/llm-cost-tracker/spool``); one subfolder per database.
+        max_pending: events held in memory before batches go straight to the spool.
+        max_spool_bytes: the spool's bound on disk; past it (and a full memory queue)
+            events are dropped and counted as ``dropped.spool_full``.
+        auto_migrate: create or upgrade the tables on the first connection.
+        max_backoff: the longest wait, in seconds, between retries.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        spool_dir: str | os.PathLike[str] | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_spool_bytes: int = DEFAULT_MAX_SPOOL_BYTES,
+        auto_migrate: bool = True,
+        initial_backoff: float = 0.25,
+        max_backoff: float = 10.0,
+    ) -> None:
+        _pymysql()  # fail at configure() time when the driver is missing
+        self.url = url
+        super().__init__(
+            _MySQLWriter(url, auto_migrate=auto_migrate),
+            spool=Spool(spool_dir_for(url, spool_dir), max_bytes=max_spool_bytes),
+            max_pending=max_pending,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+        )
+
+
+def create_exporter(url: str, config: Config | None) -> MySQLExporter:
+    """Create the exporter for ``configure(database_url="mysql://...")``."""
+    return MySQLExporter(url, spool_dir=None if config is None else config.spool_dir)

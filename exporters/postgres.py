@@ -1,0 +1,227 @@
+"""The PostgreSQL exporter (psycopg 3): COPY per batch, one transaction, durable delivery.
+
+A batch is written with ``COPY ... FROM STDIN`` into the three contract tables
+plus an upsert of the daily rollups, in one transaction. A batch that hits a
+row already there (a replay) is rolled back and written again with only the
+events the table lacks, so a retried batch never duplicates a row and never
+counts twice in the rollups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._events import UsageEvent
+from . import _sql
+from ._delivery import DEFAULT_MAX_PENDING, DurableExporter
+from ._spool import DEFAULT_MAX_SPOOL_BYTES, Spool, spool_dir_for
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .._config import Config
+
+DIALECT = _sql.POSTGRES
+# Any constant will do: it only has to be the same for every process migrating this database.
+_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7307261101)"
+
+_COPY_CALLS = f"COPY {_sql.CALLS} ({', '.join(_sql.call_columns(DIALECT))}) FROM STDIN"
+_COPY_ITEMS = f"COPY {_sql.LINE_ITEMS} ({', '.join(_sql.LINE_ITEM_COLUMNS)}) FROM STDIN"
+_COPY_TAGS = (
+    f"COPY {_sql.TAGS} ({', '.join(DIALECT.quote(c) for c in _sql.TAG_COLUMNS)}) FROM STDIN"
+)
+_EXISTING_IDS = f"SELECT id::text FROM {_sql.CALLS} WHERE id = ANY(%s::uuid[])"
+_ROLLUP_UPSERT = (
+    f"INSERT INTO {_sql.ROLLUPS} AS r ({', '.join(_sql.ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_sql.ROLLUP_COLUMNS))}) "
+    f"ON CONFLICT ({', '.join(_sql.ROLLUP_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in _sql.ROLLUP_SUMS)
+)
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ImportError(
+            "PostgresExporter needs psycopg: pip install 'llm-cost-tracker[postgres]'"
+        ) from None
+    return psycopg
+
+
+def _libpq_url(url: str) -> str:
+    # SQLAlchemy spells the driver into the scheme; libpq knows postgresql:// and postgres://.
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql://{rest}" if sep and scheme.lower().startswith("postgres") else url
+
+
+def connect(url: str, *, connect_timeout: int = 10) -> psycopg.Connection[Any]:
+    """Open a psycopg connection to ``url`` (not in autocommit mode; UTC session time zone)."""
+    connection: psycopg.Connection[Any] = _psycopg().connect(
+        _libpq_url(url),
+        connect_timeout=connect_timeout,
+        application_name="llm-cost-tracker",
+        options="-c TimeZone=UTC",
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
+    )
+    return connection
+
+
+def migrate(connection: psycopg.Connection[Any]) -> list[str]:
+    """Bring the schema up to date; return the migrations applied now."""
+    return _sql.apply_migrations(connection, DIALECT, lock_sql=_MIGRATION_LOCK)
+
+
+# Connections inherited across fork: kept referenced so the child never closes them.
+_INHERITED: list[Any] = []
+
+
+class _PostgresWriter:
+    """The database side of PostgresExporter: one connection, COPY, error classification."""
+
+    name = "postgres"
+
+    def __init__(self, url: str, *, auto_migrate: bool) -> None:
+        self.url = url
+        self.auto_migrate = auto_migrate
+        self._connection: psycopg.Connection[Any] | None = None
+        self._pid = os.getpid()
+        self._migrated = False
+        self._lock = threading.Lock()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        connection = self._connection
+        if connection is not None and not connection.closed and self._pid == os.getpid():
+            return connection
+        connection = connect(self.url)
+        if self.auto_migrate and not self._migrated:
+            migrate(connection)
+            self._migrated = True
+        self._connection = connection
+        self._pid = os.getpid()
+        return connection
+
+    def write(self, events: Sequence[UsageEvent]) -> int:
+        psycopg = _psycopg()
+        with self._lock:
+            connection = self._connect()
+            try:
+                self._copy(connection, events)
+            except psycopg.errors.UniqueViolation:
+                # Some events are already there (a replayed batch): write only the rest.
+                connection.rollback()
+                return self._write_missing(connection, events)
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+            return len(events)
+
+    def _write_missing(
+        self, connection: psycopg.Connection[Any], events: Sequence[UsageEvent]
+    ) -> int:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(_EXISTING_IDS, ([e.id for e in events],))
+                present = {row[0] for row in cursor.fetchall()}
+            missing = [e for e in events if e.id not in present]
+            if missing:
+                # Another process inserting the same ids now makes this raise
+                # UniqueViolation again: transient, retried later.
+                self._copy(connection, missing)
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+        return len(missing)
+
+    @staticmethod
+    def _copy(connection: psycopg.Connection[Any], events: Sequence[UsageEvent]) -> None:
+        with connection.cursor() as cursor:
+            with cursor.copy(_COPY_CALLS) as copy:
+                for event in events:
+                    copy.write_row(_sql.call_row(event, DIALECT))
+            with cursor.copy(_COPY_ITEMS) as copy:
+                for event in events:
+                    for row in _sql.line_item_rows(event, DIALECT):
+                        copy.write_row(row)
+            with cursor.copy(_COPY_TAGS) as copy:
+                for event in events:
+                    for row in _sql.tag_rows(event):
+                        copy.write_row(row)
+            cursor.executemany(_ROLLUP_UPSERT, _sql.rollup_rows(events))
+
+    def is_permanent(self, error: BaseException) -> bool:
+        psycopg = _psycopg()
+        if isinstance(error, OSError):
+            return False
+        if isinstance(error, psycopg.errors.UniqueViolation):
+            return False  # a concurrent writer of the same ids: try again
+        if isinstance(error, (psycopg.DataError, psycopg.IntegrityError)):
+            return True  # SQLSTATE classes 22 and 23: this data will never fit
+        # Connection trouble, timeouts, deadlocks, a missing table: worth retrying.
+        return not isinstance(error, psycopg.Error)
+
+    def reset(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):  # already broken: nothing more to release
+                connection.close()
+
+    def forget(self) -> None:
+        _INHERITED.append(self._connection)  # never closed nor collected in the child
+        # psycopg does not close a connection inherited across fork; just drop it.
+        self._connection = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.reset()
+
+
+class PostgresExporter(DurableExporter):
+    """Write events to PostgreSQL: the contract tables, daily rollups, never blocking the bus.
+
+    Args:
+        url: ``postgresql://user:password@host:5432/db`` (``postgres://`` and
+            ``postgresql+psycopg://`` work too; libpq query parameters pass through).
+        spool_dir: where undelivered batches wait on disk (default: the user's
+            cache folder, ``~/.cache/llm-cost-tracker/spool``); one subfolder per database.
+        max_pending: events held in memory before batches go straight to the spool.
+        max_spool_bytes: the spool's bound on disk; past it (and a full memory queue)
+            events are dropped and counted as ``dropped.spool_full``.
+        auto_migrate: create or upgrade the tables on the first connection.
+        max_backoff: the longest wait, in seconds, between retries.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        spool_dir: str | os.PathLike[str] | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_spool_bytes: int = DEFAULT_MAX_SPOOL_BYTES,
+        auto_migrate: bool = True,
+        initial_backoff: float = 0.25,
+        max_backoff: float = 10.0,
+    ) -> None:
+        _psycopg()  # fail at configure() time when the driver is missing
+        self.url = url
+        super().__init__(
+            _PostgresWriter(url, auto_migrate=auto_migrate),
+            spool=Spool(spool_dir_for(url, spool_dir), max_bytes=max_spool_bytes),
+            max_pending=max_pending,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+        )
+
+
+def create_exporter(url: str, config: Config | None) -> PostgresExporter:
+    """Create the exporter for ``configure(database_url="postgresql://...")``."""
+    return PostgresExporter(url, spool_dir=None if config is None else config.spool_dir)
