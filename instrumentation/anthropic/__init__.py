@@ -1,1 +1,118 @@
-"""(filled in by its issue)"""
+"""Instrument the official ``anthropic`` SDK: messages (plain, streamed, ``stream()`` helpers), beta, batches.
+
+``AnthropicInstrumentor().instrument()`` patches the methods in ``_SURFACES``
+on the first-party, Bedrock and Vertex clients (they share the resource
+classes; Bedrock's and Vertex's beta messages copy the methods and are patched
+too). ``count_tokens`` is not billed and is not patched. Message batch results
+are recorded as the caller reads them, one event per succeeded result, priced
+in batch mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from .._base import BaseInstrumentor, WrappedMethod
+from ..openai._extract import Extraction
+from ..openai._wrappers import SdkContext, Surface, async_wrapper, sync_wrapper, unwrap_all
+from ._extract import AnthropicStreamState, extract_anthropic
+from ._wrappers import batch_results_wrapper, stream_manager_wrapper
+
+
+def _extract_message(result: Any, kwargs: dict[str, Any]) -> Extraction:
+    return extract_anthropic(result)
+
+
+MESSAGES = Surface("messages", _extract_message, new_state=AnthropicStreamState)
+
+_MESSAGE_CLASSES: tuple[str, ...] = (
+    "anthropic.resources.messages.messages",
+    "anthropic.resources.beta.messages.messages",
+    "anthropic.lib.bedrock._beta_messages",
+    "anthropic.lib.vertex._beta_messages",
+)
+_BATCH_CLASSES: tuple[str, ...] = (
+    "anthropic.resources.messages.batches",
+    "anthropic.resources.beta.messages.batches",
+)
+
+_CLIENT_PROVIDERS: tuple[tuple[str, str], ...] = (
+    ("Bedrock", "aws_bedrock"),
+    ("AnthropicAWS", "aws_bedrock"),
+    ("Vertex", "google_vertex"),
+    ("GoogleCloud", "google_vertex"),
+    ("Foundry", "azure_foundry"),
+)
+
+
+def provider_of_client(client: Any) -> str | None:
+    """Bedrock / Vertex / Foundry clients by class; None for the first-party client (decided by host)."""
+    for cls in type(client).__mro__:
+        for marker, provider in _CLIENT_PROVIDERS:
+            if marker in cls.__name__:
+                return provider
+    return None
+
+
+def _types(module: str, *names: str) -> tuple[type, ...]:
+    import importlib
+
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError:
+        return ()
+    return tuple(t for name in names if isinstance(t := getattr(loaded, name, None), type))
+
+
+def sdk_context() -> SdkContext:
+    """The anthropic SDK's stream and raw-response types, for the wrappers."""
+    return SdkContext(
+        default_provider="anthropic",
+        stream_types=_types("anthropic._streaming", "Stream"),
+        async_stream_types=_types("anthropic._streaming", "AsyncStream"),
+        raw_types=_types("anthropic._legacy_response", "LegacyAPIResponse"),
+        lazy_raw_types=_types("anthropic._response", "APIResponse"),
+        async_lazy_raw_types=_types("anthropic._response", "AsyncAPIResponse"),
+        provider_of_client=provider_of_client,
+    )
+
+
+class AnthropicInstrumentor(BaseInstrumentor):
+    """Record every billed call made through the ``anthropic`` SDK (0.x to 2.x)."""
+
+    name = "anthropic"
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("anthropic >= 0.40, < 3",)
+
+    def wrapped_methods(self, **kwargs: Any) -> Sequence[WrappedMethod]:
+        ctx = sdk_context()
+        table: list[WrappedMethod] = []
+        for module in _MESSAGE_CLASSES:
+            table += [
+                (module, "Messages.create", sync_wrapper(ctx, MESSAGES)),
+                (module, "AsyncMessages.create", async_wrapper(ctx, MESSAGES)),
+                (module, "Messages.parse", sync_wrapper(ctx, MESSAGES)),
+                (module, "AsyncMessages.parse", async_wrapper(ctx, MESSAGES)),
+                (module, "Messages.stream", stream_manager_wrapper(ctx, MESSAGES, is_async=False)),
+                (
+                    module,
+                    "AsyncMessages.stream",
+                    stream_manager_wrapper(ctx, MESSAGES, is_async=True),
+                ),
+            ]
+        for module in _BATCH_CLASSES:
+            table += [
+                (module, "Batches.results", batch_results_wrapper(ctx, is_async=False)),
+                (module, "AsyncBatches.results", batch_results_wrapper(ctx, is_async=True)),
+            ]
+        return table
+
+    def uninstrument(self, **kwargs: Any) -> None:
+        # wrapt 2's function wrappers are not wrapt.ObjectProxy instances, which
+        # the base class checks for; unwrap_all accepts both generations.
+        unwrap_all(self)
+
+
+__all__ = ["AnthropicInstrumentor"]

@@ -141,7 +141,7 @@ class AnthropicStreamState:
     there is no final usage.
     """
 
-    __slots__ = ("errored", "model", "response_id", "usage", "usage_seen")
+    __slots__ = ("complete", "errored", "model", "response_id", "usage", "usage_seen")
 
     def __init__(self) -> None:
         self.model: str | None = None
@@ -149,6 +149,7 @@ class AnthropicStreamState:
         self.usage: dict[str, Any] = {}
         self.usage_seen = False
         self.errored = False
+        self.complete = False  # a message_delta (the final, cumulative usage) arrived
 
     def add(self, event: Any) -> None:
         """Take what ``event`` says about the call; never raises on a malformed event."""
@@ -160,6 +161,7 @@ class AnthropicStreamState:
             self._merge(get(message, "usage"))
         elif kind == "message_delta":
             self._merge(get(event, "usage"))
+            self.complete = True
         elif kind == "error":
             self.errored = True
 

@@ -303,9 +303,10 @@ class ChatStreamState:
     come from the first chunk that carries them.
     """
 
-    __slots__ = ("model", "response_id", "service_tier", "usage_obj")
+    __slots__ = ("images", "model", "response_id", "service_tier", "usage_obj")
 
-    def __init__(self) -> None:
+    def __init__(self, *, images: bool = False) -> None:
+        self.images = images  # an images stream: output tokens are image tokens
         self.model: str | None = None
         self.response_id: str | None = None
         self.service_tier: str | None = None
@@ -329,7 +330,7 @@ class ChatStreamState:
     def result(self) -> Extraction:
         """What the stream said so far; usage None when no chunk carried usage."""
         return Extraction(
-            usage=usage_from_openai(self.usage_obj),
+            usage=usage_from_openai(self.usage_obj, images=self.images),
             model=self.model,
             response_id=self.response_id,
             pricing_mode=pricing_mode_for_tier(self.service_tier),
@@ -369,6 +370,11 @@ class ResponsesStreamState:
         if get(event, "type") in _RESPONSES_FINAL_EVENTS:
             self.final = response
             self.done = True
+
+    @property
+    def complete(self) -> bool:
+        """Whether a final response event arrived."""
+        return self.done
 
     def result(self) -> Extraction:
         if self.final is None:

@@ -1,0 +1,294 @@
+"""Stream proxies: forward every item unchanged and finalize the recording exactly once.
+
+``SyncStreamProxy`` / ``AsyncStreamProxy`` wrap an SDK stream (``wrapt.ObjectProxy``,
+so ``isinstance`` checks and every attribute still work). Each item goes to an
+observer first; the observer may ask to hide an item the caller did not ask for
+(the ``include_usage`` trailer we requested). The recording is finalized on
+exhaustion, an error, ``close()``, or context-manager exit, whichever comes
+first, guarded by ``_self_finalized``; garbage collection is not relied on.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Protocol
+
+import wrapt
+
+from .._errors import LLMCostTrackerError
+from .._stats import STATS
+
+
+class StreamObserver(Protocol):
+    """What a stream proxy reports to: every item, then the end, once."""
+
+    def observe(self, item: Any) -> bool:
+        """Look at ``item``; return True to hide it from the caller."""
+        ...
+
+    def finish(self, error: BaseException | None, *, exhausted: bool) -> None:
+        """Record the call: the stream ended (``exhausted``), failed (``error``) or was closed early."""
+        ...
+
+
+def _observe(observer: StreamObserver, item: Any) -> bool:
+    try:
+        return observer.observe(item)
+    except Exception:
+        STATS.failure("errors.instrumentation.stream_item", "could not read a stream item")
+        return False
+
+
+def _finish(observer: StreamObserver, error: BaseException | None, *, exhausted: bool) -> None:
+    try:
+        observer.finish(error, exhausted=exhausted)
+    except LLMCostTrackerError:
+        if error is None:
+            raise  # a budget in "raise" mode; never replaces the caller's own exception
+    except Exception:
+        STATS.failure("errors.instrumentation.stream_finish", "could not record a finished stream")
+
+
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """A synchronous SDK stream, recorded once it ends, fails or is closed."""
+
+    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
+        super().__init__(wrapped)
+        self._self_observer = observer
+        self._self_finalized = False
+        # SDK streams are their own iterators; anything else gets one on first use
+        self._self_next = getattr(wrapped, "__next__", None)
+
+    def _self_finalize(self, error: BaseException | None, *, exhausted: bool = False) -> None:
+        if self._self_finalized:
+            return
+        self._self_finalized = True
+        _finish(self._self_observer, error, exhausted=exhausted)
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        observer = self._self_observer
+        if self._self_next is None:
+            self._self_next = iter(self.__wrapped__).__next__
+        step = self._self_next
+        while True:
+            try:
+                item = step()
+            except StopIteration:
+                self._self_finalize(None, exhausted=True)
+                raise
+            except BaseException as error:
+                self._self_finalize(error)
+                raise
+            if not _observe(observer, item):
+                return item
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_finalize(None)
+
+    def __enter__(self) -> SyncStreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_finalize(exc)
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """An asynchronous SDK stream, recorded once it ends, fails or is closed."""
+
+    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
+        super().__init__(wrapped)
+        self._self_observer = observer
+        self._self_finalized = False
+        self._self_anext = getattr(wrapped, "__anext__", None)
+
+    def _self_finalize(self, error: BaseException | None, *, exhausted: bool = False) -> None:
+        if self._self_finalized:
+            return
+        self._self_finalized = True
+        _finish(self._self_observer, error, exhausted=exhausted)
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        observer = self._self_observer
+        if self._self_anext is None:
+            self._self_anext = self.__wrapped__.__aiter__().__anext__
+        step = self._self_anext
+        while True:
+            try:
+                item = await step()
+            except StopAsyncIteration:
+                self._self_finalize(None, exhausted=True)
+                raise
+            except BaseException as error:
+                self._self_finalize(error)
+                raise
+            if not _observe(observer, item):
+                return item
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            self._self_finalize(None)
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_finalize(exc)
+
+
+class RawObserver(Protocol):
+    """What a raw-response proxy reports to (``with_raw_response`` / ``with_streaming_response``)."""
+
+    def parsed(self, value: Any) -> Any:
+        """Record from what ``parse()`` returned; return what the caller gets (a stream is proxied)."""
+        ...
+
+    def body(self, content: bytes) -> None:
+        """Record from the body the caller read with ``read()`` / ``text()`` / ``json()``."""
+        ...
+
+    def closed(self) -> None:
+        """The response was closed; record it (usage unknown) if nothing was recorded yet."""
+        ...
+
+
+def _guarded(action: Any, *args: Any) -> Any:
+    try:
+        return action(*args)
+    except LLMCostTrackerError:
+        raise
+    except Exception:
+        STATS.failure("errors.instrumentation.raw_response", "could not read a raw response")
+        return None
+
+
+class SyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """An SDK raw response whose body is not read yet: recorded when the caller reads or closes it."""
+
+    def __init__(self, wrapped: Any, observer: RawObserver) -> None:
+        super().__init__(wrapped)
+        self._self_observer = observer
+        self._self_parsed: dict[Any, Any] = {}
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        value = self.__wrapped__.parse(*args, **kwargs)
+        key = id(value)
+        if key not in self._self_parsed:
+            shown = _guarded(self._self_observer.parsed, value)
+            self._self_parsed[key] = value if shown is None else shown
+        return self._self_parsed[key]
+
+    def read(self) -> Any:
+        content = self.__wrapped__.read()
+        _guarded(self._self_observer.body, content)
+        return content
+
+    def text(self) -> Any:
+        text = self.__wrapped__.text()
+        _guarded(self._self_observer.body, self.__wrapped__.http_response.content)
+        return text
+
+    def json(self) -> Any:
+        value = self.__wrapped__.json()
+        _guarded(self._self_observer.body, self.__wrapped__.http_response.content)
+        return value
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            _guarded(self._self_observer.closed)
+
+
+class AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """The async form of SyncRawResponseProxy (``AsyncAPIResponse``)."""
+
+    def __init__(self, wrapped: Any, observer: RawObserver) -> None:
+        super().__init__(wrapped)
+        self._self_observer = observer
+        self._self_parsed: dict[Any, Any] = {}
+
+    async def parse(self, *args: Any, **kwargs: Any) -> Any:
+        value = await self.__wrapped__.parse(*args, **kwargs)
+        key = id(value)
+        if key not in self._self_parsed:
+            shown = _guarded(self._self_observer.parsed, value)
+            self._self_parsed[key] = value if shown is None else shown
+        return self._self_parsed[key]
+
+    async def read(self) -> Any:
+        content = await self.__wrapped__.read()
+        _guarded(self._self_observer.body, content)
+        return content
+
+    async def text(self) -> Any:
+        text = await self.__wrapped__.text()
+        _guarded(self._self_observer.body, self.__wrapped__.http_response.content)
+        return text
+
+    async def json(self) -> Any:
+        value = await self.__wrapped__.json()
+        _guarded(self._self_observer.body, self.__wrapped__.http_response.content)
+        return value
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            _guarded(self._self_observer.closed)
+
+
+def sse_json_events(content: bytes) -> list[Any]:
+    """Parse a complete ``text/event-stream`` body into its JSON ``data`` payloads (``[DONE]`` skipped)."""
+    import json
+
+    events: list[Any] = []
+    text = content.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    for block in text.split("\n\n"):
+        data = [line[5:].lstrip() for line in block.split("\n") if line.startswith("data:")]
+        if not data or data == ["[DONE]"]:
+            continue
+        try:
+            events.append(json.loads("\n".join(data)))
+        except ValueError:
+            STATS.incr("dropped.stream_event_unparsable")
+    return events
+
+
+__all__ = [
+    "AsyncRawResponseProxy",
+    "AsyncStreamProxy",
+    "RawObserver",
+    "StreamObserver",
+    "SyncRawResponseProxy",
+    "SyncStreamProxy",
+    "sse_json_events",
+]

@@ -1,0 +1,391 @@
+"""Wrapper factories for Stainless-generated SDK methods (openai, anthropic): record, then return untouched.
+
+A ``Surface`` says what one billed method is (operation name, how to read its
+result, how to follow its stream). ``sync_wrapper`` / ``async_wrapper`` turn a
+surface into a wrapt wrapper: start the call (tags and clock snapshotted),
+run the SDK inside ``suppressed()`` so the transport layer does not record it
+again, then record from the result, or hand back a stream / raw-response proxy
+that records once the caller is done with it. SDK exceptions are recorded and
+re-raised unmodified; our own failures are counted and never reach the caller.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..._api import current_call_tags, get_runtime
+from ..._errors import LLMCostTrackerError
+from ..._events import UsageSource
+from ..._stats import STATS
+from ..._suppress import is_suppressed, suppressed
+from .._calls import Call, fail_call, finish_call, start_call
+from .._hosts import provider_for_host
+from .._streams import (
+    AsyncRawResponseProxy,
+    AsyncStreamProxy,
+    SyncRawResponseProxy,
+    SyncStreamProxy,
+    sse_json_events,
+)
+from ._extract import Extraction, is_usage_only_chunk
+
+Extractor = Callable[[Any, dict[str, Any]], "Extraction | None"]
+
+
+class RecordedIds:
+    """A bounded set of provider response ids already recorded (background responses, batch results)."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def claim(self, response_id: str) -> bool:
+        """Return True the first time ``response_id`` is seen (it is then remembered)."""
+        with self._lock:
+            if response_id in self._ids:
+                return False
+            self._ids[response_id] = None
+            if len(self._ids) > self._limit:
+                self._ids.popitem(last=False)
+            return True
+
+    def seen(self, response_id: str) -> bool:
+        with self._lock:
+            return response_id in self._ids
+
+
+@dataclass(frozen=True)
+class SdkContext:
+    """What every wrapper of one SDK shares: its types, default provider and settings."""
+
+    default_provider: str
+    stream_types: tuple[type, ...]
+    async_stream_types: tuple[type, ...]
+    raw_types: tuple[type, ...]  # bodies already read: LegacyAPIResponse
+    lazy_raw_types: tuple[type, ...]  # bodies read later: APIResponse (with_streaming_response)
+    async_lazy_raw_types: tuple[type, ...]
+    provider_of_client: Callable[[Any], str | None] = lambda client: None
+    stream_usage: bool = True
+    recorded: RecordedIds = field(default_factory=RecordedIds)
+
+
+@dataclass(frozen=True)
+class Surface:
+    """One billed SDK method.
+
+    ``extract(result, kwargs)`` reads a finished result (an SDK object or a
+    parsed JSON dict); returning None means "not billed yet, record nothing"
+    (a queued background response). ``new_state`` follows a stream.
+    ``inject_usage`` asks chat-style streams for usage (``include_usage``).
+    ``dedupe`` records each provider response id once. ``preflight`` runs the
+    budget preflight (off for polls such as ``responses.retrieve``).
+    """
+
+    operation: str
+    extract: Extractor
+    new_state: Callable[[], Any] | None = None
+    inject_usage: bool = False
+    dedupe: bool = False
+    preflight: bool = True
+    usage_source: UsageSource = "response"
+    stream_usage_source: UsageSource = "stream"
+
+
+def provider_of(ctx: SdkContext, instance: Any) -> str:
+    """The provider a resource's client talks to: its class (Bedrock, Vertex), else its base URL's host."""
+    client = getattr(instance, "_client", None)
+    if client is None:
+        return ctx.default_provider
+    named = ctx.provider_of_client(client)
+    if named is not None:
+        return named
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None)
+    if not isinstance(host, str):
+        return ctx.default_provider
+    return provider_for_host(host, getattr(url, "port", None)) or ctx.default_provider
+
+
+def _requested_model(kwargs: dict[str, Any]) -> str | None:
+    model = kwargs.get("model")
+    return model if isinstance(model, str) else None
+
+
+def begin_call(
+    ctx: SdkContext, surface: Surface, instance: Any, kwargs: dict[str, Any]
+) -> Call | None:
+    """Start recording (None when off or already recorded by an outer layer); only a budget may raise."""
+    if is_suppressed():
+        return None
+    try:
+        provider = provider_of(ctx, instance)
+        stream = kwargs.get("stream") is True
+        if not surface.preflight:
+            if get_runtime() is None:
+                return None
+            return Call(
+                provider, surface.operation, _requested_model(kwargs), stream, current_call_tags()
+            )
+    except Exception:
+        STATS.failure("errors.instrumentation.start", "could not start recording a call")
+        return None
+    return start_call(
+        provider, surface.operation, _requested_model(kwargs), stream=stream, request=kwargs
+    )
+
+
+def _with_usage_requested(
+    ctx: SdkContext, surface: Surface, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """Ask a chat-style stream for its usage when the caller did not; return (kwargs, injected)."""
+    if not (surface.inject_usage and ctx.stream_usage and kwargs.get("stream") is True):
+        return kwargs, False
+    options = kwargs.get("stream_options")
+    if isinstance(options, dict):
+        if "include_usage" in options:
+            return kwargs, False  # the caller decided
+        return {**kwargs, "stream_options": {**options, "include_usage": True}}, True
+    if options is None or type(options).__name__ in ("Omit", "NotGiven"):
+        return {**kwargs, "stream_options": {"include_usage": True}}, True
+    return kwargs, False
+
+
+def _finish(
+    ctx: SdkContext,
+    surface: Surface,
+    call: Call,
+    found: Extraction | None,
+    *,
+    usage_source: UsageSource,
+    provider: str | None = None,
+) -> None:
+    if found is None:
+        return
+    if (
+        surface.dedupe
+        and found.response_id is not None
+        and not ctx.recorded.claim(found.response_id)
+    ):
+        return
+    finish_call(
+        call,
+        usage=found.usage,
+        model=found.model,
+        usage_source=usage_source,
+        pricing_mode=found.pricing_mode,
+        provider_response_id=found.response_id,
+        provider=provider,
+    )
+
+
+class CallRecorder:
+    """Follows one call's stream or raw response and records it exactly once (a StreamObserver)."""
+
+    __slots__ = ("call", "ctx", "done", "hide_trailer", "kwargs", "state", "surface")
+
+    def __init__(
+        self,
+        ctx: SdkContext,
+        surface: Surface,
+        call: Call,
+        kwargs: dict[str, Any],
+        hide_trailer: bool,
+    ) -> None:
+        self.ctx = ctx
+        self.surface = surface
+        self.call = call
+        self.kwargs = kwargs
+        self.hide_trailer = hide_trailer
+        self.state: Any = surface.new_state() if surface.new_state is not None else None
+        self.done = False
+
+    # -- StreamObserver
+    def observe(self, item: Any) -> bool:
+        self.state.add(item)
+        return self.hide_trailer and is_usage_only_chunk(item)
+
+    def finish(self, error: BaseException | None, *, exhausted: bool) -> None:
+        if self.done:
+            return
+        self.done = True
+        if error is not None and not isinstance(error, GeneratorExit):
+            fail_call(self.call, error)
+            return
+        found: Extraction = self.state.result()
+        complete = getattr(self.state, "complete", found.usage is not None)
+        if not complete and self.surface.dedupe and self.kwargs.get("background") is True:
+            return  # a background response keeps running: a later retrieve records it
+        source: UsageSource = self.surface.stream_usage_source if complete else "estimated"
+        _finish(self.ctx, self.surface, self.call, found, usage_source=source)
+
+    # -- RawObserver
+    def parsed(self, value: Any) -> Any:
+        if isinstance(value, self.ctx.stream_types):
+            self.call.stream = True
+            return SyncStreamProxy(value, self)
+        if isinstance(value, self.ctx.async_stream_types):
+            self.call.stream = True
+            return AsyncStreamProxy(value, self)
+        if not self.done:
+            self.done = True
+            _finish(
+                self.ctx,
+                self.surface,
+                self.call,
+                self.surface.extract(value, self.kwargs),
+                usage_source=self.surface.usage_source,
+            )
+        return value
+
+    def body(self, content: bytes) -> None:
+        if self.done:
+            return
+        if content.lstrip()[:1] in (b"{", b"["):
+            import json
+
+            self.done = True
+            found = self.surface.extract(json.loads(content), self.kwargs)
+            _finish(
+                self.ctx, self.surface, self.call, found, usage_source=self.surface.usage_source
+            )
+        elif self.state is not None:
+            for event in sse_json_events(content):
+                self.state.add(event)
+            self.finish(None, exhausted=True)
+
+    def closed(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        finish_call(self.call, usage=None, model=None, usage_source="unknown")
+
+
+def _record_result(
+    ctx: SdkContext,
+    surface: Surface,
+    call: Call,
+    result: Any,
+    kwargs: dict[str, Any],
+    hide_trailer: bool,
+) -> Any:
+    """Record a finished SDK result, or wrap a stream / raw response; return what the caller gets."""
+    if isinstance(result, ctx.stream_types):
+        call.stream = True
+        return SyncStreamProxy(result, CallRecorder(ctx, surface, call, kwargs, hide_trailer))
+    if isinstance(result, ctx.async_stream_types):
+        call.stream = True
+        return AsyncStreamProxy(result, CallRecorder(ctx, surface, call, kwargs, hide_trailer))
+    if isinstance(result, ctx.raw_types):
+        recorder = CallRecorder(ctx, surface, call, kwargs, hide_trailer)
+        if kwargs.get("stream") is True:
+            return SyncRawResponseProxy(result, recorder)
+        raw: Any = result
+        recorder.body(raw.http_response.content)
+        return result
+    if isinstance(result, ctx.lazy_raw_types):
+        return SyncRawResponseProxy(result, CallRecorder(ctx, surface, call, kwargs, hide_trailer))
+    if isinstance(result, ctx.async_lazy_raw_types):
+        return AsyncRawResponseProxy(result, CallRecorder(ctx, surface, call, kwargs, hide_trailer))
+    _finish(ctx, surface, call, surface.extract(result, kwargs), usage_source=surface.usage_source)
+    return result
+
+
+def _safely_record(
+    ctx: SdkContext,
+    surface: Surface,
+    call: Call,
+    result: Any,
+    kwargs: dict[str, Any],
+    hide_trailer: bool,
+) -> Any:
+    try:
+        return _record_result(ctx, surface, call, result, kwargs, hide_trailer)
+    except LLMCostTrackerError:
+        raise  # a budget in "raise" mode
+    except Exception:
+        STATS.failure("errors.instrumentation.record", "could not record an SDK call")
+        return result
+
+
+def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
+    """A wrapt wrapper recording a synchronous SDK method described by ``surface``."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = begin_call(ctx, surface, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        sent, injected = _with_usage_requested(ctx, surface, kwargs)
+        try:
+            with suppressed():
+                result = wrapped(*args, **sent)
+        except BaseException as error:
+            fail_call(call, error)
+            raise
+        return _safely_record(ctx, surface, call, result, kwargs, injected)
+
+    return wrapper
+
+
+def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
+    """A wrapt wrapper recording an ``async def`` SDK method described by ``surface``."""
+
+    async def wrapper(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        call = begin_call(ctx, surface, instance, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        sent, injected = _with_usage_requested(ctx, surface, kwargs)
+        try:
+            with suppressed():
+                result = await wrapped(*args, **sent)
+        except BaseException as error:
+            fail_call(call, error)
+            raise
+        return _safely_record(ctx, surface, call, result, kwargs, injected)
+
+    return wrapper
+
+
+def unknown_usage(result: Any, kwargs: dict[str, Any]) -> Extraction:
+    """For results that carry no usage at all: the call is recorded with usage unknown."""
+    return Extraction(usage=None, model=None)
+
+
+__all__ = [
+    "CallRecorder",
+    "RecordedIds",
+    "SdkContext",
+    "Surface",
+    "async_wrapper",
+    "begin_call",
+    "provider_of",
+    "sync_wrapper",
+    "unknown_usage",
+    "unwrap_all",
+]
+
+
+def unwrap_all(instrumentor: Any) -> None:
+    """Restore every attribute an instrumentor wrapped (wrapt 1.x and 2.x function wrappers)."""
+    import wrapt
+
+    proxy_types = tuple({wrapt.ObjectProxy, getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)})
+    with instrumentor._lock:
+        if not instrumentor._is_instrumented:
+            return
+        while instrumentor._patched:
+            owner, name = instrumentor._patched.pop()
+            current = (
+                owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+            )
+            if isinstance(current, proxy_types):
+                setattr(owner, name, current.__wrapped__)
+            else:
+                STATS.incr("errors.uninstrument.not_a_proxy")
+        instrumentor._is_instrumented = False
