@@ -168,7 +168,7 @@ def _guarded(parser: BodyParser, name: str) -> Callable[[Any], Extraction]:
 
     def parse(body: Any) -> Extraction:
         try:
-            found = parser(body)
+            found: Any = parser(body)  # a user function: check what it really returned
         except Exception:
             STATS.failure(f"errors.parser.{name}", f"parser {name!r} raised; usage unknown")
             return Extraction(usage=None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from ..._errors import LLMCostTrackerError
@@ -117,7 +117,8 @@ class Observation:
             return
         try:
             if self._decoder is not None:
-                chunk = self._decoder.decode(chunk)
+                decoded = self._decoder.decode(chunk)  # httpx: bytes; httpx2: an iterator of bytes
+                chunk = decoded if isinstance(decoded, bytes) else b"".join(decoded)
             if self._reader is not None:
                 self._reader.feed(chunk)
             elif self._window is not None:
@@ -238,7 +239,7 @@ def _attach(observation: Observation, response: Any, streamed: bool, stream_clas
 def stream_classes(library: Any) -> tuple[type[Any], type[Any]]:
     """Stream wrappers deriving from ``library``'s own byte-stream bases, so its type checks pass."""
 
-    class ObservedStream(library.SyncByteStream):  # type: ignore[misc, name-defined]
+    class ObservedStream(library.SyncByteStream):  # type: ignore[misc]
         """The response's byte stream, each chunk shown to the observation on its way to the caller."""
 
         def __init__(self, stream: Any, observation: Observation) -> None:
@@ -265,7 +266,7 @@ def stream_classes(library: Any) -> tuple[type[Any], type[Any]]:
         def __getattr__(self, name: str) -> Any:  # e.g. httpx2's stream.elapsed
             return getattr(self.__dict__["_stream"], name)
 
-    class AsyncObservedStream(library.AsyncByteStream):  # type: ignore[misc, name-defined]
+    class AsyncObservedStream(library.AsyncByteStream):  # type: ignore[misc]
         """The async response byte stream, each chunk shown to the observation on its way to the caller."""
 
         def __init__(self, stream: Any, observation: Observation) -> None:
@@ -274,13 +275,17 @@ def stream_classes(library: Any) -> tuple[type[Any], type[Any]]:
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             observation = self._observation
+            iterator = self._stream.__aiter__()
             try:
-                async for chunk in self._stream:
+                async for chunk in iterator:
                     observation.feed(chunk)
                     yield chunk
             except Exception as error:
                 _finish(observation, error)
                 raise
+            finally:  # as httpx2 does: close the inner generator now, not at garbage collection
+                if isinstance(iterator, AsyncGenerator):
+                    await iterator.aclose()
             _finish(observation, None)
 
         async def aclose(self) -> None:
@@ -308,7 +313,7 @@ def send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
     """Wrapper for ``Client.send``: LLM endpoints are recorded, every other request passes straight on."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        request = args[0] if args else kwargs.get("request")
+        request: Any = args[0] if args else kwargs.get("request")
         try:
             url = request.url
             provider = provider_for_host(url.host, url.port)
@@ -347,7 +352,7 @@ def async_send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
         return response
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        request = args[0] if args else kwargs.get("request")
+        request: Any = args[0] if args else kwargs.get("request")
         try:
             url = request.url
             provider = provider_for_host(url.host, url.port)

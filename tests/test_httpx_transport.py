@@ -1,0 +1,705 @@
+"""Transport capture end to end: real httpx / httpx2 clients against the stand-in server."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import logging
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import httpx2
+import pytest
+from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
+from llm_cost_tracker.instrumentation.httpx import (
+    HttpxInstrumentor,
+    register_parser,
+    unregister_parser,
+)
+from llm_cost_tracker.instrumentation.openai._extract import Extraction
+
+import llm_cost_tracker as lct
+from llm_cost_tracker._events import TokenUsage, UsageEvent
+from llm_cost_tracker._standin import StandInServer
+from llm_cost_tracker._standin.server import Scenario, load_payloads
+from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.testing import capture_events
+
+PAYLOADS = load_payloads()
+LIBRARIES = {"httpx": httpx, "httpx2": httpx2}
+TIER_MODES = {"priority": "priority", "flex": "flex"}
+
+
+@pytest.fixture
+def events() -> Iterator[list[UsageEvent]]:
+    """Record synchronously into a list, with only the transport instrumentor on."""
+    instrumentor = HttpxInstrumentor()
+    with capture_events() as captured:
+        assert instrumentor.instrument()
+        try:
+            yield captured
+        finally:
+            instrumentor.uninstrument()
+
+
+@pytest.fixture
+def route_standin(standin: StandInServer) -> Iterator[Callable[[str], None]]:
+    """Attribute the stand-in server's host:port to a provider for the test's duration."""
+    host = standin.url.removeprefix("http://")
+
+    def route(provider: str) -> None:
+        register_host(host, provider)
+
+    yield route
+    unregister_host(host)
+
+
+def payload_url(
+    standin: StandInServer, scenario_id: str, payload: dict[str, Any] | None = None
+) -> str:
+    """The stand-in URL serving ``scenario_id`` under the provider's own path and query."""
+    parts = urlsplit((payload or PAYLOADS[scenario_id])["url"])
+    url = standin.scenario_url(scenario_id, parts.path)
+    return f"{url}?{parts.query}" if parts.query else url
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    if "sse" in payload:
+        return str(payload["sse"]).encode()
+    if payload.get("response_raw") is not None:
+        return str(payload["response_raw"]).encode()
+    return json.dumps(payload["response"]).encode()
+
+
+def assert_matches(event: UsageEvent, payload: dict[str, Any]) -> None:
+    """The event says exactly what the payload's ``expected`` block says."""
+    expected = payload["expected"]
+    assert event.provider == payload["provider"]
+    if expected["model"] is not None:
+        assert event.model == expected["model"]
+    assert event.provider_response_id == expected["provider_response_id"]
+    assert event.status == ("ok" if payload["http_status"] < 400 else "error")
+    assert event.pricing_mode == TIER_MODES.get(expected["service_tier"], "standard")
+    assert event.stream is bool(payload["stream"])
+    if not expected["usage_known"]:
+        assert event.usage is None
+        assert event.usage_source == "unknown"
+        return
+    usage = event.usage
+    assert usage is not None
+    assert event.usage_source == ("stream" if payload["stream"] else "response")
+    tokens = usage.tokens
+    assert tokens.get("input", 0) == expected["input_tokens"]
+    assert tokens.get("cache_read", 0) == expected["cache_read_tokens"]
+    assert tokens.get("cache_write_5m", 0) == expected["cache_write_5m_tokens"]
+    assert tokens.get("cache_write_1h", 0) == expected["cache_write_1h_tokens"]
+    assert tokens.get("output", 0) == expected["output_tokens"]
+    assert tokens.get("audio_input", 0) == expected["audio_input_tokens"]
+    assert tokens.get("audio_output", 0) == expected["audio_output_tokens"]
+    assert usage.reasoning_tokens == expected["reasoning_tokens"]
+    assert usage.services.get("web_search", Decimal(0)) == expected["web_search_requests"]
+    if "reported_cost_usd" in expected:
+        assert usage.reported_cost == Decimal(str(expected["reported_cost_usd"]))
+    else:
+        assert usage.reported_cost is None
+
+
+def fetch_sync(library: Any, url: str, request: dict[str, Any], streamed: bool) -> bytes:
+    with library.Client() as client:
+        if not streamed:
+            return bytes(client.post(url, json=request).content)
+        with client.stream("POST", url, json=request) as response:
+            return b"".join(response.iter_bytes())
+
+
+async def fetch_async(library: Any, url: str, request: dict[str, Any], streamed: bool) -> bytes:
+    async with library.AsyncClient() as client:
+        if not streamed:
+            return bytes((await client.post(url, json=request)).content)
+        async with client.stream("POST", url, json=request) as response:
+            return b"".join([chunk async for chunk in response.aiter_bytes()])
+
+
+# -- every shared payload, four clients, read whole or streamed ------------------------
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["read", "streamed"])
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+@pytest.mark.parametrize("scenario_id", sorted(PAYLOADS))
+def test_payload_sync_client(
+    scenario_id: str,
+    library: str,
+    streamed: bool,
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    payload = PAYLOADS[scenario_id]
+    route_standin(payload["provider"])
+    body = fetch_sync(
+        LIBRARIES[library], payload_url(standin, scenario_id), payload["request"], streamed
+    )
+    assert body == body_of(payload)  # the caller's response is untouched
+    assert len(events) == 1
+    assert_matches(events[0], payload)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["read", "streamed"])
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+@pytest.mark.parametrize("scenario_id", sorted(PAYLOADS))
+async def test_payload_async_client(
+    scenario_id: str,
+    library: str,
+    streamed: bool,
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    payload = PAYLOADS[scenario_id]
+    route_standin(payload["provider"])
+    body = await fetch_async(
+        LIBRARIES[library], payload_url(standin, scenario_id), payload["request"], streamed
+    )
+    assert body == body_of(payload)
+    assert len(events) == 1
+    assert_matches(events[0], payload)
+
+
+# -- every way of reading a stream -----------------------------------------------------
+
+READ_METHODS: dict[str, Callable[[Any], bytes]] = {
+    "iter_bytes": lambda r: b"".join(r.iter_bytes()),
+    "iter_bytes_small": lambda r: b"".join(r.iter_bytes(chunk_size=3)),
+    "iter_raw": lambda r: b"".join(r.iter_raw()),
+    "iter_text": lambda r: "".join(r.iter_text()).encode(),
+    "iter_lines": lambda r: "".join(line + "\n" for line in r.iter_lines()).encode(),
+    "read": lambda r: bytes(r.read()),
+}
+
+
+@pytest.mark.parametrize("method", sorted(READ_METHODS))
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+@pytest.mark.parametrize(
+    "scenario_id", ["anthropic_stream_basic_2025_shape", "openai_chat_stream_include_usage"]
+)
+def test_every_sync_read_method(
+    scenario_id: str,
+    library: str,
+    method: str,
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    payload = PAYLOADS[scenario_id]
+    route_standin(payload["provider"])
+    with (
+        LIBRARIES[library].Client() as client,
+        client.stream("POST", payload_url(standin, scenario_id), json=payload["request"]) as r,
+    ):
+        body = READ_METHODS[method](r)
+    if method != "iter_lines":
+        assert body == body_of(payload)
+    assert len(events) == 1
+    assert_matches(events[0], payload)
+
+
+ASYNC_READ_METHODS = ["aiter_bytes", "aiter_raw", "aiter_text", "aiter_lines", "aread"]
+
+
+@pytest.mark.parametrize("method", ASYNC_READ_METHODS)
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+async def test_every_async_read_method(
+    library: str,
+    method: str,
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    payload = PAYLOADS["openai_responses_stream_completed_event"]
+    route_standin("openai")
+    url = payload_url(standin, payload["id"])
+    async with (
+        LIBRARIES[library].AsyncClient() as client,
+        client.stream("POST", url, json=payload["request"]) as r,
+    ):
+        if method == "aread":
+            await r.aread()
+        else:
+            async for _ in getattr(r, method)():
+                pass
+        assert len(events) == 1  # finished when the body ends, before the close
+    assert len(events) == 1
+    assert_matches(events[0], payload)
+
+
+# -- stream shapes: separators, chunking, encodings, early close, truncation ------------------
+
+
+def derived(standin: StandInServer, source: str, new_id: str, **changes: Any) -> dict[str, Any]:
+    payload = copy.deepcopy(PAYLOADS[source])
+    payload.update(changes, id=new_id)
+    standin.add(payload)
+    return payload
+
+
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+@pytest.mark.parametrize(
+    "source",
+    [
+        "gemini_stream_no_thinking",
+        "anthropic_stream_cache_write",
+        "openai_responses_stream_completed_event",
+        "groq_stream_usage_in_x_groq",
+    ],
+)
+def test_crlf_separators_and_tiny_chunks(
+    source: str,
+    library: str,
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    original = PAYLOADS[source]
+    payload = derived(
+        standin,
+        source,
+        f"{source}_crlf",
+        sse=original["sse"].replace("\n", "\r\n"),
+        chunk_size=7,
+    )
+    route_standin(payload["provider"])
+    body = fetch_sync(
+        LIBRARIES[library], payload_url(standin, payload["id"], original), payload["request"], True
+    )
+    assert body == body_of(payload)
+    assert len(events) == 1
+    assert_matches(events[0], original)
+
+
+def test_gzip_encoded_stream_is_decoded_for_usage(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    payload = PAYLOADS["openai_chat_stream_include_usage"]
+    standin.add(
+        Scenario(
+            id="gzip_chat_stream",
+            status=200,
+            body=gzip.compress(body_of(payload)),
+            content_type="text/event-stream",
+            headers={"content-encoding": "gzip"},
+            chunk_size=50,
+        )
+    )
+    route_standin("openai")
+    body = fetch_sync(
+        httpx2, standin.scenario_url("gzip_chat_stream", "/v1/chat/completions"), {}, True
+    )
+    assert body == body_of(payload)
+    assert len(events) == 1
+    assert_matches(events[0], payload)
+
+
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+def test_stream_closed_early_finishes_once_with_unknown_usage(
+    library: str,
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    payload = PAYLOADS["openai_chat_stream_include_usage"]
+    route_standin("openai")
+    with (
+        LIBRARIES[library].Client() as client,
+        client.stream("POST", payload_url(standin, payload["id"]), json=payload["request"]) as r,
+    ):
+        first = next(r.iter_lines())
+        assert first.startswith("data: ")
+    assert len(events) == 1
+    assert events[0].status == "ok"
+    assert events[0].stream is True
+    assert events[0].model == "gpt-3.5-turbo-0125"
+
+
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+def test_stream_closed_before_its_usage_chunk_has_unknown_usage(
+    library: str, events: list[UsageEvent]
+) -> None:
+    lib = LIBRARIES[library]
+    sse = PAYLOADS["openai_chat_stream_include_usage"]["sse"]
+    pieces = [event + "\n\n" for event in sse.split("\n\n") if event]
+
+    class OneEventPerChunk(lib.SyncByteStream):  # type: ignore[misc, name-defined]
+        def __iter__(self) -> Iterator[bytes]:
+            for piece in pieces:
+                yield piece.encode()
+
+    def handler(request: Any) -> Any:
+        return lib.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=OneEventPerChunk()
+        )
+
+    with (
+        lib.Client(transport=lib.MockTransport(handler)) as client,
+        client.stream("POST", "https://api.openai.com/v1/chat/completions", json={}) as r,
+    ):
+        assert next(r.iter_lines()).startswith("data: ")
+    assert len(events) == 1
+    event = events[0]
+    assert event.usage is None
+    assert event.usage_source == "unknown"
+    assert event.status == "ok"
+    assert event.stream is True
+    assert event.model == "gpt-3.5-turbo-0125"  # the first chunk still identifies the call
+
+
+async def test_async_stream_closed_early_finishes_once(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    payload = PAYLOADS["anthropic_stream_basic_2025_shape"]
+    route_standin("anthropic")
+    async with (
+        httpx2.AsyncClient() as client,
+        client.stream("POST", payload_url(standin, payload["id"]), json=payload["request"]) as r,
+    ):
+        async for _ in r.aiter_lines():
+            break
+    assert len(events) == 1
+    assert events[0].provider_response_id == "msg_015vYx5y1ygzx5WM3FSMKpqQ"
+
+
+def test_truncated_stream_has_unknown_usage(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    sse = PAYLOADS["gemini_stream_no_thinking"]["sse"]
+    cut = sse.index("\n\n") + 2 + 40  # the first event, then half a line of the second
+    payload = derived(standin, "gemini_stream_no_thinking", "gemini_truncated", sse=sse[:cut])
+    route_standin("google")
+    fetch_sync(httpx, payload_url(standin, payload["id"], payload), payload["request"], True)
+    assert len(events) == 1
+    # The first chunk's usageMetadata is the last complete one: cumulative, so it stands.
+    assert events[0].usage is not None
+    assert events[0].usage.tokens["output"] == 3
+
+    openai_sse = PAYLOADS["openai_chat_stream_include_usage"]["sse"]
+    payload = derived(
+        standin,
+        "openai_chat_stream_include_usage",
+        "openai_truncated",
+        sse=openai_sse[: openai_sse.rindex('"usage":{') - 30],
+    )
+    route_standin("openai")
+    fetch_sync(httpx, payload_url(standin, payload["id"], payload), payload["request"], True)
+    assert len(events) == 2
+    assert events[1].usage is None
+    assert events[1].usage_source == "unknown"
+
+
+def test_stream_read_error_is_recorded_and_reraised(events: list[UsageEvent]) -> None:
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield b'data: {"id":"x","model":"gpt-4o"}\n\n'
+            raise httpx.ReadError("connection lost")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Broken())
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(httpx.ReadError, match="connection lost"),
+        client.stream(
+            "POST", "https://api.openai.com/v1/chat/completions", json={"model": "m"}
+        ) as r,
+    ):
+        for _ in r.iter_bytes():
+            pass
+    assert len(events) == 1
+    assert events[0].status == "error"
+    assert events[0].error_type == "ReadError"
+    assert events[0].usage is None
+    assert events[0].model == "gpt-4o"
+
+
+def test_stream_keeps_response_elapsed(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    payload = PAYLOADS["openai_chat_stream_include_usage"]
+    route_standin("openai")
+    with httpx2.Client() as client:
+        with client.stream("POST", payload_url(standin, payload["id"]), json={}) as r:
+            r.read()
+        assert r.elapsed.total_seconds() >= 0
+    assert len(events) == 1
+
+
+# -- other bodies: Gemini JSON arrays, huge bodies, bad input -------------------------------
+
+
+def test_gemini_stream_as_json_array(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    source = PAYLOADS["gemini_stream_no_thinking"]
+    chunks = [
+        json.loads(line[6:]) for line in source["sse"].splitlines() if line.startswith("data: ")
+    ]
+    payload = copy.deepcopy(source)
+    payload.update(
+        id="gemini_stream_array",
+        url=source["url"].split("?")[0],
+        response_raw="[" + ",\r\n".join(json.dumps(c, indent=2) for c in chunks) + "]",
+        content_type="application/json",
+        chunk_size=64,
+    )
+    del payload["sse"]
+    standin.add(payload)
+    route_standin("google")
+    fetch_sync(httpx2, payload_url(standin, payload["id"], payload), payload["request"], True)
+    assert len(events) == 1
+    assert_matches(events[0], source)
+
+
+def test_huge_json_body_recovers_usage_from_its_tail(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    source = PAYLOADS["openai_embeddings"]
+    response = copy.deepcopy(source["response"])
+    response["data"] = [
+        {"object": "embedding", "index": i, "embedding": "A" * 4096} for i in range(600)
+    ]
+    payload = derived(standin, "openai_embeddings", "embeddings_huge", response=response)
+    assert len(json.dumps(response)) > 2 * 1024 * 1024
+    route_standin("openai")
+    fetch_sync(httpx, payload_url(standin, payload["id"], source), source["request"], True)
+    assert len(events) == 1
+    assert_matches(events[0], source)
+    assert STATS.get("transport.body_recovered_from_tail") == 1
+
+
+def test_negative_counts_make_usage_unknown(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    response = copy.deepcopy(PAYLOADS["openai_chat_cached_gpt4omini"]["response"])
+    response["usage"]["completion_tokens"] = -3
+    payload = derived(standin, "openai_chat_cached_gpt4omini", "negative", response=response)
+    route_standin("openai")
+    fetch_sync(httpx, payload_url(standin, payload["id"], payload), payload["request"], False)
+    assert len(events) == 1
+    assert events[0].usage is None
+    assert events[0].model == "gpt-4o-mini-2024-07-18"
+    assert STATS.get("dropped.usage_invalid") == 1
+
+
+def test_non_json_success_body_is_unknown_usage_not_zero(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    standin.add(
+        Scenario(id="garbage", status=200, body=b"{not json", content_type="application/json")
+    )
+    route_standin("openai")
+    with httpx.Client() as client:
+        response = client.post(
+            standin.scenario_url("garbage", "/v1/chat/completions"), json={"model": "gpt-4o"}
+        )
+    assert response.content == b"{not json"
+    assert len(events) == 1
+    assert events[0].usage is None
+    assert events[0].status == "ok"
+    assert events[0].model == "gpt-4o"
+
+
+def test_connection_error_is_recorded_and_reraised(
+    route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    register_host("127.0.0.1:9", "openai")  # the discard port: nothing listens
+    try:
+        with httpx2.Client() as client, pytest.raises(httpx2.ConnectError):
+            client.post("http://127.0.0.1:9/v1/chat/completions", json={"model": "gpt-4o"})
+    finally:
+        unregister_host("127.0.0.1:9")
+    assert len(events) == 1
+    assert events[0].status == "error"
+    assert events[0].error_type == "ConnectError"
+    assert events[0].usage is None
+
+
+# -- what is not recorded -----------------------------------------------------------------
+
+
+def test_non_llm_requests_and_unbilled_paths_are_ignored(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    url = payload_url(standin, "openai_chat_cached_gpt4omini")
+    with httpx.Client() as client:
+        client.post(url, json={})  # host not registered: not an LLM host
+        route_standin("openai")
+        client.get(url)  # GET is never billed
+        client.post(standin.scenario_url("openai_embeddings", "/v1/models"), json={})
+        client.post(standin.scenario_url("anthropic_cache_read", "/v1/messages/count_tokens"))
+    route_standin("anthropic")
+    with httpx.Client() as client:
+        client.post(standin.scenario_url("anthropic_cache_read", "/v1/messages/count_tokens"))
+    assert events == []
+
+
+def test_suppressed_calls_are_not_recorded_again(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    route_standin("openai")
+    url = payload_url(standin, "openai_chat_cached_gpt4omini")
+    with lct.suppressed(), httpx2.Client() as client:
+        client.post(url, json={})
+    assert events == []
+    with httpx2.Client() as client:
+        client.post(url, json={})
+    assert len(events) == 1
+
+
+def test_uninstrument_restores_send(
+    standin: StandInServer, route_standin: Callable[[str], None]
+) -> None:
+    instrumentor = HttpxInstrumentor()
+    with capture_events() as captured:
+        assert instrumentor.instrument()
+        assert instrumentor.instrument()  # idempotent
+        instrumentor.uninstrument()
+        assert not instrumentor.is_instrumented
+        route_standin("openai")
+        with httpx.Client() as client:
+            client.post(payload_url(standin, "openai_chat_cached_gpt4omini"), json={})
+    assert captured == []
+
+
+def test_configure_instrument_httpx_by_entry_point(
+    standin: StandInServer, route_standin: Callable[[str], None]
+) -> None:
+    route_standin("openai")
+    with capture_events(instrument=["httpx"]) as captured:
+        with httpx.Client() as client:
+            client.post(payload_url(standin, "openai_chat_cached_gpt4omini"), json={})
+        assert len(captured) == 1
+    assert not HttpxInstrumentor().is_instrumented or HttpxInstrumentor().uninstrument() is None
+
+
+# -- custom hosts and parsers -------------------------------------------------------------
+
+
+def parse_ollama(body: Any) -> Extraction | None:
+    """Ollama's native /api/chat: prompt_eval_count and eval_count, on the final (done) object."""
+    if not isinstance(body, dict):
+        return None
+    usage = None
+    if body.get("done") is True:
+        usage = TokenUsage(
+            tokens={
+                "input": int(body.get("prompt_eval_count", 0)),
+                "output": int(body.get("eval_count", 0)),
+            }
+        )
+    return Extraction(usage=usage, model=body.get("model"))
+
+
+@pytest.fixture
+def ollama_route() -> Iterator[None]:
+    register_parser("ollama", "/api/chat", parse_ollama, operation="chat")
+    yield
+    unregister_parser("ollama", "/api/chat")
+
+
+OLLAMA_LINES = [
+    {"model": "llama3.2", "message": {"role": "assistant", "content": "Hel"}, "done": False},
+    {"model": "llama3.2", "message": {"role": "assistant", "content": "lo"}, "done": False},
+    {"model": "llama3.2", "done": True, "prompt_eval_count": 26, "eval_count": 298},
+]
+
+
+@pytest.mark.usefixtures("ollama_route")
+def test_custom_parser_for_a_self_hosted_ndjson_stream(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    body = b"".join(json.dumps(line).encode() + b"\n" for line in OLLAMA_LINES)
+    standin.add(
+        Scenario(
+            id="ollama_stream",
+            status=200,
+            body=body,
+            content_type="application/x-ndjson",
+            chunk_size=20,
+        )
+    )
+    standin.add(
+        Scenario(
+            id="ollama_json",
+            status=200,
+            body=json.dumps(OLLAMA_LINES[-1]).encode(),
+            content_type="application/json",
+        )
+    )
+    route_standin("ollama")
+    with httpx.Client() as client:
+        with client.stream(
+            "POST", standin.scenario_url("ollama_stream", "/api/chat"), json={"model": "llama3.2"}
+        ) as r:
+            assert b"".join(r.iter_bytes()) == body
+        client.post(standin.scenario_url("ollama_json", "/api/chat"), json={"model": "llama3.2"})
+        client.post(
+            standin.scenario_url("ollama_json", "/api/tags"), json={}
+        )  # not a registered path
+    assert [(e.provider, e.model, e.operation, e.stream) for e in events] == [
+        ("ollama", "llama3.2", "chat", True),
+        ("ollama", "llama3.2", "chat", False),
+    ]
+    for event in events:
+        assert event.usage is not None
+        assert dict(event.usage.tokens) == {"input": 26, "output": 298}
+
+
+def test_registered_host_speaks_openai_compatible_api_by_default(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    route_standin("vllm")
+    payload = PAYLOADS["openai_chat_stream_include_usage"]
+    fetch_sync(httpx2, payload_url(standin, payload["id"], payload), payload["request"], True)
+    assert len(events) == 1
+    assert events[0].provider == "vllm"
+    assert events[0].usage is not None
+    assert events[0].usage.tokens["output"] == 5
+
+
+def test_failing_custom_parser_is_counted_and_logs_no_url(
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(body: Any) -> Extraction:
+        raise KeyError("boom")
+
+    register_parser("selfhosted", "/generate", broken, operation="completions")
+    try:
+        route_standin("selfhosted")
+        with caplog.at_level(logging.DEBUG), httpx.Client() as client:
+            url = (
+                standin.scenario_url("openai_completions_legacy_davinci", "/generate")
+                + "?key=s3cret"
+            )
+            response = client.post(url, json={"model": "mine"})
+        assert response.json()["id"] == "cmpl-8wq42D1Socatcl1rCmgYZOFX7dFZw"
+    finally:
+        unregister_parser("selfhosted", "/generate")
+    assert len(events) == 1
+    assert events[0].usage is None
+    assert events[0].model == "mine"
+    assert STATS.get("errors.parser.selfhosted/generate") == 1
+    ours = [r for r in caplog.records if r.name.startswith("llm_cost_tracker")]
+    assert ours  # the failure was logged ...
+    assert all("s3cret" not in r.getMessage() and "/s/" not in r.getMessage() for r in ours)
+
+
+def test_register_parser_validates_its_arguments() -> None:
+    with pytest.raises(ValueError):
+        register_parser("", "/x", parse_ollama)
+    with pytest.raises(TypeError):
+        register_parser("p", "/x", "not callable")  # type: ignore[arg-type]
