@@ -7,7 +7,7 @@ at the end of the run:
   ``mysql://root@127.0.0.1:PORT/lct``) to a database shared by the session.
 - ``postgres_server`` / ``mysql_server``: the server object, for fault tests:
   ``stop()``, ``start()``, ``restart()``, ``create_database(name) -> url``,
-  ``connect(url)``; ``pause()`` / ``resume()`` (SIGSTOP/SIGCONT) make it hang.
+  ``connect(database)``, ``query(url, sql)``; ``pause()`` / ``resume()`` (SIGSTOP/SIGCONT) make it hang.
 - ``fresh_postgres_url`` / ``fresh_mysql_url``: a new empty database for one test.
 
 When the server binaries are missing the fixtures skip the test, unless
@@ -169,6 +169,15 @@ class PostgresServer:
             autocommit=True,
         )
 
+    def query(self, url: str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        """Run ``sql`` on the database ``url`` names; return its rows (none for statements)."""
+        connection = self.connect(url.rsplit("/", 1)[1])
+        try:
+            cursor = connection.execute(sql, params or None)
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            connection.close()
+
     def create_database(self, name: str) -> str:
         import psycopg
 
@@ -293,6 +302,16 @@ class MariaDBServer:
             charset="utf8mb4",
         )
 
+    def query(self, url: str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        """Run ``sql`` on the database ``url`` names; return its rows (none for statements)."""
+        connection = self.connect(url.rsplit("/", 1)[1])
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params or None)
+                return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            connection.close()
+
     def create_database(self, name: str) -> str:
         import pymysql
 
@@ -380,3 +399,35 @@ def fresh_mysql_url(mysql_server: MariaDBServer) -> str:
     """A new, empty MariaDB database for one test."""
     _running(mysql_server)
     return mysql_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+class SQLTarget:
+    """A fresh database on one of the servers, for tests that run on both."""
+
+    def __init__(self, dialect: str, url: str, server: PostgresServer | MariaDBServer) -> None:
+        self.dialect = dialect
+        self.url = url
+        self.server = server
+
+    def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        return self.server.query(self.url, sql, params)
+
+    def count(self, table: str = "llm_cost_tracker_calls") -> int:
+        return int(self.query(f"SELECT count(*) FROM {table}")[0][0])
+
+    def exporter(self, spool_dir: str | os.PathLike[str], **kwargs: Any) -> Any:
+        if self.dialect == "postgres":
+            from llm_cost_tracker.exporters.postgres import PostgresExporter
+
+            return PostgresExporter(self.url, spool_dir=spool_dir, **kwargs)
+        from llm_cost_tracker.exporters.mysql import MySQLExporter
+
+        return MySQLExporter(self.url, spool_dir=spool_dir, **kwargs)
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def sql_target(request: pytest.FixtureRequest) -> SQLTarget:
+    """A fresh PostgreSQL database, then a fresh MariaDB one (the test runs once on each)."""
+    server: PostgresServer | MariaDBServer = request.getfixturevalue(f"{request.param}_server")
+    _running(server)
+    return SQLTarget(request.param, server.create_database(f"t_{uuid.uuid4().hex[:12]}"), server)
