@@ -17,6 +17,8 @@ from ._stats import stats
 from ._suppress import is_suppressed, suppressed
 from ._tags import with_tags
 from .budgets import Budgets
+from .instrumentation.httpx._parsers import register_parser
+from .instrumentation.openai._extract import Extraction
 
 try:
     __version__ = _version("llm-cost-tracker")
@@ -29,6 +31,7 @@ __all__ = [
     "ConfigurationError",
     "Cost",
     "Exporter",
+    "Extraction",
     "LLMCostTrackerError",
     "LineItem",
     "TokenUsage",
@@ -38,6 +41,7 @@ __all__ = [
     "flush",
     "get_config",
     "is_suppressed",
+    "register_parser",
     "shutdown",
     "stats",
     "suppressed",
