@@ -1,0 +1,309 @@
+"""``llm-cost-tracker prices list|explain|sync|check`` and ``reprice``, through ``_cli.main``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import llm_cost_tracker as lct
+from llm_cost_tracker._cli import main
+from llm_cost_tracker.pricing import load_catalog
+from llm_cost_tracker.testing import capture_events
+
+M = Decimal(1_000_000)
+
+
+def test_list_filters_by_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prices", "list", "--provider", "anthropic"]) == 0
+    out = capsys.readouterr().out
+    assert "anthropic/claude-sonnet-4-5 " in out
+    assert "openai/" not in out
+    assert "catalog 2026" in out
+
+
+def test_explain_shows_entry_rates_and_why(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prices", "explain", "openai", "gpt-5-2025-08-07", "--mode", "priority"]) == 0
+    out = capsys.readouterr().out
+    assert "entry:    openai/gpt-5" in out
+    assert "snapshot suffix removed" in out
+    assert "priority: rates of its own" in out
+    assert "input                   2.5  per 1M token" in out
+    assert "output                   20  per 1M token" in out
+
+
+def test_explain_long_context_tier_and_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["prices", "explain", "google", "gemini-2.5-pro", "--input-tokens", "250000"]
+    assert main([*args, "--mode", "batch"]) == 0
+    out = capsys.readouterr().out
+    assert "tier:     input_tokens>200000" in out
+    assert "x0.5 of the token rates" in out
+    assert "output                  7.5" in out
+
+
+def test_explain_unknown_model_and_missing_mode_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prices", "explain", "openai", "gpt-9-hyper"]) == 1
+    assert "cost_status 'unknown'" in capsys.readouterr().out
+    assert main(["prices", "explain", "openai", "gpt-5-nano", "--mode", "priority"]) == 1
+    assert "no 'priority' rates" in capsys.readouterr().out
+
+
+def test_explain_uses_the_prices_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prices = tmp_path / "p.json"
+    prices.write_text(json.dumps({"version": "mine", "models": {"acme/m": {"input": 1}}}))
+    assert main(["prices", "explain", "acme", "m", "--prices-file", str(prices)]) == 0
+    assert "source:   prices file mine" in capsys.readouterr().out
+
+
+def test_bad_prices_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = tmp_path / "bad.json"
+    prices.write_text(json.dumps({"models": {"acme/m": {"input": -1}}}))
+    assert main(["prices", "list", "--prices-file", str(prices)]) == 2
+    assert "bad.json: models['acme/m'].rates.input: must not be negative" in capsys.readouterr().err
+
+
+LITELLM = {
+    "sample_spec": {"litellm_provider": "one of https://docs.litellm.ai/docs/providers"},
+    "gpt-4o-mini": {
+        "litellm_provider": "openai",
+        "input_cost_per_token": 1.5e-07,
+        "output_cost_per_token": 6e-07,
+        "cache_read_input_token_cost": 7.5e-08,
+        "input_cost_per_token_batches": 7.5e-08,
+        "output_cost_per_token_batches": 3e-07,
+    },
+    "anthropic/claude-sonnet-4-5": {
+        "litellm_provider": "anthropic",
+        "input_cost_per_token": 3e-06,
+        "output_cost_per_token": 1.5e-05,
+        "cache_creation_input_token_cost": 3.75e-06,
+        "cache_creation_input_token_cost_above_1hr": 6e-06,
+        "cache_read_input_token_cost": 3e-07,
+        "input_cost_per_token_above_200k_tokens": 6e-06,
+        "output_cost_per_token_above_200k_tokens": 2.25e-05,
+    },
+    "new-model": {"litellm_provider": "openai", "input_cost_per_token": 1e-06},
+    "some-host/llama": {"litellm_provider": "some_host", "input_cost_per_token": 1e-06},
+}
+
+
+def test_sync_from_litellm_writes_a_loadable_prices_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "model_prices_and_context_window.json"
+    source.write_text(json.dumps(LITELLM))
+    target = tmp_path / "prices.json"
+    assert main(["prices", "sync", "--from", str(source), "--to", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "litellm data, 3 entries" in out
+    assert "+ openai/new-model (new entry)" in out
+    assert "0 suspicious" in out
+    written = json.loads(target.read_text())
+    assert written["models"]["anthropic/claude-sonnet-4-5"]["rates"]["cache_write_1h"] == "6"
+    assert written["models"]["anthropic/claude-sonnet-4-5"]["tiers"][0]["rates"]["output"] == "22.5"
+    assert written["models"]["openai/gpt-4o-mini"]["modes"]["batch"]["input"] == "0.075"
+    # The written file prices calls.
+    with capture_events(prices_file=str(target)) as events:
+        lct.track(provider="openai", model="new-model", usage={"input": 1000})
+    assert events[0].cost.total == Decimal("0.001")
+    assert events[0].cost.snapshot["source"] == "prices_file"
+
+
+def test_sync_refuses_suspicious_changes_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = {
+        "gpt-4o-mini": {
+            "litellm_provider": "openai",
+            "input_cost_per_token": 0,  # to zero
+            "output_cost_per_token": 6e-06,  # 10x
+        }
+    }
+    source = tmp_path / "litellm.json"
+    source.write_text(json.dumps(data))
+    target = tmp_path / "prices.json"
+    assert main(["prices", "sync", "--from", str(source), "--to", str(target)]) == 1
+    captured = capsys.readouterr()
+    assert "! openai/gpt-4o-mini input: 0.15 -> 0  [to zero]" in captured.out
+    assert "! openai/gpt-4o-mini output: 0.6 -> 6  [10x move]" in captured.out
+    assert "refusing to write" in captured.err
+    assert not target.exists()
+    assert main(["prices", "sync", "--from", str(source), "--to", str(target), "--force"]) == 0
+    assert json.loads(target.read_text())["models"]["openai/gpt-4o-mini"]["rates"]["input"] == "0"
+
+
+def test_sync_from_genai_prices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = [
+        {
+            "id": "google",
+            "name": "Google",
+            "models": [
+                {
+                    "id": "gemini-9-pro",
+                    "prices": {
+                        "input_mtok": {"base": 2, "tiers": [{"start": 200000, "price": 4}]},
+                        "output_mtok": {"base": 12, "tiers": [{"start": 200000, "price": 18}]},
+                    },
+                },
+                {
+                    "id": "gemini-9-flash",
+                    "prices": [
+                        {"prices": {"input_mtok": 1, "output_mtok": 2}},
+                        {
+                            "constraint": {"start_date": "2026-10-01"},
+                            "prices": {"input_mtok": 0.5, "output_mtok": 1},
+                        },
+                    ],
+                },
+            ],
+        },
+        {"id": "unknown-host", "models": [{"id": "x", "prices": {"input_mtok": 1}}]},
+    ]
+    source = tmp_path / "data.json"
+    source.write_text(json.dumps(data))
+    target = tmp_path / "prices.json"
+    assert main(["prices", "sync", "--from", str(source), "--to", str(target)]) == 0
+    assert "genai-prices data, 2 entries" in capsys.readouterr().out
+    catalog = load_catalog(prices_file=str(target))
+    pro = catalog.get("google/gemini-9-pro")
+    assert pro is not None
+    assert pro.versions[0].tiers[0].rates["output"] == Decimal(18)
+    flash = catalog.get("google/gemini-9-flash")
+    assert flash is not None
+    assert len(flash.versions) == 2
+
+
+def _local_file(path: Path, updated: date, rates: dict[str, object]) -> str:
+    path.write_text(
+        json.dumps(
+            {
+                "version": "local",
+                "updated_at": updated.isoformat(),
+                "models": {"openai/gpt-4o-mini": rates},
+            }
+        )
+    )
+    return str(path)
+
+
+def test_check_passes_for_a_fresh_matching_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = _local_file(
+        tmp_path / "p.json",
+        date.today(),
+        {"input": "0.15", "cache_read": "0.075", "output": "0.60"},
+    )
+    assert main(["prices", "check", "--prices-file", prices]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_check_fails_when_stale_or_different(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = date.today() - timedelta(days=400)
+    prices = _local_file(
+        tmp_path / "p.json", old, {"input": "0.20", "cache_read": "0.075", "output": "0.60"}
+    )
+    monkeypatch.setenv("LLM_COST_TRACKER_PRICES_FILE", prices)
+    assert main(["prices", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "older than the bundled catalog" in out
+    assert "days old" in out
+    assert "differs from bundled: openai/gpt-4o-mini input: 0.15 -> 0.2" in out
+
+
+def test_check_without_a_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prices", "check"]) == 2
+    assert "no local prices file" in capsys.readouterr().err
+
+
+def test_reprice_fills_in_unknown_costs_and_keeps_the_old_snapshot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "r.db"
+    url = f"sqlite:///{db}"
+    lct.configure(database_url=url, instrument=None)
+    unknown = lct.track(provider="acme", model="house-1", usage={"input": 1000, "output": 100})
+    known = lct.track(provider="openai", model="gpt-4o-mini", usage={"input": 1000})
+    lct.shutdown()
+    prices = tmp_path / "prices.json"
+    prices.write_text(
+        json.dumps({"version": "v2", "models": {"acme/house-1": {"input": 2, "output": 8}}})
+    )
+    today = date.today().isoformat()
+    base = ["reprice", "--database-url", url, "--from", today, "--prices-file", str(prices)]
+    assert main([*base, "--dry-run"]) == 0
+    assert "would change 1" in capsys.readouterr().out
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert f"{unknown.id}  acme/house-1: unknown -> 0.0028 (priced)" in out
+    with sqlite3.connect(db) as connection:
+        total, status, snapshot = connection.execute(
+            "SELECT total_cost_exact, cost_status, pricing_snapshot FROM llm_cost_tracker_calls WHERE id = ?",
+            (unknown.id,),
+        ).fetchone()
+        items = dict(
+            connection.execute(
+                "SELECT component, unit_price FROM llm_cost_tracker_call_line_items WHERE call_id = ?",
+                (unknown.id,),
+            ).fetchall()
+        )
+        known_total = connection.execute(
+            "SELECT total_cost_exact FROM llm_cost_tracker_calls WHERE id = ?", (known.id,)
+        ).fetchone()[0]
+    assert Decimal(total) == (1000 * 2 + 100 * 8) / M
+    assert status == "priced"
+    snap = json.loads(snapshot)
+    assert snap["source"] == "prices_file"
+    assert snap["previous"]["status"] == "unknown"
+    assert snap["previous"]["snapshot"]["reason"] == "no price for this model"
+    assert set(items) == {"input", "output"}
+    assert Decimal(known_total) == Decimal("0.00015")  # priced calls untouched without --all
+    # Nothing left to do the second time.
+    assert main(base) == 0
+    assert "changed 0" in capsys.readouterr().out
+
+
+def test_reprice_all_recomputes_priced_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "a.db"
+    url = f"sqlite:///{db}"
+    lct.configure(database_url=url, instrument=None)
+    call = lct.track(provider="openai", model="gpt-4o-mini", usage={"input": 1000})
+    lct.shutdown()
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"models": {"openai/gpt-4o-mini": {"input": "0.30"}}}))
+    today = date.today().isoformat()
+    args = [
+        "reprice",
+        "--database-url",
+        url,
+        "--from",
+        today,
+        "--to",
+        today,
+        "--all",
+        "--prices-file",
+        str(prices),
+    ]
+    assert main(args) == 0
+    assert f"{call.id}  openai/gpt-4o-mini: 0.00015 -> 0.0003 (priced)" in capsys.readouterr().out
+    with sqlite3.connect(db) as connection:
+        snapshot = json.loads(
+            connection.execute("SELECT pricing_snapshot FROM llm_cost_tracker_calls").fetchone()[0]
+        )
+    assert snapshot["previous"]["total"] == "0.00015"
+    assert snapshot["previous"]["snapshot"]["source"] == "bundled"
+
+
+def test_reprice_rejects_a_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reprice", "--from", "last tuesday"]) == 2
+    assert "ISO date" in capsys.readouterr().err
