@@ -150,6 +150,8 @@ class SharedTotals:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+            if thread.is_alive():
+                return  # still in a query: the thread closes the connection when it ends
         self._close()
 
     def after_fork(self) -> None:
@@ -180,6 +182,12 @@ class SharedTotals:
     # -- the thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._close()
+
+    def _loop(self) -> None:
         with suppressed():
             next_refresh = 0.0
             while not self._stopped:
