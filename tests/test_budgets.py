@@ -18,6 +18,7 @@ from llm_cost_tracker import budgets
 from llm_cost_tracker._api import get_runtime
 from llm_cost_tracker._budget_estimate import estimate_usage, input_chars, output_cap
 from llm_cost_tracker._budget_guard import BudgetGuard, guard_of
+from llm_cost_tracker._standin import StandInServer
 from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.budgets import BudgetAlert
 from llm_cost_tracker.testing import capture_events
@@ -25,6 +26,7 @@ from llm_cost_tracker.testing import capture_events
 # $1 per million input tokens, $2 per million output tokens: N input tokens cost N / 1e6 dollars.
 PRICES = {"test/flat": {"input": "1", "output": "2"}}
 MICRO = 10**6
+MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def spend(dollars: str, **tags: object) -> lct.UsageEvent:
@@ -481,3 +483,54 @@ def test_an_unreachable_database_is_counted_and_local_spend_still_guards(tmp_pat
     assert shared.shared is not None
     assert not shared.shared.wait_for_refresh(0.5)
     assert STATS.get("errors.budget.refresh") >= 1
+
+
+# -- through a real SDK call ---------------------------------------------------------------
+
+
+def test_real_openai_calls_raise_after_recording(standin: StandInServer) -> None:
+    import openai
+
+    url = standin.scenario_url("openai_chat_cached_gpt4omini", "/v1")
+    with (
+        capture_events(
+            instrument=["openai"], budgets=lct.Budgets(daily="0.0000001", on_exceed="raise")
+        ) as events,
+        openai.OpenAI(api_key="sk-test", base_url=url, max_retries=0) as client,
+    ):
+        with pytest.raises(lct.BudgetExceededError) as raised:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert len(events) == 1
+        (event,) = events
+        assert event.cost.status == "priced"
+        assert event.cost.total is not None
+        assert raised.value.event is event
+        assert raised.value.spent == event.cost.total
+
+
+def test_real_openai_call_is_not_sent_when_blocked(standin: StandInServer) -> None:
+    import openai
+
+    url = standin.scenario_url("openai_chat_cached_gpt4omini", "/v1")
+    with openai.OpenAI(api_key="sk-test", base_url=url, max_retries=0) as client:
+        with capture_events(instrument=["openai"]) as priced:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        one_call = priced[0].cost.total
+        assert one_call is not None
+        with capture_events(
+            instrument=["openai"],
+            budgets=lct.Budgets(monthly=one_call * 3 / 2, on_exceed="block"),
+        ) as events:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # spent 1x
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # spent 2x
+            sent = len(standin.requests)
+            with pytest.raises(lct.BudgetExceededError) as raised:
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
+            assert len(standin.requests) == sent  # never reached the server
+            assert len(events) == 2  # and nothing recorded
+    error = raised.value
+    assert error.blocked is True
+    assert error.spent == one_call * 2
+    assert error.limit == one_call * 3 / 2
+    assert error.estimate is not None
+    assert error.estimate > 0
