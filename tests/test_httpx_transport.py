@@ -580,7 +580,96 @@ def test_configure_instrument_httpx_by_entry_point(
         with httpx.Client() as client:
             client.post(payload_url(standin, "openai_chat_cached_gpt4omini"), json={})
         assert len(captured) == 1
-    assert not HttpxInstrumentor().is_instrumented or HttpxInstrumentor().uninstrument() is None
+    assert not HttpxInstrumentor().is_instrumented  # shutdown() uninstrumented it
+
+
+# -- the real SDKs (on httpx2): transport alone, and no double counting with the SDK layer ------
+
+
+EXPECTED_SDK_EVENTS = [
+    ("openai", "openai_chat_cached_gpt4omini"),
+    ("openai", "openai_chat_stream_include_usage"),
+    ("anthropic", "anthropic_cache_read"),
+    ("anthropic", "anthropic_stream_basic_2025_shape"),
+]
+
+
+@pytest.mark.parametrize(
+    "instrument",
+    [["httpx"], ["openai", "anthropic", "httpx"]],
+    ids=["transport_only", "sdk_and_transport"],
+)
+def test_real_sdks_are_recorded_once(
+    instrument: list[str], standin: StandInServer, route_standin: Callable[[str], None]
+) -> None:
+    with capture_events(instrument=instrument) as captured:
+        import anthropic
+        import openai
+
+        host = standin.url.removeprefix("http://")
+        # One host serves both providers here: attribute it per client before each pair of calls.
+        register_host(host, "openai")
+        chat = openai.OpenAI(
+            api_key="sk-test", base_url=standin.scenario_url("openai_chat_cached_gpt4omini", "/v1")
+        )
+        chat.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        streaming = openai.OpenAI(
+            api_key="sk-test",
+            base_url=standin.scenario_url("openai_chat_stream_include_usage", "/v1"),
+        )
+        for _ in streaming.chat.completions.create(
+            model="gpt-3.5-turbo",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        ):
+            pass
+        register_host(host, "anthropic")
+        claude = anthropic.Anthropic(
+            api_key="sk-test", base_url=standin.scenario_url("anthropic_cache_read")
+        )
+        claude.messages.create(
+            model="claude-opus-4-6",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+        claude_stream = anthropic.Anthropic(
+            api_key="sk-test", base_url=standin.scenario_url("anthropic_stream_basic_2025_shape")
+        )
+        with claude_stream.messages.stream(
+            model="claude-opus-4-6",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "hi"}],
+        ) as stream:
+            for _ in stream:
+                pass
+        calls = 4
+    assert len(captured) == calls
+    for event, (provider, scenario_id) in zip(captured, EXPECTED_SDK_EVENTS, strict=True):
+        payload = PAYLOADS[scenario_id]
+        assert event.provider == provider
+        assert_matches(event, payload)
+
+
+async def test_real_async_sdk_through_transport_only(
+    standin: StandInServer, route_standin: Callable[[str], None]
+) -> None:
+    import openai
+
+    route_standin("openai")
+    with capture_events(instrument=["httpx"]) as captured:
+        client = openai.AsyncOpenAI(
+            api_key="sk-test",
+            base_url=standin.scenario_url("openai_responses_stream_completed_event", "/v1"),
+        )
+        stream = await client.responses.create(model="gpt-4.1-nano", input="hi", stream=True)
+        async for _ in stream:
+            pass
+        await client.close()
+    assert len(captured) == 1
+    assert_matches(captured[0], PAYLOADS["openai_responses_stream_completed_event"])
 
 
 # -- custom hosts and parsers -------------------------------------------------------------

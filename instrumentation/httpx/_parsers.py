@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, Protocol
 
 from ..._events import TokenUsage
@@ -23,6 +24,7 @@ from ..openai._extract import (
     Extraction,
     ResponsesStreamState,
     extract_openai,
+    get,
 )
 from ._gemini import GeminiStreamState, extract_gemini
 
@@ -56,6 +58,8 @@ class Route:
     needle: re.Pattern[bytes] | None = None
     usage_key: str = "usage"
     stream: bool = False  # the endpoint always streams (Gemini streamGenerateContent)
+    # Usage read from the request instead (text-to-speech answers with audio): usage_source "estimated".
+    from_request: Callable[[Any], Extraction] | None = None
 
 
 # A chat stream chunk worth decoding: the first one (always decoded) and any carrying usage.
@@ -69,6 +73,34 @@ def _chat_route(operation: str) -> Route:
     return Route(operation, extract_openai, ChatStreamState, _USAGE_NEEDLE)
 
 
+def _extract_audio(body: Any) -> Extraction:
+    """A transcription: token usage, or the duration verbose_json reports (billed per second)."""
+    found = extract_openai(body)
+    duration = get(body, "duration")
+    if (
+        found.usage is None
+        and isinstance(duration, (int, float))
+        and not isinstance(duration, bool)
+        and duration >= 0
+    ):
+        return Extraction(usage=TokenUsage(services={"audio_second": Decimal(str(duration))}))
+    return found
+
+
+def _speech_from_request(request: Any) -> Extraction:
+    """Text-to-speech answers with audio bytes: bill the characters of the request's ``input``."""
+    text = get(request, "input")
+    if not isinstance(text, str):
+        return Extraction(usage=None)
+    return Extraction(usage=TokenUsage(services={"character": Decimal(len(text))}))
+
+
+def _images_state() -> StreamState:
+    return ChatStreamState(images=True)
+
+
+_IMAGES = Route("images", extract_openai, _images_state, _USAGE_NEEDLE)
+_TRANSCRIPTIONS = Route("transcriptions", _extract_audio, ChatStreamState, _USAGE_NEEDLE)
 _OPENAI_ROUTES: tuple[tuple[str, Route], ...] = (
     ("/chat/completions", _chat_route("chat")),
     (
@@ -77,12 +109,12 @@ _OPENAI_ROUTES: tuple[tuple[str, Route], ...] = (
     ),
     ("/completions", _chat_route("completions")),
     ("/embeddings", _chat_route("embeddings")),
-    ("/images/generations", _chat_route("images")),
-    ("/images/edits", _chat_route("images")),
-    ("/images/variations", _chat_route("images")),
-    ("/audio/transcriptions", _chat_route("audio_transcriptions")),
-    ("/audio/translations", _chat_route("audio_translations")),
-    ("/audio/speech", _chat_route("audio_speech")),
+    ("/images/generations", _IMAGES),
+    ("/images/edits", _IMAGES),
+    ("/images/variations", _IMAGES),
+    ("/audio/transcriptions", _TRANSCRIPTIONS),
+    ("/audio/translations", replace(_TRANSCRIPTIONS, operation="translations")),
+    ("/audio/speech", replace(_chat_route("speech"), from_request=_speech_from_request)),
 )
 _ANTHROPIC_ROUTES: tuple[tuple[str, Route], ...] = (
     ("/messages", Route("messages", extract_anthropic, AnthropicStreamState, _ANTHROPIC_NEEDLE)),

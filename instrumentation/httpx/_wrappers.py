@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import Any
 
 from ..._errors import LLMCostTrackerError
+from ..._events import UsageSource
 from ..._stats import STATS
 from ..._suppress import is_suppressed, suppressed
 from .._calls import Call, finish_call, start_call
@@ -33,25 +34,25 @@ _MODEL_RE = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
 _JSON_TYPES = ("application/json", "text/json", "application/problem+json")
 
 
-def _request_fields(request: Any) -> tuple[str | None, bool]:
-    """Return the requested model and whether a stream was asked for, from the request body."""
+def _request_json(request: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """Return the request's JSON object (small bodies only) and the model it asks for."""
     try:
         body = request.content
     except Exception:  # a streaming request body that was not read: nothing to learn
-        return None, False
+        return None, None
     if not body:
-        return None, False
+        return None, None
     if len(body) <= REQUEST_JSON_BYTES and body[:1] == b"{":
         try:
             data = json.loads(body)
         except ValueError:
-            return None, False
-        if isinstance(data, dict):
-            model = data.get("model")
-            return (model if isinstance(model, str) and model else None), data.get("stream") is True
-        return None, False
+            return None, None
+        if not isinstance(data, dict):
+            return None, None
+        model = data.get("model")
+        return data, (model if isinstance(model, str) and model else None)
     match = _MODEL_RE.search(body, 0, REQUEST_JSON_BYTES)
-    return (match.group(1).decode("utf-8", "replace") if match else None), False
+    return None, (match.group(1).decode("utf-8", "replace") if match else None)
 
 
 class Observation:
@@ -66,6 +67,7 @@ class Observation:
         "_status",
         "_window",
         "call",
+        "from_request",
         "request_model",
         "route",
     )
@@ -81,6 +83,7 @@ class Observation:
         self._decoder: Any = None
         self._first = True
         self._broken = False
+        self.from_request: Extraction | None = None
 
     # -- setup ------------------------------------------------------------------
 
@@ -159,11 +162,14 @@ class Observation:
             status, error_type = "error", f"http_{self._status}"
         else:
             status, error_type = "ok", None
+        source: UsageSource = "stream" if self.call.stream else "response"
+        if self.from_request is not None and found.usage is None and status == "ok":
+            found, source = self.from_request, "estimated"
         finish_call(
             self.call,
             usage=found.usage,
             model=found.model or self.request_model,
-            usage_source="stream" if self.call.stream else "response",
+            usage_source=source,
             pricing_mode=found.pricing_mode,
             provider_response_id=found.response_id,
             status=status,
@@ -208,18 +214,20 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
     if route is None:
         return None
     try:
-        model, stream = _request_fields(request)
+        data, model = _request_json(request)
         if model is None:
             model = model_from_path(path)
     except Exception:
         STATS.failure("errors.transport.request", "could not read an LLM request")
-        model, stream = None, False
-    return_call = start_call(
-        provider, route.operation, model, stream=stream or route.stream, request={"model": model}
-    )
-    if return_call is None:
+        data, model = None, None
+    stream = route.stream or (data is not None and data.get("stream") is True)
+    call = start_call(provider, route.operation, model, stream=stream, request=data or {})
+    if call is None:
         return None
-    return Observation(return_call, route, model)
+    observation = Observation(call, route, model)
+    if route.from_request is not None:
+        observation.from_request = route.from_request(data or {})
+    return observation
 
 
 def _attach(observation: Observation, response: Any, streamed: bool, stream_class: Any) -> None:
