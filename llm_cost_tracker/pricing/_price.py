@@ -24,6 +24,8 @@ from ._match import Match, find_entry
 _TOKEN = frozenset(n for n, c in COMPONENTS.items() if c.kind == "token")
 _REPORTED = COMPONENTS["reported_cost"]
 _ONE = Decimal(1)
+_ZERO = Decimal(0)
+_UNITS = {n: c.unit for n, c in COMPONENTS.items()}
 
 # OpenAI service_tier values and other spellings, mapped onto our base tiers.
 _TIER_SPELLINGS = {
@@ -150,7 +152,7 @@ def _text(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _quantities(usage: TokenUsage) -> list[tuple[str, Decimal]]:
+def _lines(usage: TokenUsage) -> list[tuple[str, Decimal]]:
     items = [(c, Decimal(n)) for c, n in usage.tokens.items() if n]
     items.extend((c, q) for c, q in usage.services.items() if q and c != "reported_cost")
     return items
@@ -182,31 +184,29 @@ def lookup(catalog: Catalog, provider: str, model: str) -> Match | None:
 
 
 def resolve_cached(
-    catalog: Catalog, entry: PriceEntry, when: datetime, mode: str, input_tokens: int
+    catalog: Catalog, entry: PriceEntry, when: datetime, mode: str, usage: TokenUsage | int
 ) -> Resolved | None:
-    """The rates for ``entry`` at ``when`` in ``mode`` for a call with ``input_tokens``; None before any version."""
+    """The rates for ``entry`` at ``when`` in ``mode`` for a call with ``usage`` (or its input tokens).
+
+    None when ``when`` precedes every price version.
+    """
     found = entry.version_at(when)
     if found is None:
         return None
     index, version = found
     tier = None
-    for candidate in version.tiers:
-        if input_tokens > candidate.above_input_tokens:
-            tier = candidate
-            break
+    if version.tiers:
+        input_tokens = usage if isinstance(usage, int) else usage.input_tokens
+        for candidate in version.tiers:
+            if input_tokens > candidate.above_input_tokens:
+                tier = candidate
+                break
     period_name = None
     for period in version.periods:
         if period.contains(when):
             period_name = period.name
             break
-    key = (
-        "rates",
-        entry.key,
-        index,
-        mode,
-        None if tier is None else tier.above_input_tokens,
-        period_name,
-    )
+    key = (entry.key, index, mode, None if tier is None else tier.above_input_tokens, period_name)
     cache = catalog._cache
     resolved: Resolved | None = cache.get(key)
     if resolved is None:
@@ -217,7 +217,7 @@ def resolve_cached(
     return resolved
 
 
-def _unknown(lines: list[tuple[str, Decimal]], snapshot: Mapping[str, Any]) -> Cost:
+def _unknown(lines: list[tuple[str, Decimal]], snapshot: dict[str, Any]) -> Cost:
     items = tuple(LineItem(c, COMPONENTS[c].unit, q, None, None) for c, q in lines)
     return Cost(total=None, status="unknown", line_items=items, snapshot=snapshot)
 
@@ -232,52 +232,29 @@ def price_usage(
 ) -> Pricing:
     """Price one call. Never raises for odd usage; unknown is reported as status ``unknown``."""
     if usage is None:
-        return Pricing(
-            Cost(
-                total=None,
-                status="unknown",
-                snapshot={
-                    "catalog_version": catalog.version,
-                    "reason": "usage unknown",
-                    "mode": mode,
-                },
-            ),
-            None,
-            None,
-        )
+        snapshot = {"catalog_version": catalog.version, "reason": "usage unknown", "mode": mode}
+        return Pricing(Cost(total=None, status="unknown", snapshot=snapshot), None, None)
     match = lookup(catalog, provider, model)
-    lines = _quantities(usage)
     reported = usage.reported_cost
-    if reported is None:
+    if reported is None and usage.services:
         reported = usage.services.get("reported_cost")
     if reported is not None:
-        return _reported(catalog, match, usage, lines, reported, mode, when)
+        return _reported(catalog, match, usage, reported, mode, when)
     if match is None:
-        return Pricing(
-            _unknown(
-                lines,
-                {
-                    "catalog_version": catalog.version,
-                    "reason": "no price for this model",
-                    "mode": mode,
-                },
-            ),
-            None,
-            None,
-        )
-    return price_with_entry(catalog, match, lines, usage.input_tokens, mode, when)
+        snapshot = {
+            "catalog_version": catalog.version,
+            "reason": "no price for this model",
+            "mode": mode,
+        }
+        return Pricing(_unknown(_lines(usage), snapshot), None, None)
+    return price_with_entry(catalog, match, usage, mode, when)
 
 
 def price_with_entry(
-    catalog: Catalog,
-    match: Match,
-    lines: list[tuple[str, Decimal]],
-    input_tokens: int,
-    mode: str,
-    when: datetime,
+    catalog: Catalog, match: Match, usage: TokenUsage, mode: str, when: datetime
 ) -> Pricing:
-    """Price ``lines`` (component, quantity) with the entry ``match`` found."""
-    resolved = resolve_cached(catalog, match.entry, when, mode, input_tokens)
+    """Price ``usage`` with the entry ``match`` found: one line per non-zero component."""
+    resolved = resolve_cached(catalog, match.entry, when, mode, usage)
     if resolved is None:
         missing = {
             "entry": match.entry.key,
@@ -286,32 +263,49 @@ def price_with_entry(
             "reason": "no price valid at the call's time",
             "mode": mode,
         }
-        return Pricing(_unknown(lines, missing), match, None)
+        return Pricing(_unknown(_lines(usage), missing), match, None)
     unit_prices = resolved.unit_prices
+    rates = resolved.snapshot_rates
     items = []
-    total = Decimal(0)
-    priced = 0
+    total = _ZERO
     used: dict[str, dict[str, Any]] = {}
-    for component, quantity in lines:
+    unpriced: list[str] = []
+    for component, count in usage.tokens.items():
+        if not count:
+            continue
+        quantity = Decimal(count)
         unit_price = unit_prices.get(component)
         if unit_price is None:
-            items.append(LineItem(component, COMPONENTS[component].unit, quantity, None, None))
+            items.append(LineItem(component, _UNITS[component], quantity, None, None))
+            unpriced.append(component)
             continue
         cost = quantity * unit_price
         total += cost
-        priced += 1
-        items.append(LineItem(component, COMPONENTS[component].unit, quantity, unit_price, cost))
-        used[component] = resolved.snapshot_rates[component]
-    snapshot: dict[str, Any] = dict(resolved.header)
+        items.append(LineItem(component, _UNITS[component], quantity, unit_price, cost))
+        used[component] = rates[component]
+    for component, quantity in usage.services.items():
+        if not quantity or component == "reported_cost":
+            continue
+        unit_price = unit_prices.get(component)
+        if unit_price is None:
+            items.append(LineItem(component, _UNITS[component], quantity, None, None))
+            unpriced.append(component)
+            continue
+        cost = quantity * unit_price
+        total += cost
+        items.append(LineItem(component, _UNITS[component], quantity, unit_price, cost))
+        used[component] = rates[component]
+    snapshot = dict(resolved.header)
     snapshot["rates"] = used
     status: CostStatus
-    if priced == len(lines) and (priced or unit_prices):
-        status = "priced"
-    elif priced:
+    if not unpriced:
+        status = "priced" if (used or unit_prices) else "unknown"
+    elif used:
         status = "partial"
-        snapshot["unpriced"] = [li.component for li in items if li.cost is None]
+        snapshot["unpriced"] = unpriced
     else:
         status = "unknown"
+    if status == "unknown":
         snapshot["reason"] = resolved.reason or "no rate for these components"
     return Pricing(
         Cost(
@@ -329,7 +323,6 @@ def _reported(
     catalog: Catalog,
     match: Match | None,
     usage: TokenUsage,
-    lines: list[tuple[str, Decimal]],
     reported: Decimal,
     mode: str,
     when: datetime,
@@ -341,7 +334,7 @@ def _reported(
         "mode": mode,
     }
     if match is not None:
-        listed = price_with_entry(catalog, match, lines, usage.input_tokens, mode, when)
+        listed = price_with_entry(catalog, match, usage, mode, when)
         snapshot["entry"] = match.entry.key
         if listed.cost.status == "priced" and listed.cost.total is not None:
             snapshot["list_price_total"] = _text(listed.cost.total)
