@@ -104,7 +104,8 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         try:
             return self.__wrapped__.__exit__(exc_type, exc, tb)
         finally:
-            self._self_finalize(exc)
+            # an exception here is the caller's, not the call's: the stream just ended early
+            self._self_finalize(None)
 
 
 class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -161,7 +162,8 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
-            self._self_finalize(exc)
+            # an exception here is the caller's, not the call's: the stream just ended early
+            self._self_finalize(None)
 
 
 class RawObserver(Protocol):

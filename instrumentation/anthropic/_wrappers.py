@@ -100,9 +100,9 @@ class SyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             if recorder is not None and not recorder.done:
                 try:
                     if self._self_attached:
-                        recorder.finish(exc, exhausted=False)
+                        recorder.finish(None, exhausted=False)
                     else:
-                        _finish_from_snapshot(recorder, self._self_stream, exc)
+                        _finish_from_snapshot(recorder, self._self_stream, None)
                 except Exception:
                     STATS.failure(
                         "errors.instrumentation.stream_finish", "could not record a message stream"
@@ -154,9 +154,9 @@ class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             if recorder is not None and not recorder.done:
                 try:
                     if self._self_attached:
-                        recorder.finish(exc, exhausted=False)
+                        recorder.finish(None, exhausted=False)
                     else:
-                        _finish_from_snapshot(recorder, self._self_stream, exc)
+                        _finish_from_snapshot(recorder, self._self_stream, None)
                 except Exception:
                     STATS.failure(
                         "errors.instrumentation.stream_finish", "could not record a message stream"
