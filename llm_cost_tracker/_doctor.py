@@ -1,0 +1,403 @@
+"""``llm-cost-tracker doctor``: check the setup end to end, one ``[ok] / [warn] / [fail]`` row per check.
+
+Configuration, the database (reachable, schema up to date), the SDKs and their
+instrumentors, the price catalog's age, and what the ledger says about the last
+seven days (unpriced models, streams without usage, errors), plus the spool and
+quarantine of undelivered events. Exits 1 when any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Literal
+
+from ._cli import EXIT_CHECK_FAILED, EXIT_OK, database_url
+
+Level = Literal["ok", "warn", "fail", "info"]
+
+CATALOG_STALE_DAYS = 90
+
+_EXAMPLES = """\
+examples:
+  llm-cost-tracker doctor
+  llm-cost-tracker doctor --database-url postgresql://app@db/llm
+  LLM_COST_TRACKER_DEFAULT_TAGS=service=api llm-cost-tracker doctor
+
+exit codes: 0 every check passed (warnings allowed), 1 a check failed.
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    level: Level
+    name: str
+    detail: str
+    hint: str = ""
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.epilog = _EXAMPLES
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=7,
+        metavar="N",
+        help="how far back to look in the ledger (default 7)",
+    )
+
+
+@contextmanager
+def _caught_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def check_configuration(url: str) -> tuple[list[Check], Any]:
+    from ._config import is_disabled, resolve
+    from .exporters import _sql
+
+    checks: list[Check] = []
+    with _caught_warnings() as caught:
+        try:
+            config = resolve(database_url=url)
+        except Exception as error:
+            return [Check("fail", "configuration", str(error))], None
+    for warning in caught:
+        checks.append(Check("warn", "configuration", str(warning.message)))
+    if is_disabled():
+        checks.append(
+            Check("warn", "kill switch", "LLM_COST_TRACKER_DISABLED is set: nothing is recorded")
+        )
+    tags = config.default_tags if isinstance(config.default_tags, dict) else {}
+    instrument = "none" if config.instrument is None else ",".join(config.instrument)
+    if config.disabled_instrumentations:
+        instrument += f" (minus {','.join(config.disabled_instrumentations)})"
+    budgets = config.budgets
+    budget_text = "none"
+    if budgets is not None:
+        parts = [
+            f"{name} ${getattr(budgets, name)}"
+            for name in ("monthly", "daily", "per_call")
+            if getattr(budgets, name, None) is not None
+        ]
+        budget_text = ", ".join(parts) + f" (on exceed: {getattr(budgets, 'on_exceed', 'notify')})"
+    checks.append(
+        Check(
+            "ok",
+            "configuration",
+            f"database {_sql.redact_url(url)}; instrument {instrument}; "
+            f"exporters {','.join(str(e) for e in config.exporters) or 'none'}; "
+            f"default tags {','.join(f'{k}={v}' for k, v in tags.items()) or 'none'}; budgets {budget_text}",
+        )
+    )
+    return checks, config
+
+
+def check_database(url: str) -> tuple[list[Check], Any]:
+    """Reachability and schema version; returns the open connection (or None) for the ledger checks."""
+    from .exporters import _sql, connect
+
+    shown = _sql.redact_url(url)
+    try:
+        dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+    except Exception as error:
+        return [Check("fail", "database", str(error))], None
+    try:
+        connection = connect(url)
+    except ImportError as error:
+        return [Check("fail", "database driver", str(error))], None
+    except Exception as error:
+        return [
+            Check(
+                "fail",
+                "database",
+                f"cannot reach {shown}: {error}".strip(),
+                "check the URL, the server and the credentials",
+            )
+        ], None
+    checks = [Check("ok", "database", f"{shown} is reachable ({dialect.name})")]
+    wanted = _sql.schema_version(dialect)
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"SELECT name FROM {_sql.MIGRATIONS}")
+        applied = {str(r[0]) for r in cursor.fetchall()}
+    except Exception:
+        applied = set()
+        connection.rollback()
+    finally:
+        cursor.close()
+    pending = [m.name for m in _sql.pending_migrations(applied, dialect)]
+    if not applied:
+        checks.append(
+            Check(
+                "warn",
+                "schema",
+                "no ledger tables yet",
+                "they are created on the first recorded call, or run: llm-cost-tracker migrate",
+            )
+        )
+        return checks, None
+    if pending:
+        checks.append(
+            Check(
+                "warn",
+                "schema",
+                f"{len(applied)} of {wanted} migrations applied; pending: {', '.join(pending)}",
+                "run: llm-cost-tracker migrate",
+            )
+        )
+    else:
+        checks.append(Check("ok", "schema", f"version {wanted} ({wanted} migrations applied)"))
+    return checks, connection
+
+
+def check_instrumentors(config: Any) -> list[Check]:
+    from importlib.metadata import PackageNotFoundError, entry_points, version
+
+    from .instrumentation import ENTRY_POINT_GROUP
+    from .instrumentation._base import missing_dependency
+
+    checks: list[Check] = []
+    wanted = None if config is None or config.instrument is None else set(config.instrument)
+    disabled = set() if config is None else set(config.disabled_instrumentations)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        name = f"instrumentor {ep.name}"
+        try:
+            instrumentor = ep.load()()
+            requirements = list(instrumentor.instrumentation_dependencies())
+        except Exception as error:
+            checks.append(Check("fail", name, f"cannot load {ep.value}: {error}"))
+            continue
+        libraries = [r.split(">")[0].split("<")[0].split("=")[0].strip() for r in requirements]
+        installed = []
+        for library in libraries:
+            with suppress(PackageNotFoundError):
+                installed.append(f"{library} {version(library)}")
+        supported = "; ".join(requirements) or "any version"
+        on = (
+            wanted is not None
+            and ("all" in wanted or ep.name in wanted)
+            and ep.name not in disabled
+        )
+        problem = missing_dependency(requirements)
+        if problem is None:
+            if instrumentor.is_instrumented:
+                state = "instrumented in this process"
+            elif on:
+                state = "will be instrumented"
+            else:
+                state = "installed, but left off by the configuration"
+            what = ", ".join(installed) or "no library requirement"
+            checks.append(Check("ok", name, f"{what}: {state} (supports {supported})"))
+        elif installed and "not installed" not in problem:
+            checks.append(
+                Check(
+                    "warn",
+                    name,
+                    f"{problem}: calls through it are not tracked",
+                    f"supported: {supported}",
+                )
+            )
+        else:
+            extra = ep.name if ep.name in ("openai", "anthropic", "httpx") else "all"
+            checks.append(
+                Check(
+                    "info",
+                    name,
+                    f"{problem}; nothing to instrument",
+                    f"pip install 'llm-cost-tracker[{extra}]' if you use it",
+                )
+            )
+    return checks
+
+
+def check_prices(config: Any, today: date) -> list[Check]:
+    try:
+        from .pricing import default_catalog
+        from .pricing._catalog import build_catalog
+
+        catalog = default_catalog()
+        if config is not None and (config.prices_file or config.pricing_overrides):
+            catalog = build_catalog(
+                prices_file=config.prices_file, overrides=config.pricing_overrides, base=catalog
+            )
+    except Exception as error:
+        return [Check("fail", "price catalog", f"cannot load prices: {error}")]
+    info = catalog.info
+    updated = info.updated_at
+    detail = f"version {info.version} from {info.origin}, {len(catalog.entries)} models"
+    if updated is None:
+        return [Check("warn", "price catalog", detail + "; no update date")]
+    age = (today - updated).days
+    detail += f", updated {updated.isoformat()} ({age} days ago)"
+    if age > CATALOG_STALE_DAYS:
+        return [
+            Check(
+                "warn",
+                "price catalog",
+                detail,
+                "upgrade llm-cost-tracker or load fresh prices: llm-cost-tracker prices sync --from FILE",
+            )
+        ]
+    return [Check("ok", "price catalog", detail)]
+
+
+def _query(connection: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return [tuple(r) for r in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def check_ledger(connection: Any, url: str, days: int, now: datetime) -> list[Check]:
+    from .exporters import _sql
+
+    dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+    p = dialect.placeholder
+    since = dialect.convert_time(now - timedelta(days=days))
+    window = f"last {days} days"
+    checks: list[Check] = []
+    calls, unknown, no_usage_streams, errors = _query(
+        connection,
+        f"""SELECT COUNT(*),
+                   SUM(CASE WHEN cost_status = 'unknown' AND status = 'ok' THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN stream AND status = 'ok' AND input_tokens IS NULL THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END)
+            FROM {_sql.CALLS} WHERE occurred_at >= {p}""",
+        (since,),
+    )[0]
+    calls = int(calls or 0)
+    if calls == 0:
+        return [
+            Check(
+                "warn",
+                "ledger",
+                f"no calls recorded in the {window}",
+                "run your app under llm-cost-instrument, or try: llm-cost-tracker demo",
+            )
+        ]
+    checks.append(Check("ok", "ledger", f"{calls:,} calls in the {window}"))
+    if unknown:
+        models = _query(
+            connection,
+            f"""SELECT provider, model, COUNT(*) FROM {_sql.CALLS}
+                WHERE occurred_at >= {p} AND cost_status = 'unknown' AND status = 'ok'
+                GROUP BY provider, model ORDER BY 3 DESC""",
+            (since,),
+        )
+        listed = ", ".join(f"{r[0]}/{r[1]} ({int(r[2]):,})" for r in models[:8])
+        more = f" and {len(models) - 8} more" if len(models) > 8 else ""
+        checks.append(
+            Check(
+                "warn",
+                "unpriced models",
+                f"{int(unknown):,} calls without a price: {listed}{more}",
+                "add their prices with a prices file (LLM_COST_TRACKER_PRICES_FILE); see docs/pricing.md",
+            )
+        )
+    else:
+        checks.append(
+            Check("ok", "unpriced models", f"every successful call in the {window} has a price")
+        )
+    if no_usage_streams:
+        checks.append(
+            Check(
+                "warn",
+                "streams without usage",
+                f"{int(no_usage_streams):,} streamed calls reported no usage, so their cost is unknown",
+                "OpenAI-style streams need stream_options={'include_usage': True} (added for you unless stream_usage=False)",
+            )
+        )
+    else:
+        checks.append(Check("ok", "streams without usage", "none"))
+    if errors:
+        checks.append(Check("info", "errors", f"{int(errors):,} calls failed in the {window}"))
+    return checks
+
+
+def check_delivery(url: str, config: Any) -> list[Check]:
+    from .exporters import _sql
+
+    try:
+        dialect = _sql.dialect_name_for_url(url)
+    except Exception:
+        return []  # already reported by the database check
+    if dialect == "sqlite":
+        return [Check("ok", "delivery", "SQLite is written directly; no spool")]
+    try:
+        from .exporters._spool import Spool, spool_dir_for
+    except ImportError:
+        return []
+    directory = spool_dir_for(url, None if config is None else config.spool_dir)
+    spool = Spool(directory)
+    waiting = spool.event_count()
+    quarantined = len(spool.quarantined())
+    checks = []
+    if waiting:
+        checks.append(
+            Check(
+                "warn",
+                "spool",
+                f"{waiting:,} events wait in {directory} for the database",
+                "they are delivered when the app next runs with the database up",
+            )
+        )
+    else:
+        checks.append(Check("ok", "spool", f"empty ({directory})"))
+    if quarantined:
+        checks.append(
+            Check(
+                "warn",
+                "quarantine",
+                f"{quarantined:,} events the database rejected are kept in {spool.quarantine_dir}",
+            )
+        )
+    return checks
+
+
+def run_checks(url: str, days: int = 7, now: datetime | None = None) -> list[Check]:
+    """Every check, in order; never raises for a broken setup (that is what it reports)."""
+    now = now or datetime.now(timezone.utc)
+    checks, config = check_configuration(url)
+    database, connection = check_database(url)
+    checks += database
+    try:
+        checks += check_instrumentors(config)
+        checks += check_prices(config, now.date())
+        if connection is not None:
+            checks += check_ledger(connection, url, days, now)
+        checks += check_delivery(url, config)
+    finally:
+        if connection is not None:
+            connection.close()
+    return checks
+
+
+def format_check(check: Check) -> str:
+    detail = " ".join(check.detail.split())  # driver errors span lines
+    line = f"[{check.level}]".ljust(7) + f"{check.name}: {detail}"
+    if check.hint:
+        line += f"\n       -> {check.hint}"
+    return line
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = run_checks(database_url(args), days=args.days)
+    for check in checks:
+        print(format_check(check))
+    failed = sum(1 for c in checks if c.level == "fail")
+    warned = sum(1 for c in checks if c.level == "warn")
+    print(
+        f"\n{failed} failed, {warned} warning(s), {len(checks) - failed - warned} ok",
+        file=sys.stdout,
+    )
+    return EXIT_CHECK_FAILED if failed else EXIT_OK

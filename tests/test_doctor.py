@@ -1,0 +1,109 @@
+"""``llm-cost-tracker doctor``: every check's ok/warn/fail verdict, on real databases."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+from test_report import NOW, make_events, write_ledger
+
+from llm_cost_tracker._cli import main
+from llm_cost_tracker._doctor import Check, check_prices, run_checks
+
+
+def _by_name(checks: list[Check]) -> dict[str, Check]:
+    return {c.name: c for c in checks}
+
+
+def test_a_healthy_ledger_with_gaps(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    write_ledger(url, make_events())
+    checks = _by_name(run_checks(url, now=NOW))
+    assert checks["database"].level == "ok"
+    assert checks["schema"].level == "ok"
+    assert checks["ledger"].level == "ok"
+    assert checks["unpriced models"].level == "warn"
+    assert "openai/ft:custom-model" in checks["unpriced models"].detail
+    assert checks["streams without usage"].level == "warn"
+    assert checks["errors"].level == "info"
+    assert checks["instrumentor openai"].level == "ok"
+    assert (
+        "openai 3." in checks["instrumentor openai"].detail
+        or "openai 1." in checks["instrumentor openai"].detail
+    )
+    assert checks["price catalog"].level == "ok"
+    assert not [c for c in checks.values() if c.level == "fail"]
+
+
+def test_cli_output_and_exit_code_when_everything_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    write_ledger(url, make_events())
+    assert main(["doctor", "--database-url", url, "--days", "100000"]) == 0
+    out = capsys.readouterr().out
+    assert "[ok]   database: " in out
+    assert "[warn] unpriced models:" in out
+    assert "0 failed" in out
+
+
+def test_no_tables_and_pending_migrations_warn(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    checks = _by_name(run_checks(url))
+    assert checks["schema"].level == "warn"
+    assert "no ledger tables yet" in checks["schema"].detail
+    assert "ledger" not in checks
+
+    write_ledger(url, make_events(5))
+    connection = sqlite3.connect(tmp_path / "fresh.db")
+    connection.execute("DELETE FROM llm_cost_tracker_migrations WHERE name LIKE '0003%'")
+    connection.commit()
+    connection.close()
+    checks = _by_name(run_checks(url))
+    assert checks["schema"].level == "warn"
+    assert "llm-cost-tracker migrate" in checks["schema"].hint
+    assert (
+        checks["ledger"].level == "warn"
+    )  # nothing in the last 7 days (the events are from March)
+
+
+def test_unreachable_database_fails_with_exit_code_1(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "postgresql://nobody@127.0.0.1:1/nothing"
+    assert main(["doctor", "--database-url", url]) == 1
+    out = capsys.readouterr().out
+    assert "[fail] database: cannot reach postgresql://nobody@127.0.0.1:1/nothing" in out
+    assert "1 failed" in out
+
+
+def test_bad_settings_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_COST_TRACKER_QUEUE_SIZE", "lots")
+    monkeypatch.setenv("LLM_COST_TRACKER_DISABLED", "true")
+    checks = run_checks(f"sqlite:///{tmp_path / 'x.db'}")
+    warnings = [c for c in checks if c.level == "warn"]
+    assert any("LLM_COST_TRACKER_QUEUE_SIZE" in c.detail for c in warnings)
+    assert any(c.name == "kill switch" for c in warnings)
+    bad = _by_name(run_checks("ftp://example.com/db"))
+    assert bad["database"].level == "fail"
+    assert "unsupported database URL" in bad["database"].detail
+
+
+def test_an_old_catalog_warns() -> None:
+    fresh = check_prices(None, date.today())[0]
+    assert fresh.level == "ok"
+    stale = check_prices(None, date(2100, 1, 1))[0]
+    assert stale.level == "warn"
+    assert "days ago" in stale.detail
+
+
+def test_postgres_ledger_and_spool(postgres_url: str) -> None:
+    from datetime import datetime, timezone
+
+    write_ledger(postgres_url, make_events(50))
+    checks = _by_name(run_checks(postgres_url, days=100000, now=datetime.now(timezone.utc)))
+    assert checks["database"].level == "ok"
+    assert "(postgres)" in checks["database"].detail
+    assert checks["schema"].level == "ok"
+    assert checks["ledger"].level == "ok"
+    assert checks["spool"].level == "ok"
