@@ -103,7 +103,8 @@ class DurableExporter:
         self._stat = f"delivery.{self.name}."
         self._init_state()
         # Replay what an earlier process left in the spool even if this one never exports.
-        if spool.has_files() or spool.recover_claims():
+        recovered = spool.recover_claims()
+        if recovered or spool.has_files():
             self._spool_hint = True
             self._publish_spooled()
             self._ensure_thread()

@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -199,6 +200,7 @@ class Spool:
         # rescan() brings in what other processes wrote or replayed.
         self._bytes: int | None = None
         self._events = 0
+        self._lock = threading.RLock()  # the bus thread and the writer thread both write
 
     def _ensure(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -222,7 +224,8 @@ class Spool:
             with contextlib.suppress(FileNotFoundError):
                 total += path.stat().st_size
                 events += _count_in_name(path)
-        self._bytes, self._events = total, events
+        with self._lock:
+            self._bytes, self._events = total, events
 
     def size_bytes(self) -> int:
         if self._bytes is None:
@@ -244,20 +247,21 @@ class Spool:
         data = "".join(
             json.dumps(event_to_json(e), separators=(",", ":")) + "\n" for e in events
         ).encode()
-        if self.size_bytes() + len(data) > self.max_bytes:
-            raise SpoolFullError(f"spool {self.directory} is full ({self.max_bytes} bytes)")
-        self._ensure()
-        name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq)}-{len(events)}{_SUFFIX}"
-        final = self.directory / name
-        temp = self.directory / f".{name}.tmp"
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, final)
-        self._bytes = self.size_bytes() + len(data)
-        self._events += len(events)
-        return final
+        with self._lock:
+            if self.size_bytes() + len(data) > self.max_bytes:
+                raise SpoolFullError(f"spool {self.directory} is full ({self.max_bytes} bytes)")
+            self._ensure()
+            name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq)}-{len(events)}{_SUFFIX}"
+            final = self.directory / name
+            temp = self.directory / f".{name}.tmp"
+            with open(temp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, final)
+            self._bytes = self.size_bytes() + len(data)
+            self._events += len(events)
+            return final
 
     def claim_next(self) -> Path | None:
         """Claim the oldest waiting file for this process; None when there is none."""
@@ -289,9 +293,10 @@ class Spool:
             path.unlink()
         except FileNotFoundError:
             return
-        if self._bytes is not None:
-            self._bytes = max(0, self._bytes - size)
-            self._events = max(0, self._events - _count_in_name(path))
+        with self._lock:
+            if self._bytes is not None:
+                self._bytes = max(0, self._bytes - size)
+                self._events = max(0, self._events - _count_in_name(path))
 
     def recover_claims(self) -> int:
         """Return files claimed by processes that no longer run (or by this pid, at start-up)."""

@@ -496,12 +496,19 @@ def applied_migrations(cursor: Any, dialect: Dialect) -> list[str]:
 
 
 def apply_migrations(
-    connection: Any, dialect: Dialect, *, lock_sql: str | None = None
+    connection: Any,
+    dialect: Dialect,
+    *,
+    lock_sql: str | None = None,
+    already_done: Callable[[Exception], bool] | None = None,
 ) -> list[str]:
     """Apply every pending migration in order, each in its own transaction; return the names applied.
 
     ``lock_sql`` (run first in each transaction) serializes concurrent migrators,
     e.g. ``BEGIN IMMEDIATE`` on SQLite or an advisory lock on PostgreSQL.
+    ``already_done(error)`` says whether a failed statement's work is already
+    there (MySQL commits each DDL statement on its own, so a migration cut short
+    by a lost connection is re-run over the tables it did create).
     """
     applied_now: list[str] = []
     cursor = connection.cursor()
@@ -521,7 +528,11 @@ def apply_migrations(
                 connection.commit()
                 continue
             for statement in migration.render(dialect):
-                cursor.execute(statement)
+                try:
+                    cursor.execute(statement)
+                except Exception as error:
+                    if already_done is None or not already_done(error):
+                        raise
             cursor.execute(
                 f"INSERT INTO {MIGRATIONS} (name, applied_at) VALUES ({dialect.placeholder}, {dialect.placeholder})",
                 (migration.name, dialect.convert_time(datetime.now(timezone.utc))),

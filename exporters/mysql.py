@@ -97,13 +97,22 @@ def connect(url: str) -> Any:
     return _pymysql().connect(**connect_kwargs(url))
 
 
+# A re-run DDL statement whose work a cut-short earlier run already committed:
+# table exists, duplicate column, duplicate index name.
+_ALREADY_DONE = {1050, 1060, 1061}
+
+
+def _already_done(error: Exception) -> bool:
+    return bool(error.args) and error.args[0] in _ALREADY_DONE
+
+
 def migrate(connection: Any) -> list[str]:
     """Bring the schema up to date; return the migrations applied now."""
     # MySQL DDL commits implicitly, so a session lock (not a transaction) serializes migrators.
     with connection.cursor() as cursor:
         cursor.execute("SELECT GET_LOCK(%s, 60)", (_MIGRATION_LOCK,))
     try:
-        return _sql.apply_migrations(connection, DIALECT)
+        return _sql.apply_migrations(connection, DIALECT, already_done=_already_done)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT RELEASE_LOCK(%s)", (_MIGRATION_LOCK,))

@@ -145,3 +145,18 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, "pymysql", None)
     with pytest.raises(ImportError, match=r"pip install 'llm-cost-tracker\[mysql\]'"):
         MySQLExporter("mysql://root@127.0.0.1:1/db")
+
+
+def test_migration_cut_short_by_a_lost_connection_completes(mysql_server, fresh_mysql_url):
+    from llm_cost_tracker.exporters.mysql import connect, migrate
+
+    # MySQL commits DDL one statement at a time: the tables of 0001 exist, unrecorded.
+    for statement in _sql.MIGRATION_LIST[0].render(_sql.MYSQL)[:4]:
+        mysql_server.query(fresh_mysql_url, statement)
+    connection = connect(fresh_mysql_url)
+    try:
+        applied = migrate(connection)
+    finally:
+        connection.close()
+    assert applied[0] == "0001_contract_tables"
+    assert len(applied) == _sql.schema_version(_sql.MYSQL)
