@@ -70,7 +70,9 @@ OPENAI_STEPS = [
     ),
     Step("openai_embeddings", {"feature": "search-index", "tenant_id": "acme"}, 3),
     Step("openai_chat_stream_without_usage", {"feature": "agent", "tenant_id": "globex"}),
-    Step("openai_responses_plain", {}),  # a call nobody tagged: the report's "untagged" bucket
+    Step(
+        "openai_chat_cached_gpt4omini", {}
+    ),  # a call nobody tagged: the report's "untagged" bucket
 ]
 ASYNC_OPENAI_STEPS = [
     Step(
