@@ -41,7 +41,7 @@ class EventSplitter:
 
     def __init__(self, sink: EventSink, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._sink = sink
-        self._pending = b""
+        self._pending = bytearray()
         self._event: str | None = None
         self._data: list[bytes] = []
         self._oversize = False
@@ -50,25 +50,31 @@ class EventSplitter:
     def feed(self, chunk: bytes) -> None:
         if not chunk:
             return
-        buffer = self._pending + chunk if self._pending else chunk
+        if b"\n" not in chunk and b"\r" not in chunk:
+            # The middle of a long line: grow it in place (no quadratic re-copying), bounded.
+            if not self._oversize or self._pending:
+                self._pending += chunk
+                if len(self._pending) > self.max_event_bytes:
+                    self._pending = bytearray()
+                    self._oversize = True
+            return
+        buffer = bytes(self._pending) + chunk if self._pending else chunk
+        self._pending = bytearray()
         lines = buffer.splitlines(keepends=True)
-        last = lines[-1]
-        # A trailing "\r" may be the first half of "\r\n": wait for the next chunk.
-        if last.endswith(b"\n"):
-            self._pending = b""
-        else:
-            self._pending = lines.pop()
-            if len(self._pending) > self.max_event_bytes:
-                self._pending = b""
-                self._oversize = True
+        # The last piece has no line ending yet (a trailing "\r" may be half of "\r\n"): keep it.
+        pending = b"" if lines[-1].endswith(b"\n") else lines.pop()
         for line in lines:
             self._line(line.rstrip(b"\r\n"))
+        if len(pending) > self.max_event_bytes:
+            pending = b""
+            self._oversize = True
+        self._pending = bytearray(pending)
 
     def close(self) -> None:
         """Handle a last line with no line ending; an event with no blank line after it is incomplete: dropped."""
         if self._pending:
-            self._line(self._pending.rstrip(b"\r\n"))
-            self._pending = b""
+            self._line(bytes(self._pending).rstrip(b"\r\n"))
+            self._pending = bytearray()
 
     def _line(self, line: bytes) -> None:
         if not line:
@@ -110,18 +116,19 @@ class LineSplitter:
     def feed(self, chunk: bytes) -> None:
         buffer = self._pending + chunk if self._pending else chunk
         lines = buffer.split(b"\n")
-        self._pending = lines.pop()
-        if len(self._pending) > self.max_event_bytes:
-            self._pending = b""
-            self._oversize = True
+        pending = lines.pop()
         for line in lines:
-            if self._oversize:
+            if self._oversize:  # the end of a line too long to keep
                 self._oversize = False
                 STATS.incr("dropped.transport_sse_event_too_large")
                 continue
             line = line.strip()
             if line:
                 self._sink(None, line)
+        if len(pending) > self.max_event_bytes:
+            pending = b""
+            self._oversize = True
+        self._pending = pending
 
     def close(self) -> None:
         line = self._pending.strip()
