@@ -272,3 +272,20 @@ def test_unknown_costs_are_queryable(tmp_path: Path) -> None:
         ).fetchall()
     assert rows == [("gpt-9-hyper", None)]
     assert lct.stats()["unpriced.openai.gpt-9-hyper.standard"] == 1
+
+
+def test_the_documented_prices_file_example_loads(tmp_path: Path) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "pricing.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "prices.yaml"
+    path.write_text(example)
+    catalog = load_catalog(prices_file=str(path))
+    assert catalog.version == "acme-2026-11"
+    house = price_event(_event("house-model", provider="acme", input=1000, output=1000), catalog)
+    assert house.cost.total == Decimal("0.002")
+    long = price_event(
+        _event("sonnet-latest", provider="anthropic", input=250_000, output=1000), catalog
+    )
+    assert long.cost.total == (250_000 * 6 + 1000 * Decimal("22.5")) / M
+    bare = price_event(_event("my-finetune", provider="together", input=1000), catalog)
+    assert bare.cost.total == Decimal("0.003")
