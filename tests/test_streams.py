@@ -1,0 +1,197 @@
+"""The stream proxies on their own: forward every item, hide only what the observer asks, finalize once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from llm_cost_tracker.instrumentation._streams import (
+    AsyncStreamProxy,
+    SyncStreamProxy,
+    sse_json_events,
+)
+
+from llm_cost_tracker._stats import STATS
+
+
+class Recorder:
+    """A StreamObserver that remembers what it saw; hides items equal to ``hide``."""
+
+    def __init__(self, hide: object = None, fail_on: object = None) -> None:
+        self.items: list[Any] = []
+        self.finished: list[tuple[BaseException | None, bool]] = []
+        self.hide = hide
+        self.fail_on = fail_on
+
+    def observe(self, item: Any) -> bool:
+        if item == self.fail_on:
+            raise ValueError("observer bug")
+        self.items.append(item)
+        return item == self.hide
+
+    def finish(self, error: BaseException | None, *, exhausted: bool) -> None:
+        self.finished.append((error, exhausted))
+
+
+class Source:
+    """A closable iterator like the SDK streams, optionally failing after some items."""
+
+    def __init__(self, items: list[Any], fail_after: int | None = None) -> None:
+        self._items = iter(items)
+        self._count = 0
+        self.fail_after = fail_after
+        self.closed = 0
+        self.extra = "attribute"
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        if self.fail_after is not None and self._count == self.fail_after:
+            raise ConnectionError("dropped")
+        self._count += 1
+        return next(self._items)
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncSource:
+    def __init__(self, items: list[Any], fail_after: int | None = None) -> None:
+        self._items = iter(items)
+        self._count = 0
+        self.fail_after = fail_after
+        self.closed = 0
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.fail_after is not None and self._count == self.fail_after:
+            raise ConnectionError("dropped")
+        self._count += 1
+        try:
+            return next(self._items)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        self.closed += 1
+
+    async def __aenter__(self) -> AsyncSource:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def test_forwards_every_item_and_finalizes_once_on_exhaustion() -> None:
+    source, recorder = Source([1, 2, 3]), Recorder()
+    proxy = SyncStreamProxy(source, recorder)
+    assert list(proxy) == [1, 2, 3]
+    proxy.close()
+    assert recorder.items == [1, 2, 3]
+    assert recorder.finished == [(None, True)]
+    assert isinstance(proxy, Source)
+    assert proxy.extra == "attribute"
+    assert source.closed == 1
+
+
+def test_hidden_items_never_reach_the_caller() -> None:
+    recorder = Recorder(hide="trailer")
+    assert list(SyncStreamProxy(Source(["a", "trailer", "b"]), recorder)) == ["a", "b"]
+    assert recorder.items == ["a", "trailer", "b"]
+
+
+@pytest.mark.parametrize("how", ["close", "exit", "break_then_close"])
+def test_early_end_finalizes_once(how: str) -> None:
+    source, recorder = Source([1, 2, 3]), Recorder()
+    proxy = SyncStreamProxy(source, recorder)
+    if how == "close":
+        next(proxy)
+        proxy.close()
+        proxy.close()
+    elif how == "exit":
+        with proxy as entered:
+            assert entered is proxy
+            next(entered)
+    else:
+        for _ in proxy:
+            break
+        proxy.close()
+    assert recorder.finished == [(None, False)]
+
+
+def test_callers_exception_in_with_block_is_not_the_streams_error() -> None:
+    recorder = Recorder()
+    proxy = SyncStreamProxy(Source([1, 2]), recorder)
+    with pytest.raises(KeyError), proxy:
+        raise KeyError("caller")
+    assert recorder.finished == [(None, False)]
+
+
+def test_stream_error_is_reported_and_reraised() -> None:
+    recorder = Recorder()
+    proxy = SyncStreamProxy(Source([1, 2, 3], fail_after=1), recorder)
+    assert next(proxy) == 1
+    with pytest.raises(ConnectionError):
+        next(proxy)
+    ((error, exhausted),) = recorder.finished
+    assert isinstance(error, ConnectionError)
+    assert exhausted is False
+
+
+def test_observer_failure_is_counted_and_item_still_delivered() -> None:
+    recorder = Recorder(fail_on=2)
+    assert list(SyncStreamProxy(Source([1, 2, 3]), recorder)) == [1, 2, 3]
+    assert STATS.get("errors.instrumentation.stream_item") == 1
+
+
+def test_finish_failure_is_counted_never_raised() -> None:
+    class Broken(Recorder):
+        def finish(self, error: BaseException | None, *, exhausted: bool) -> None:
+            raise RuntimeError("bug")
+
+    assert list(SyncStreamProxy(Source([1]), Broken())) == [1]
+    assert STATS.get("errors.instrumentation.stream_finish") == 1
+
+
+def test_plain_iterables_get_an_iterator_on_first_use() -> None:
+    recorder = Recorder()
+    assert list(SyncStreamProxy([4, 5], recorder)) == [4, 5]
+    assert recorder.finished == [(None, True)]
+
+
+async def test_async_proxy() -> None:
+    recorder = Recorder(hide="trailer")
+    proxy = AsyncStreamProxy(AsyncSource(["a", "trailer", "b"]), recorder)
+    assert [x async for x in proxy] == ["a", "b"]
+    await proxy.close()
+    assert recorder.finished == [(None, True)]
+
+    early = Recorder()
+    source = AsyncSource([1, 2, 3])
+    async with AsyncStreamProxy(source, early) as entered:
+        async for _ in entered:
+            break
+    assert early.finished == [(None, False)]
+    assert source.closed == 1
+
+    failing = Recorder()
+    with pytest.raises(ConnectionError):
+        async for _ in AsyncStreamProxy(AsyncSource([1, 2], fail_after=1), failing):
+            pass
+    assert isinstance(failing.finished[0][0], ConnectionError)
+
+
+def test_sse_json_events() -> None:
+    body = b'event: a\ndata: {"x": 1}\n\ndata: not json\n\r\ndata: [DONE]\n\n'
+    assert sse_json_events(body) == [{"x": 1}]
+    assert STATS.get("dropped.stream_event_unparsable") == 1
