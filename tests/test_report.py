@@ -139,8 +139,20 @@ def spend(events: Sequence[UsageEvent]) -> Decimal:
     return sum((e.cost.total for e in events if e.cost.total is not None), Decimal(0))
 
 
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, list[UsageEvent]]:
+    """The same ledger in SQLite, and in fresh PostgreSQL and MariaDB databases."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        url = request.getfixturevalue(f"fresh_{request.param}_url")
+    events = make_events()
+    write_ledger(url, events)
+    return url, events
+
+
 @pytest.fixture
-def ledger(tmp_path: Path) -> tuple[str, list[UsageEvent]]:
+def sqlite_ledger(tmp_path: Path) -> tuple[str, list[UsageEvent]]:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     events = make_events()
     write_ledger(url, events)
@@ -223,12 +235,14 @@ def test_tag_values_past_the_limit_are_summed_as_other(
     url, events = ledger
     report = build_report(url, period=PERIOD, group_by=["user_id"], now=NOW)
     from llm_cost_tracker.exporters import connect
+    from llm_cost_tracker.exporters._sql import dialect_name_for_url
 
     from llm_cost_tracker.report._queries import REPORT_DIALECTS, _Queries
 
     connection = connect(url)
     try:
-        limited = _Queries(connection, REPORT_DIALECTS["sqlite"], None).tag_breakdown(
+        dialect = REPORT_DIALECTS[dialect_name_for_url(url)]
+        limited = _Queries(connection, dialect, None).tag_breakdown(
             PERIOD, "user_id", 2, report.totals.current
         )
     finally:
@@ -304,9 +318,9 @@ class _Collector(HTMLParser):
 
 
 def test_html_is_self_contained_escaped_and_complete(
-    ledger: tuple[str, list[UsageEvent]],
+    sqlite_ledger: tuple[str, list[UsageEvent]],
 ) -> None:
-    url, _ = ledger
+    url, _ = sqlite_ledger
     report = build_report(url, period=PERIOD, group_by=["feature"], now=NOW)
     page = render(report, "html")
     parser = _Collector()
@@ -333,8 +347,8 @@ def test_html_is_self_contained_escaped_and_complete(
     assert page.count('class="bar"') == len(report.daily)
 
 
-def test_json_and_markdown(ledger: tuple[str, list[UsageEvent]]) -> None:
-    url, events = ledger
+def test_json_and_markdown(sqlite_ledger: tuple[str, list[UsageEvent]]) -> None:
+    url, events = sqlite_ledger
     report = build_report(url, period=PERIOD, group_by=["feature"], now=NOW)
     data = json.loads(render(report, "json"))
     assert data["totals"]["current"]["calls"] == len(in_period(events))
@@ -349,9 +363,9 @@ def test_json_and_markdown(ledger: tuple[str, list[UsageEvent]]) -> None:
 
 
 def test_cli_writes_each_format(
-    ledger: tuple[str, list[UsageEvent]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sqlite_ledger: tuple[str, list[UsageEvent]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, events = ledger
+    url, events = sqlite_ledger
     # The fixture's events sit in March 2026; ask for that window explicitly.
     window = ["--from", "2026-03-05T12:00:00", "--to", "2026-03-15T12:00:00"]
     out = tmp_path / "r.html"
@@ -368,9 +382,9 @@ def test_cli_writes_each_format(
 
 
 def test_cli_explains_an_empty_period_and_a_missing_ledger(
-    ledger: tuple[str, list[UsageEvent]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sqlite_ledger: tuple[str, list[UsageEvent]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, _ = ledger
+    url, _ = sqlite_ledger
     assert (
         main(["report", "--database-url", url, "--from", "2020-01-01", "--to", "2020-02-01"]) == 0
     )
