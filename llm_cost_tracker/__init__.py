@@ -17,6 +17,7 @@ from ._stats import stats
 from ._suppress import is_suppressed, suppressed
 from ._tags import with_tags
 from .budgets import Budgets
+from .instrumentation._hosts import register_host
 from .instrumentation.httpx._parsers import register_parser
 from .instrumentation.openai._extract import Extraction
 
@@ -41,6 +42,7 @@ __all__ = [
     "flush",
     "get_config",
     "is_suppressed",
+    "register_host",
     "register_parser",
     "shutdown",
     "stats",
