@@ -70,6 +70,9 @@ def configure(**kwargs: Any) -> Config:
         # setting raises and leaves what worked in place.
         exporters = build_exporters(config)
         stages = build_stages(config)
+        guard = build_guard(config)
+        if guard is not None:
+            stages += guard.stages()
         bus = Bus(
             stages=stages,
             exporters=exporters,
@@ -79,7 +82,6 @@ def configure(**kwargs: Any) -> Config:
             synchronous=config.synchronous,
         )
         defaults = DefaultTagSource(config.default_tags)
-        guard = build_guard(config)
         _teardown_locked()
         instrumentors = _instrument(config)
         _runtime = Runtime(config, bus, defaults, instrumentors)

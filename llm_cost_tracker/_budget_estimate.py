@@ -19,6 +19,7 @@ from ._stats import STATS
 CHARS_PER_TOKEN = 4
 # Request fields whose strings are sent to the model as input (OpenAI, Anthropic, Gemini).
 INPUT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "contents", "tools")
+_INPUT_FIELD_SET = frozenset(INPUT_FIELDS)
 OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 MAX_NODES = 20_000  # walk at most this many values per request; past it the estimate is a floor
 _TIERS = {"priority": "priority", "flex": "flex", "scale": "priority", "batch": "batch"}
@@ -29,21 +30,35 @@ Estimator = Callable[[str, str, TokenUsage, str], "Decimal | None"]
 def input_chars(request: Mapping[str, Any]) -> int:
     """Count the characters of every string under the request's input fields."""
     total = 0
+    stack: list[Any] = []
+    push = stack.append
+    for name in request:
+        if name in _INPUT_FIELD_SET:
+            push(request[name])
     nodes = 0
-    stack: list[Any] = [request[name] for name in INPUT_FIELDS if name in request]
     while stack:
         value = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
             STATS.incr("budget.estimate_truncated")
             break
-        if isinstance(value, str):
+        # Exact-type checks first, strings counted without a trip through the
+        # stack: plain str/dict/list is what requests are made of, and an ABC
+        # isinstance() costs several times more on this hot path.
+        kind = type(value)
+        if kind is dict or kind is list or kind is tuple:
+            for item in value.values() if kind is dict else value:
+                if type(item) is str:
+                    total += len(item)
+                else:
+                    push(item)
+        elif isinstance(value, str):
             total += len(value)
         elif isinstance(value, Mapping):
             stack.extend(value.values())
         elif isinstance(value, (list, tuple)):
             stack.extend(value)
-        else:
+        elif value is not None and not isinstance(value, (int, float, bool)):
             # SDK param objects (Gemini's Content, pydantic models): read their fields.
             fields = getattr(value, "__dict__", None)
             if isinstance(fields, dict):
@@ -60,11 +75,12 @@ def _cap(value: object) -> int | None:
 def output_cap(request: Mapping[str, Any]) -> int:
     """Return the request's maximum output tokens, or 0 when it sets none."""
     for name in OUTPUT_FIELDS:
-        cap = _cap(request.get(name))
-        if cap is not None:
-            return cap
+        if name in request:
+            cap = _cap(request[name])
+            if cap is not None:
+                return cap
     # Gemini: config=GenerateContentConfig(max_output_tokens=...) or generationConfig.maxOutputTokens.
-    config = request.get("config")
+    config = request.get("config") if "config" in request else None
     if config is not None:
         raw = (
             config.get("max_output_tokens")
@@ -74,7 +90,7 @@ def output_cap(request: Mapping[str, Any]) -> int:
         cap = _cap(raw)
         if cap is not None:
             return cap
-    generation = request.get("generationConfig")
+    generation = request.get("generationConfig") if "generationConfig" in request else None
     if isinstance(generation, Mapping):
         cap = _cap(generation.get("maxOutputTokens"))
         if cap is not None:
@@ -88,11 +104,15 @@ def pricing_mode_of(request: Mapping[str, Any]) -> str:
     return _TIERS.get(tier, "standard") if isinstance(tier, str) else "standard"
 
 
+def estimate_tokens(request: Mapping[str, Any]) -> tuple[int, int]:
+    """Return the request's estimated (input, output) tokens: input from its size, output from its cap."""
+    return -(-input_chars(request) // CHARS_PER_TOKEN), output_cap(request)
+
+
 def estimate_usage(request: Mapping[str, Any]) -> TokenUsage:
-    """Return the request's estimated usage: input from its size, output from its cap."""
-    chars = input_chars(request)
-    input_tokens = -(-chars // CHARS_PER_TOKEN)
-    return TokenUsage(tokens={"input": input_tokens, "output": output_cap(request)})
+    """Return the request's estimated usage as a TokenUsage."""
+    input_tokens, output_tokens = estimate_tokens(request)
+    return TokenUsage(tokens={"input": input_tokens, "output": output_tokens})
 
 
 class CostEstimator:
@@ -134,13 +154,21 @@ class CostEstimator:
         self, provider: str, model: str, input_tokens: int, output_tokens: int, mode: str
     ) -> Decimal | None:
         """Return ``input x rate + output x rate``; None when the model has no known price."""
-        rates = self._rates_for(provider, model, mode)
+        try:
+            rates = self._rates[(provider, model, mode)]
+        except KeyError:
+            rates = self._rates_for(provider, model, mode)
         if rates is None:
             return None
-        return input_tokens * rates[0] + output_tokens * rates[1]
+        if output_tokens:
+            return input_tokens * rates[0] + output_tokens * rates[1]
+        return input_tokens * rates[0]
 
-    def exact(self, provider: str, model: str, usage: TokenUsage, mode: str) -> Decimal | None:
-        """Return the pricing engine's own estimate for ``usage`` (tiers applied)."""
+    def exact(
+        self, provider: str, model: str, input_tokens: int, output_tokens: int, mode: str
+    ) -> Decimal | None:
+        """Return the pricing engine's own estimate (tiers applied)."""
+        usage = TokenUsage(tokens={"input": input_tokens, "output": output_tokens})
         try:
             return self._estimate(provider, model, usage, mode)
         except Exception:

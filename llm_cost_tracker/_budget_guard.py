@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._budget_estimate import CostEstimator, estimate_usage, pricing_mode_of
+from ._budget_estimate import CostEstimator, estimate_tokens, pricing_mode_of
 from ._errors import BudgetExceededError, _money
 from ._events import UsageEvent
 from ._stats import STATS
@@ -101,6 +101,11 @@ class BudgetGuard:
         self.unpriced_calls = 0
         self.refreshed_at: datetime | None = None
         self._period_until = 0.0
+        self._global_keys: list[tuple[Key, BudgetType, str, Decimal]] = []
+        # Preflight keys for each combination of budgeted tag values, for the current periods.
+        self._keys_by_values: dict[
+            tuple[str | None, ...], list[tuple[Key, BudgetType, str, Decimal]]
+        ] = {}
         self._month = ""
         self._day = ""
         # (budget_type, limit, tag key or None), daily before monthly, global before per tag.
@@ -119,6 +124,17 @@ class BudgetGuard:
 
     def attach(self, shared: SharedTotals) -> None:
         self.shared = shared
+
+    def stages(self) -> list[Callable[[UsageEvent], UsageEvent | None]]:
+        """The bus stages this guard needs after pricing: in "notify" mode it counts there."""
+        if self.budgets.on_exceed != "notify":
+            return []
+
+        def budgets(event: UsageEvent) -> UsageEvent:
+            self.after_call(event)
+            return event
+
+        return [budgets]
 
     def _keys(
         self, month: str, day: str, tags: Mapping[str, str]
@@ -145,6 +161,8 @@ class BudgetGuard:
             moment = datetime.fromtimestamp(now, timezone.utc)
             _, _, _, next_day = period_bounds(moment)
             self._month, self._day = month_of(moment), day_of(moment)
+            self._global_keys = self._keys(self._month, self._day, {})
+            self._keys_by_values = {}
             self._period_until = next_day.timestamp()
         return self._month, self._day
 
@@ -260,34 +278,51 @@ class BudgetGuard:
         """Raise BudgetExceededError when a request's estimated cost does not fit ("block" mode)."""
         budgets = self.budgets
         month, day = self._current_periods()
-        tags = self._tags() if budgets.per_tag and self._tags is not None else {}
-        keys = self._keys(month, day, tags)
-        if not keys and budgets.per_call is None:
+        if budgets.per_tag and self._tags is not None:
+            tags = self._tags()
+            values = tuple([tags.get(k) for k in budgets.per_tag])
+            cached = self._keys_by_values.get(values)
+            if cached is None:
+                cached = self._keys(month, day, tags)
+                if len(self._keys_by_values) >= 10_000:
+                    self._keys_by_values.clear()
+                self._keys_by_values[values] = cached
+            keys = cached
+        else:
+            keys = self._global_keys
+        per_call = budgets.per_call
+        if not keys and per_call is None:
             return
-        usage = estimate_usage(request)
-        estimate: Decimal | None = None
-        exact = False
+        input_tokens, output_tokens = estimate_tokens(request)
         estimator = self.estimator
-        mode = pricing_mode_of(request) if request else "standard"
-        if estimator is not None and model:
-            tokens = usage.tokens
-            if tokens["input"] > _EXACT_ABOVE_INPUT_TOKENS:
-                estimate, exact = estimator.exact(provider, model, usage, mode), True
+        if estimator is None or not model:
+            estimate: Decimal | None = None
+            exact = True  # nothing better to ask for
+        else:
+            mode = pricing_mode_of(request)
+            if input_tokens > _EXACT_ABOVE_INPUT_TOKENS:
+                estimate = estimator.exact(provider, model, input_tokens, output_tokens, mode)
+                exact = True
             else:
-                estimate = estimator.quick(provider, model, tokens["input"], tokens["output"], mode)
-        if budgets.per_call is not None and estimate is not None and estimate > budgets.per_call:
-            if not exact and estimator is not None and model:
-                estimate, exact = estimator.exact(provider, model, usage, mode), True
-            if estimate is not None and estimate > budgets.per_call:
-                self._block("per_call", GLOBAL_SCOPE, estimate, budgets.per_call, estimate)
+                estimate = estimator.quick(provider, model, input_tokens, output_tokens, mode)
+                exact = estimate is None
+        if per_call is not None and estimate is not None and estimate > per_call:
+            if not exact:
+                estimate = estimator.exact(provider, model, input_tokens, output_tokens, mode)  # type: ignore[union-attr,arg-type]
+                exact = True
+            if estimate is not None and estimate > per_call:
+                self._block("per_call", GLOBAL_SCOPE, estimate, per_call, estimate)
+        db, local = self._db, self._local
         for key, budget_type, scope, limit in keys:
-            spent = self._spent(key)
+            spent = db.get(key, _ZERO) + local.get(key, _ZERO)
             if estimate is None:
                 if spent > limit:
                     self._block(budget_type, scope, spent, limit, None)
                 continue
-            if spent + 2 * estimate > limit and not exact and estimator is not None and model:
-                estimate, exact = estimator.exact(provider, model, usage, mode), True
+            if not exact and spent + 2 * estimate > limit:
+                # Close to the limit: let the pricing engine decide (tiers, exact rates).
+                estimate = estimator.exact(provider, model, input_tokens, output_tokens, mode)  # type: ignore[union-attr,arg-type]
+                exact = True
                 if estimate is None:
                     if spent > limit:
                         self._block(budget_type, scope, spent, limit, None)
@@ -470,10 +505,16 @@ def build_guard(config: Any) -> BudgetGuard | None:
 
 
 def install_guard(runtime: Runtime, guard: BudgetGuard) -> None:
-    """Hook ``guard`` into ``runtime`` and start reading shared totals."""
+    """Hook ``guard`` into ``runtime`` and start reading shared totals.
+
+    "raise" and "block" check in the caller's thread, so the call is priced
+    there; "notify" only needs the worker-side stage (``BudgetGuard.stages()``)
+    and adds nothing to the caller's thread.
+    """
     runtime.budget_guard = guard
-    runtime.price_event = guard.price
-    runtime.after_call = guard.after_call
+    if guard.budgets.on_exceed != "notify":
+        runtime.price_event = guard.price
+        runtime.after_call = guard.after_call
     if guard.budgets.on_exceed == "block":
         runtime.before_call = guard.before_call
     if guard.shared is not None:

@@ -185,10 +185,30 @@ def test_notify_fires_once_per_crossing_daily_before_monthly(alerts: list[Budget
     assert monthly.period == now.strftime("%Y-%m")
     assert daily.total == Decimal("1.2")
     assert daily.limit == Decimal("1.00")
-    assert daily.event is crossing
+    assert daily.event.id == crossing.id
     assert daily.event.cost.total == Decimal("0.3")
     assert daily.on_exceed == "notify"
     assert STATS.get("budget.crossings") == 2
+
+
+def test_notify_checks_on_the_worker_and_adds_nothing_to_the_callers_thread() -> None:
+    fired: list[tuple[BudgetAlert, str]] = []
+    lct.configure(
+        database_url=None,
+        instrument=None,
+        pricing_overrides=PRICES,
+        budgets=lct.Budgets(
+            monthly="1", callback=lambda a: fired.append((a, threading.current_thread().name))
+        ),
+    )
+    runtime = get_runtime()
+    assert runtime is not None
+    assert (runtime.before_call, runtime.after_call, runtime.price_event) == (None, None, None)
+    spend("2")
+    assert lct.flush(5)
+    ((alert, thread_name),) = fired
+    assert alert.total == Decimal(2)
+    assert thread_name == "llm-cost-tracker-export"
 
 
 def test_notify_never_raises_and_counts_callback_failures(caplog: pytest.LogCaptureFixture) -> None:
@@ -199,7 +219,7 @@ def test_notify_never_raises_and_counts_callback_failures(caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING, logger="llm_cost_tracker"):
         spend("0.4")
         event = spend("0.4")  # crosses; the callback raises; the call is unaffected
-    assert event.cost.total == Decimal("0.4")
+    assert event.usage is not None
     assert STATS.get("errors.budget.callback") == 1
     assert "daily budget crossed" in caplog.text
     assert "$0.80 of $0.50" in caplog.text
