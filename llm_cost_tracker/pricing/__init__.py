@@ -90,9 +90,11 @@ class PriceStage:
 
     def cost(self, event: UsageEvent) -> Cost:
         """The Cost of ``event`` (ignoring any cost it already has)."""
-        model = resolve_deployment(
-            event.provider, event.model, event.request_model, self._deployments
-        )
+        model = event.model
+        if self._deployments:
+            model = resolve_deployment(
+                event.provider, model, event.request_model, self._deployments
+            )
         pricing = price_usage(
             self.catalog,
             event.provider,

@@ -51,6 +51,9 @@ class Resolved:
 
     unit_prices: Mapping[str, Decimal]
     snapshot_rates: dict[str, dict[str, Any]]
+    lines: Mapping[
+        str, tuple[str, Decimal, dict[str, Any]]
+    ]  # component -> (unit, unit price, snapshot)
     header: dict[str, Any]
     reason: str | None  # why there are no rates at all, if so
 
@@ -143,6 +146,9 @@ def resolve(
     return Resolved(
         unit_prices=MappingProxyType(unit_prices),
         snapshot_rates=snapshot_rates,
+        lines=MappingProxyType(
+            {c: (_UNITS[c], p, snapshot_rates[c]) for c, p in unit_prices.items()}
+        ),
         header=header,
         reason=reason,
     )
@@ -190,10 +196,14 @@ def resolve_cached(
 
     None when ``when`` precedes every price version.
     """
-    found = entry.version_at(when)
-    if found is None:
-        return None
-    index, version = found
+    versions = entry.versions
+    if len(versions) == 1 and versions[0].effective_from is None:
+        index, version = 0, versions[0]
+    else:
+        found = entry.version_at(when)
+        if found is None:
+            return None
+        index, version = found
     tier = None
     if version.tiers:
         input_tokens = usage if isinstance(usage, int) else usage.input_tokens
@@ -264,8 +274,7 @@ def price_with_entry(
             "mode": mode,
         }
         return Pricing(_unknown(_lines(usage), missing), match, None)
-    unit_prices = resolved.unit_prices
-    rates = resolved.snapshot_rates
+    table = resolved.lines
     items = []
     total = _ZERO
     used: dict[str, dict[str, Any]] = {}
@@ -274,32 +283,34 @@ def price_with_entry(
         if not count:
             continue
         quantity = Decimal(count)
-        unit_price = unit_prices.get(component)
-        if unit_price is None:
+        line = table.get(component)
+        if line is None:
             items.append(LineItem(component, _UNITS[component], quantity, None, None))
             unpriced.append(component)
             continue
+        unit, unit_price, rate = line
         cost = quantity * unit_price
         total += cost
-        items.append(LineItem(component, _UNITS[component], quantity, unit_price, cost))
-        used[component] = rates[component]
+        items.append(LineItem(component, unit, quantity, unit_price, cost))
+        used[component] = rate
     for component, quantity in usage.services.items():
         if not quantity or component == "reported_cost":
             continue
-        unit_price = unit_prices.get(component)
-        if unit_price is None:
+        line = table.get(component)
+        if line is None:
             items.append(LineItem(component, _UNITS[component], quantity, None, None))
             unpriced.append(component)
             continue
+        unit, unit_price, rate = line
         cost = quantity * unit_price
         total += cost
-        items.append(LineItem(component, _UNITS[component], quantity, unit_price, cost))
-        used[component] = rates[component]
+        items.append(LineItem(component, unit, quantity, unit_price, cost))
+        used[component] = rate
     snapshot = dict(resolved.header)
     snapshot["rates"] = used
     status: CostStatus
     if not unpriced:
-        status = "priced" if (used or unit_prices) else "unknown"
+        status = "priced" if (used or table) else "unknown"
     elif used:
         status = "partial"
         snapshot["unpriced"] = unpriced
