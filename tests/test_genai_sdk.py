@@ -32,13 +32,26 @@ def events(standin: StandInServer) -> Iterator[list[UsageEvent]]:
         unregister_host(host)
 
 
+_OPEN_CLIENTS: list[genai.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN_CLIENTS:
+        _OPEN_CLIENTS.pop().close()
+
+
 def client_for(standin: StandInServer, scenario_id: str, **options: Any) -> genai.Client:
-    return genai.Client(
+    """A google-genai client whose every request goes to the stand-in scenario; closed after the test."""
+    client = genai.Client(
         api_key="test-key",
         http_options=types.HttpOptions(
             base_url=standin.scenario_url(scenario_id), api_version="v1beta", **options
         ),
     )
+    _OPEN_CLIENTS.append(client)
+    return client
 
 
 def assert_gemini(event: UsageEvent, scenario_id: str, *, stream: bool) -> None:
@@ -86,6 +99,8 @@ async def test_async_generate_content_and_stream(
         model="gemini-2.5-flash", contents="hi"
     ):
         pass
+    await plain.aio.aclose()
+    await streaming.aio.aclose()
     assert len(events) == 2
     assert_gemini(events[0], "gemini_generate_thinking_flash", stream=False)
     assert_gemini(events[1], "gemini_stream_no_thinking", stream=True)

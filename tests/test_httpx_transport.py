@@ -645,8 +645,9 @@ def test_real_sdks_are_recorded_once(
         ) as stream:
             for _ in stream:
                 pass
-        calls = 4
-    assert len(captured) == calls
+        for client in (chat, streaming, claude, claude_stream):
+            client.close()
+    assert len(captured) == 4
     for event, (provider, scenario_id) in zip(captured, EXPECTED_SDK_EVENTS, strict=True):
         payload = PAYLOADS[scenario_id]
         assert event.provider == provider
