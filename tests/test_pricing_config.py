@@ -8,6 +8,7 @@ import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,3 +290,45 @@ def test_the_documented_prices_file_example_loads(tmp_path: Path) -> None:
     assert long.cost.total == (250_000 * 6 + 1000 * Decimal("22.5")) / M
     bare = price_event(_event("my-finetune", provider="together", input=1000), catalog)
     assert bare.cost.total == Decimal("0.003")
+
+
+def test_real_sdk_calls_are_priced_into_the_ledger(tmp_path: Path, standin: Any) -> None:
+    """The real openai and anthropic SDKs over HTTP to the stand-in server, priced and stored."""
+    import anthropic
+    import openai
+
+    db = tmp_path / "sdk.db"
+    lct.configure(database_url=f"sqlite:///{db}", instrument=["openai", "anthropic"])
+    oai = openai.OpenAI(
+        api_key="sk-test",
+        base_url=standin.scenario_url("openai_chat_priority_gpt5", "/v1"),
+        max_retries=0,
+    )
+    oai.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "hi"}])
+    claude = anthropic.Anthropic(
+        api_key="sk-test",
+        base_url=standin.scenario_url("anthropic_cache_write_5m_and_1h_breakdown"),
+        max_retries=0,
+    )
+    # The response names the model actually used (claude-sonnet-4-5-20250929); that is priced.
+    claude.messages.create(
+        model="claude-opus-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert lct.flush(10)
+    with sqlite3.connect(db) as connection:
+        rows = dict(
+            connection.execute(
+                "SELECT provider, total_cost_exact FROM llm_cost_tracker_calls"
+            ).fetchall()
+        )
+        modes = dict(
+            connection.execute(
+                "SELECT provider, pricing_mode FROM llm_cost_tracker_calls"
+            ).fetchall()
+        )
+    assert Decimal(rows["openai"]) == (8 * Decimal("2.50") + 82 * 20) / M  # priority rates
+    assert modes["openai"] == "priority"
+    assert (
+        Decimal(rows["anthropic"])
+        == (2048 * 3 + 1800 * Decimal("0.30") + 148 * Decimal("3.75") + 100 * 6 + 503 * 15) / M
+    )
