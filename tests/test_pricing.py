@@ -452,3 +452,22 @@ def test_bundled_catalog_records_version_dates_and_sources() -> None:
     providers = {e.provider for e in catalog.entries.values()}
     assert {"openai", "anthropic", "google", "deepseek", "mistral", "xai", "groq"} <= providers
     assert catalog is bundled_catalog()  # parsed once
+
+
+def test_odd_usage_never_raises_and_is_never_priced() -> None:
+    stage = PriceStage()
+    negative = stage(_event("openai", "gpt-4o-mini", input=-5, output=10))
+    assert negative.cost.status == "partial"
+    assert negative.cost.total == per_m((10, "0.60"))
+    unregistered = stage(_event("openai", "gpt-4o-mini", hologram_input=10, input=10))
+    assert unregistered.cost.status == "partial"
+    broken = UsageEvent(
+        provider="openai",
+        model="gpt-4o-mini",
+        operation="chat",
+        usage=TokenUsage(tokens={"input": "many"}),  # type: ignore[dict-item]
+    )
+    priced = stage(broken)
+    assert priced.cost.status == "unknown"
+    assert priced.cost.total is None
+    assert STATS.get("errors.pricing") == 1

@@ -86,7 +86,13 @@ class PriceStage:
     def __call__(self, event: UsageEvent) -> UsageEvent:
         if event.cost.snapshot:
             return event
-        return replace(event, cost=self.cost(event))
+        try:
+            cost = self.cost(event)
+        except Exception:
+            # Malformed usage from a buggy instrumentor or caller: keep the event, cost unknown.
+            STATS.failure("errors.pricing", "pricing an event failed; its cost is unknown")
+            cost = Cost(total=None, status="unknown", snapshot={"reason": "pricing failed"})
+        return replace(event, cost=cost)
 
     def cost(self, event: UsageEvent) -> Cost:
         """The Cost of ``event`` (ignoring any cost it already has)."""

@@ -228,7 +228,7 @@ def resolve_cached(
 
 
 def _unknown(lines: list[tuple[str, Decimal]], snapshot: dict[str, Any]) -> Cost:
-    items = tuple(LineItem(c, COMPONENTS[c].unit, q, None, None) for c, q in lines)
+    items = tuple(LineItem(c, _UNITS.get(c, "unit"), q, None, None) for c, q in lines)
     return Cost(total=None, status="unknown", line_items=items, snapshot=snapshot)
 
 
@@ -283,9 +283,9 @@ def price_with_entry(
         if not count:
             continue
         quantity = Decimal(count)
-        line = table.get(component)
+        line = table.get(component) if count > 0 else None
         if line is None:
-            items.append(LineItem(component, _UNITS[component], quantity, None, None))
+            items.append(LineItem(component, _UNITS.get(component, "unit"), quantity, None, None))
             unpriced.append(component)
             continue
         unit, unit_price, rate = line
@@ -296,9 +296,9 @@ def price_with_entry(
     for component, quantity in usage.services.items():
         if not quantity or component == "reported_cost":
             continue
-        line = table.get(component)
+        line = table.get(component) if quantity > 0 else None
         if line is None:
-            items.append(LineItem(component, _UNITS[component], quantity, None, None))
+            items.append(LineItem(component, _UNITS.get(component, "unit"), quantity, None, None))
             unpriced.append(component)
             continue
         unit, unit_price, rate = line
