@@ -128,21 +128,7 @@ def finish_call(
     except Exception:
         STATS.failure("errors.instrumentation.finish", "could not record a finished call")
         return
-    if runtime.price_event is not None:
-        # A budget needs the cost now: price here, and the bus keeps this price.
-        try:
-            event = runtime.price_event(event)
-        except Exception:
-            STATS.failure("errors.budget.price", "pricing a call for its budget failed")
-    runtime.bus.emit(event)
-    after = runtime.after_call
-    if after is not None:
-        try:
-            after(event)
-        except LLMCostTrackerError:
-            raise
-        except Exception:
-            STATS.failure("errors.budget.after_call", "the budget check failed")
+    runtime.deliver(event)
 
 
 def fail_call(call: Call, error: BaseException, *, provider_response_id: str | None = None) -> None:

@@ -42,6 +42,29 @@ class Runtime:
         self.price_event: Callable[[UsageEvent], UsageEvent] | None = None
         self.budget_guard: Any = None
 
+    def deliver(self, event: UsageEvent) -> None:
+        """Hand a finished call to the bus, pricing and budget-checking it first when budgets ask.
+
+        Raises only a budget's BudgetExceededError ("raise" mode), after the
+        event is on the bus; any other failure is counted.
+        """
+        if self.price_event is not None:
+            # A budget needs the cost now: price here, and the bus keeps this price.
+            try:
+                event = self.price_event(event)
+            except Exception:
+                STATS.failure("errors.budget.price", "pricing a call for its budget failed")
+        self.bus.emit(event)
+        after = self.after_call
+        if after is None:
+            return
+        try:
+            after(event)
+        except LLMCostTrackerError:
+            raise  # a budget set to "raise": the call is recorded, then this
+        except Exception:
+            STATS.failure("errors.budget.after_call", "the budget check failed")
+
 
 _lock = threading.RLock()
 _runtime: Runtime | None = None
@@ -340,24 +363,5 @@ def track(
     runtime = get_runtime()
     if runtime is None:
         return event
-    if runtime.price_event is not None:
-        event = _price_now(runtime.price_event, event)
-    runtime.bus.emit(event)
-    after = runtime.after_call
-    if after is not None:
-        try:
-            after(event)
-        except LLMCostTrackerError:
-            raise  # a budget set to "raise": the call is recorded, then this
-        except Exception:
-            STATS.failure("errors.budget.after_call", "the budget check failed")
+    runtime.deliver(event)
     return event
-
-
-def _price_now(price: Callable[[UsageEvent], UsageEvent], event: UsageEvent) -> UsageEvent:
-    """Price ``event`` in the caller's thread for a budget; on failure the bus prices it later."""
-    try:
-        return price(event)
-    except Exception:
-        STATS.failure("errors.budget.price", "pricing a call for its budget failed")
-        return event
