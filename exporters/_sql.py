@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -434,6 +434,53 @@ def rollup_rows(events: Iterable[UsageEvent]) -> list[tuple[Any, ...]]:
             row[5] += usage.cache_read_tokens
             row[6] += usage.cache_write_tokens
     return [(*key, *row) for key, row in sums.items()]
+
+
+# The UTC day of occurred_at, per dialect with rollups.
+_ROLLUP_DAY = {
+    "postgres": "(occurred_at AT TIME ZONE 'UTC')::date",
+    "mysql": "DATE(occurred_at)",
+}
+# Taken first, so exporters writing meanwhile add their calls after the rebuild.
+_ROLLUP_LOCK = {"postgres": f"LOCK TABLE {ROLLUPS} IN EXCLUSIVE MODE"}
+
+
+def rebuild_rollups(cursor: Any, dialect: Dialect, start: datetime, end: datetime | None) -> None:
+    """Recompute the rollups of the UTC days from ``start`` to ``end`` from the calls table.
+
+    For code that changes stored calls in place (re-pricing): run it in the same
+    transaction, after the change. A no-op on SQLite, which has no rollups.
+    """
+    day = _ROLLUP_DAY.get(dialect.name)
+    if day is None:
+        return
+    p = dialect.placeholder
+    first = start.astimezone(timezone.utc).date()
+    lock = _ROLLUP_LOCK.get(dialect.name)
+    if lock:
+        cursor.execute(lock)
+    where, params = [f"day >= {p}"], [first]
+    call_where = [f"occurred_at >= {p}"]
+    call_params: list[Any] = [
+        dialect.convert_time(datetime(first.year, first.month, first.day, tzinfo=timezone.utc))
+    ]
+    if end is not None:
+        last = end.astimezone(timezone.utc).date()
+        where.append(f"day <= {p}")
+        params.append(last)
+        after = datetime(last.year, last.month, last.day, tzinfo=timezone.utc) + timedelta(days=1)
+        call_where.append(f"occurred_at < {p}")
+        call_params.append(dialect.convert_time(after))
+    cursor.execute(f"DELETE FROM {ROLLUPS} WHERE {' AND '.join(where)}", params)
+    cursor.execute(
+        f"INSERT INTO {ROLLUPS} ({', '.join(ROLLUP_COLUMNS)}) "
+        f"SELECT {day}, provider, model, currency, count(*), "
+        "sum(CASE WHEN cost_status <> 'priced' THEN 1 ELSE 0 END), coalesce(sum(total_cost), 0), "
+        "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
+        "coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0) "
+        f"FROM {CALLS} WHERE {' AND '.join(call_where)} GROUP BY 1, 2, 3, 4",
+        call_params,
+    )
 
 
 # -- database URLs ------------------------------------------------------------

@@ -94,3 +94,29 @@ def test_prune_keeps_rollups_equal_to_the_calls(sql_target, tmp_path: Path, caps
     assert main(["prune", "--older-than", "30d", "--keep-rollups", "--database-url", url]) == 0
     assert sql_target.count() == 20
     assert sql_target.query(f"SELECT sum(calls) FROM {_sql.ROLLUPS}")[0][0] == before
+
+
+@pytest.mark.postgres
+@pytest.mark.mysql
+def test_rebuild_rollups_after_calls_change_in_place(sql_target, tmp_path: Path):
+    from llm_cost_tracker.exporters import connect as connect_url
+
+    exporter = sql_target.exporter(tmp_path)
+    events = _events()[:30]
+    exporter.export(events)
+    assert exporter.flush(30)
+    exporter.shutdown()
+    # What re-pricing does: change stored costs, then rebuild the days it touched.
+    sql_target.query(f"UPDATE {_sql.CALLS} SET total_cost = 1, cost_status = 'priced'")
+    connection = connect_url(sql_target.url)
+    try:
+        cursor = connection.cursor()
+        dialect = _sql.DIALECTS[sql_target.dialect]
+        _sql.rebuild_rollups(cursor, dialect, NOW - timedelta(days=400), None)
+        connection.commit()
+    finally:
+        connection.close()
+    rows = sql_target.query(
+        f"SELECT sum(calls), sum(total_cost), sum(unpriced_calls) FROM {_sql.ROLLUPS}"
+    )
+    assert [tuple(int(v) for v in r) for r in rows] == [(30, 30, 0)]
