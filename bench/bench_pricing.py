@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from llm_cost_tracker._events import Cost, LineItem, TokenUsage, UsageEvent
-from llm_cost_tracker.pricing import PriceStage, bundled_catalog
+from llm_cost_tracker.pricing import PriceStage, bundled_catalog, with_cost
 
 ROUNDS = 60
 PER_ROUND = 500
@@ -64,11 +64,12 @@ def main() -> None:
     items = ready.line_items
 
     def records(event: UsageEvent) -> UsageEvent:
-        # The floor of this interface: build the 4 LineItems and the Cost, copy the event.
+        # The floor of this interface: build the 4 LineItems and the Cost, copy the event
+        # (with the stage's own fast copy).
         lines = tuple(
             LineItem(i.component, i.unit, i.quantity, i.unit_price, i.cost) for i in items
         )
-        return replace(event, cost=Cost(total=ready.total, status="priced", line_items=lines))
+        return with_cost(event, Cost(total=ready.total, status="priced", line_items=lines))
 
     samples = _measure(
         {

@@ -471,3 +471,16 @@ def test_odd_usage_never_raises_and_is_never_priced() -> None:
     assert priced.cost.status == "unknown"
     assert priced.cost.total is None
     assert STATS.get("errors.pricing") == 1
+
+
+def test_the_priced_event_equals_dataclasses_replace() -> None:
+    event = replace(
+        _event("openai", "gpt-5", input=100, output=10),
+        tags={"feature": "chat"},
+        latency_ms=12.5,
+        trace_id="a" * 32,
+    )
+    priced = PriceStage()(event)
+    assert priced == replace(event, cost=priced.cost)
+    assert priced is not event
+    assert event.cost.status == "unknown"  # the original is not modified
