@@ -16,8 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,16 @@ from ._errors import BudgetExceededError, _money
 from ._events import UsageEvent
 from ._stats import STATS
 from ._tags import Tags
-from .budgets import GLOBAL_SCOPE, BudgetAlert, Budgets, BudgetType
+from .budgets import (
+    GLOBAL_SCOPE,
+    BudgetAlert,
+    Budgets,
+    BudgetType,
+    BudgetView,
+    day_of,
+    month_of,
+    period_bounds,
+)
 
 if TYPE_CHECKING:
     from ._api import Runtime
@@ -41,37 +49,6 @@ MAX_PENDING = 200_000  # local events awaiting their database row; past it the o
 # what is left; closer than that, or for very long prompts (tiered prices), the
 # pricing engine's exact estimate decides.
 _EXACT_ABOVE_INPUT_TOKENS = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetView:
-    """One budget as this process sees it now (``llm_cost_tracker.budgets.status()``)."""
-
-    budget_type: BudgetType
-    scope: str
-    period: str
-    spent: Decimal
-    limit: Decimal
-    unpriced_calls: int
-    shared: bool
-    refreshed_at: datetime | None
-
-
-def month_of(moment: datetime) -> str:
-    return f"{moment.year:04d}-{moment.month:02d}"
-
-
-def day_of(moment: datetime) -> str:
-    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-
-
-def period_bounds(moment: datetime) -> tuple[datetime, datetime, datetime, datetime]:
-    """Return (month start, next month start, day start, next day start) around ``moment`` (UTC)."""
-    moment = moment.astimezone(timezone.utc)
-    day_start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    month_start = day_start.replace(day=1)
-    next_month = (month_start + timedelta(days=32)).replace(day=1)
-    return month_start, next_month, day_start, day_start + timedelta(days=1)
 
 
 class BudgetGuard:
@@ -101,6 +78,7 @@ class BudgetGuard:
         self.unpriced_calls = 0
         self.refreshed_at: datetime | None = None
         self._period_until = 0.0
+        self._tag_keys = tuple(budgets.per_tag)
         self._global_keys: list[tuple[Key, BudgetType, str, Decimal]] = []
         # Preflight keys for each combination of budgeted tag values, for the current periods.
         self._keys_by_values: dict[
@@ -280,7 +258,7 @@ class BudgetGuard:
         month, day = self._current_periods()
         if budgets.per_tag and self._tags is not None:
             tags = self._tags()
-            values = tuple([tags.get(k) for k in budgets.per_tag])
+            values = tuple(map(tags.get, self._tag_keys))
             cached = self._keys_by_values.get(values)
             if cached is None:
                 cached = self._keys(month, day, tags)
@@ -313,21 +291,16 @@ class BudgetGuard:
             if estimate is not None and estimate > per_call:
                 self._block("per_call", GLOBAL_SCOPE, estimate, per_call, estimate)
         db, local = self._db, self._local
+        margin = None if exact or estimate is None else estimate * 2
         for key, budget_type, scope, limit in keys:
             spent = db.get(key, _ZERO) + local.get(key, _ZERO)
-            if estimate is None:
-                if spent > limit:
-                    self._block(budget_type, scope, spent, limit, None)
-                continue
-            if not exact and spent + 2 * estimate > limit:
+            if margin is not None:
+                if spent + margin <= limit:
+                    continue  # the usual case: far from the limit, the quick figure is enough
                 # Close to the limit: let the pricing engine decide (tiers, exact rates).
                 estimate = estimator.exact(provider, model, input_tokens, output_tokens, mode)  # type: ignore[union-attr,arg-type]
-                exact = True
-                if estimate is None:
-                    if spent > limit:
-                        self._block(budget_type, scope, spent, limit, None)
-                    continue
-            if spent + estimate > limit:
+                margin = None
+            if spent + (_ZERO if estimate is None else estimate) > limit:
                 self._block(budget_type, scope, spent, limit, estimate)
 
     def _block(

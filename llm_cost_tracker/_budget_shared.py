@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._stats import STATS
 from ._suppress import suppressed
-from .budgets import GLOBAL_SCOPE, BudgetAlert
+from .budgets import GLOBAL_SCOPE, BudgetAlert, day_of, month_of, period_bounds
 from .exporters import _sql
 
 if TYPE_CHECKING:
@@ -250,8 +250,6 @@ class SharedTotals:
             number = self._begun
         pending = self.guard.pending_ids()
         now = datetime.now(timezone.utc)
-        from ._budget_guard import day_of, month_of, period_bounds
-
         month_start, next_month, day_start, _ = period_bounds(now)
         month, day = month_of(now), day_of(now)
         convert = self.dialect.convert_time

@@ -11,15 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from ._errors import BudgetExceededError, ConfigurationError
 from ._events import UsageEvent
-
-if TYPE_CHECKING:
-    from ._budget_guard import BudgetView
 
 Amount = Decimal | int | str | float
 OnExceed = Literal["notify", "raise", "block"]
@@ -226,6 +224,37 @@ class BudgetAlert:
     on_exceed: OnExceed
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """One budget as this process sees it now (``llm_cost_tracker.budgets.status()``)."""
+
+    budget_type: BudgetType
+    scope: str
+    period: str
+    spent: Decimal
+    limit: Decimal
+    unpriced_calls: int
+    shared: bool
+    refreshed_at: datetime | None
+
+
+def month_of(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def day_of(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+
+
+def period_bounds(moment: datetime) -> tuple[datetime, datetime, datetime, datetime]:
+    """Return (month start, next month start, day start, next day start) around ``moment`` (UTC)."""
+    moment = moment.astimezone(timezone.utc)
+    day_start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    month_start = day_start.replace(day=1)
+    next_month = (month_start + timedelta(days=32)).replace(day=1)
+    return month_start, next_month, day_start, day_start + timedelta(days=1)
+
+
 def status() -> list[BudgetView]:
     """Return every budget this process tracks now, with the spend it sees (empty when none is configured)."""
     from ._api import get_runtime
@@ -254,4 +283,12 @@ def check(provider: str, model: str | None, request: Mapping[str, Any] | None = 
         guard.before_call(provider, model, request or {})
 
 
-__all__ = ["BudgetAlert", "BudgetExceededError", "Budgets", "TagLimits", "check", "status"]
+__all__ = [
+    "BudgetAlert",
+    "BudgetExceededError",
+    "BudgetView",
+    "Budgets",
+    "TagLimits",
+    "check",
+    "status",
+]
