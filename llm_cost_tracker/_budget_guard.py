@@ -72,7 +72,11 @@ class BudgetGuard:
         # what the last read did not include yet (``_pending`` says which calls).
         self._local: dict[Key, Decimal] = {}
         self._db: dict[Key, Decimal] = {}
-        self._pending: dict[str, tuple[Decimal, tuple[Key, ...]]] = {}
+        # event id -> (cost, keys) once counted; None while reserved by prepare()
+        # (priced, about to be emitted, not counted yet).
+        self._pending: dict[str, tuple[Decimal, tuple[Key, ...]] | None] = {}
+        # Reserved calls a database read already included before they were counted.
+        self._in_db_early: set[str] = set()
         self._alerted: set[Key] = set()
         self._last_event: dict[Key, UsageEvent] = {}
         self.unpriced_calls = 0
@@ -184,9 +188,17 @@ class BudgetGuard:
             )
         shared = self.shared is not None
         with self._lock:
+            # A reserved call the database already counted must not be added again.
+            in_db = shared and event.id in self._in_db_early
+            if in_db:
+                self._in_db_early.discard(event.id)
+            self._pending.pop(event.id, None)
             for key, budget_type, scope, limit in keys:
-                total = self._spent(key) + cost
-                self._local[key] = self._local.get(key, _ZERO) + cost
+                if in_db:
+                    total = self._spent(key)
+                else:
+                    total = self._spent(key) + cost
+                    self._local[key] = self._local.get(key, _ZERO) + cost
                 if shared:
                     self._last_event[key] = event
                 if total > limit:
@@ -198,7 +210,7 @@ class BudgetGuard:
                                 budget_type, scope, key[1], total, limit, event, budgets.on_exceed
                             )
                         )
-            if shared and keys:
+            if shared and keys and not in_db:
                 self._remember_pending(event.id, cost, tuple(k[0] for k in keys))
         if crossed:
             if self.shared is not None:
@@ -213,6 +225,19 @@ class BudgetGuard:
                 budget_type=budget_type, scope=scope, spent=total, limit=limit, event=event
             )
 
+    def prepare(self, event: UsageEvent) -> UsageEvent:
+        """Price ``event`` before it is emitted and, with shared totals, reserve its pending slot.
+
+        Reserving before the bus can export it means a database read that
+        already includes the call is always matched with it: never counted twice.
+        """
+        if self.price is not None:
+            event = self.price(event)
+        if self.shared is not None and event.cost.total is not None:
+            with self._lock:
+                self._pending[event.id] = None
+        return event
+
     def _remember_pending(self, event_id: str, cost: Decimal, keys: tuple[Key, ...]) -> None:
         pending = self._pending
         pending[event_id] = (cost, keys)
@@ -222,7 +247,10 @@ class BudgetGuard:
             STATS.incr("budget.pending_forgotten")
 
     def _forget_locked(self, event_id: str) -> None:
-        cost, keys = self._pending.pop(event_id)
+        entry = self._pending.pop(event_id)
+        if entry is None:
+            return
+        cost, keys = entry
         for key in keys:
             left = self._local.get(key, _ZERO) - cost
             if left:
@@ -334,13 +362,19 @@ class BudgetGuard:
         with self._lock:
             self._db = totals
             for event_id in confirmed:
-                if event_id in self._pending:
-                    self._forget_locked(event_id)
+                if event_id not in self._pending:
+                    continue
+                if self._pending[event_id] is None:
+                    # Read before its after_call counted it: tell after_call not to.
+                    if len(self._in_db_early) >= MAX_PENDING:
+                        self._in_db_early.clear()
+                    self._in_db_early.add(event_id)
+                self._forget_locked(event_id)
             # Calls of a period that is over no longer count against anything.
             stale = [
                 event_id
-                for event_id, (_, keys) in self._pending.items()
-                if all(k[1] not in (month, day) for k in keys)
+                for event_id, entry in self._pending.items()
+                if entry is not None and all(k[1] not in (month, day) for k in entry[1])
             ]
             for event_id in stale:
                 self._forget_locked(event_id)
@@ -486,7 +520,7 @@ def install_guard(runtime: Runtime, guard: BudgetGuard) -> None:
     """
     runtime.budget_guard = guard
     if guard.budgets.on_exceed != "notify":
-        runtime.price_event = guard.price
+        runtime.price_event = guard.prepare
         runtime.after_call = guard.after_call
     if guard.budgets.on_exceed == "block":
         runtime.before_call = guard.before_call

@@ -248,7 +248,6 @@ class SharedTotals:
         with self._refreshed:
             self._begun += 1
             number = self._begun
-        pending = self.guard.pending_ids()
         now = datetime.now(timezone.utc)
         month_start, next_month, day_start, _ = period_bounds(now)
         month, day = month_of(now), day_of(now)
@@ -276,6 +275,9 @@ class SharedTotals:
                         scope = f"{tag_key}={value}"
                         totals[("monthly", month, scope)] = _decimal(month_total)
                         totals[("daily", day, scope)] = _decimal(day_total)
+                # Read after the totals, inside the same snapshot: every call
+                # reserved before the snapshot began is asked about.
+                pending = self.guard.pending_ids()
                 p = self.dialect.placeholder
                 for start in range(0, len(pending), ID_CHUNK):
                     chunk = pending[start : start + ID_CHUNK]

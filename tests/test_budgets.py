@@ -554,3 +554,46 @@ def test_real_openai_call_is_not_sent_when_blocked(standin: StandInServer) -> No
     assert error.limit == one_call * 3 / 2
     assert error.estimate is not None
     assert error.estimate > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "mysql"])
+def test_shared_totals_and_claims_on_every_database(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, alerts: list[BudgetAlert]
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+    else:
+        url = request.getfixturevalue(f"fresh_{backend}_url")
+    shared = configure_shared(
+        url,
+        monthly="1",
+        daily="5",
+        per_tag={"tenant_id": {"monthly": "0.5"}},
+        on_exceed="raise",
+        callback=alerts.append,
+    )
+    assert shared.shared is not None
+    spend("0.25", tenant_id="acme")
+    spend("0.25", tenant_id="acme")
+    spend("0.25", tenant_id="globex")
+    with pytest.raises(lct.BudgetExceededError, match="tenant_id=acme"):
+        spend("0.125", tenant_id="acme")
+    assert lct.flush(10)
+    assert shared.shared.wait_for_refresh(10)
+    assert shared.pending_ids() == []
+    views = {(v.budget_type, v.scope): v.spent for v in budgets.status()}
+    assert views[("monthly", "global")] == Decimal("0.875")
+    assert views[("daily", "global")] == Decimal("0.875")
+    assert views[("monthly", "tenant_id=acme")] == Decimal("0.625")
+    assert views[("monthly", "tenant_id=globex")] == Decimal("0.25")
+    assert shared.shared.wait_for_refresh(10)
+    assert [(a.budget_type, a.scope) for a in alerts] == [("monthly", "tenant_id=acme")]
+    lct.shutdown()
+    # A second process: same totals from the database, the crossing already claimed.
+    again = configure_shared(url, monthly="1", on_exceed="block", callback=alerts.append)
+    assert again.shared is not None
+    assert again.shared.wait_for_refresh(10)
+    (view,) = budgets.status()
+    assert view.spent == Decimal("0.875")
+    with pytest.raises(lct.BudgetExceededError, match=r"spent \$0.875 of \$1.00"):
+        budgets.check("test", "flat", {"max_tokens": 100_000})  # $0.20 of output does not fit
