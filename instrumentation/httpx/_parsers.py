@@ -154,6 +154,10 @@ _FAMILY_ROUTES: dict[str, tuple[tuple[str, Route], ...]] = {
 
 _lock = threading.Lock()
 _custom: dict[str, tuple[tuple[str, Route], ...]] = {}
+# (provider, path) -> route or None; paths name models (Gemini), so the cache is bounded.
+_ROUTE_CACHE_LIMIT = 2048
+_route_cache: dict[tuple[str, str], Route | None] = {}
+_generation = 0  # bumped by every (un)registration; a lookup begun before one is not cached
 
 
 def route_for(provider: str, path: str) -> Route | None:
@@ -162,7 +166,22 @@ def route_for(provider: str, path: str) -> Route | None:
     User routes come first, then the provider family's built-ins; any provider
     not known to be Anthropic or Gemini speaks the OpenAI-compatible API.
     """
-    path = path.rstrip("/")
+    key = (provider, path)
+    try:
+        return _route_cache[key]
+    except KeyError:
+        pass
+    generation = _generation
+    found = _find_route(provider, path.rstrip("/"))
+    with _lock:
+        if generation == _generation:
+            if len(_route_cache) >= _ROUTE_CACHE_LIMIT:
+                _route_cache.clear()
+            _route_cache[key] = found
+    return found
+
+
+def _find_route(provider: str, path: str) -> Route | None:
     for routes in (_custom.get(provider, ()), _FAMILY_ROUTES.get(provider, _OPENAI_ROUTES)):
         for suffix, route in routes:
             if path.endswith(suffix):
@@ -247,13 +266,17 @@ def register_parser(
         raise TypeError("register_parser: parser must be callable")
     parse = _guarded(parser, f"{provider}{path_suffix}")
     route = Route(operation, parse, lambda: _LastWinsState(parse), None, usage_key)
+    global _generation
     with _lock:
         kept = tuple((s, r) for s, r in _custom.get(provider, ()) if s != path_suffix)
         _custom[provider] = ((path_suffix, route), *kept)
+        _generation += 1
+        _route_cache.clear()
 
 
 def unregister_parser(provider: str, path_suffix: str) -> None:
     """Remove a route added with ``register_parser()``."""
+    global _generation
     path_suffix = path_suffix.strip().rstrip("/")
     with _lock:
         kept = tuple((s, r) for s, r in _custom.get(provider, ()) if s != path_suffix)
@@ -261,6 +284,8 @@ def unregister_parser(provider: str, path_suffix: str) -> None:
             _custom[provider] = kept
         else:
             _custom.pop(provider, None)
+        _generation += 1
+        _route_cache.clear()
 
 
 _GEMINI_MODEL_RE = re.compile(r"/models/([^/:]+):")

@@ -14,45 +14,89 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+)
 from typing import Any
 
 from ..._errors import LLMCostTrackerError
 from ..._events import UsageSource
 from ..._stats import STATS
-from ..._suppress import is_suppressed, suppressed
+from ..._suppress import _SUPPRESSED, is_suppressed
 from .._calls import Call, finish_call, start_call
+from .._hosts import _cache as _host_cache
 from .._hosts import provider_for_host
 from ..openai._extract import Extraction
 from ._parsers import Route, StreamState, model_from_path, route_for
-from ._sse import BodyWindow, EventSplitter, LineSplitter
+from ._sse import (
+    FULL_BODY_BYTES,
+    HEAD_BYTES,
+    TAIL_BYTES,
+    BodyWindow,
+    EventSplitter,
+    LineSplitter,
+    recover_document,
+)
 
-REQUEST_JSON_BYTES = 64 * 1024
-"""Request bodies up to this size are parsed for ``model``; larger ones are searched for it."""
+REQUEST_SCAN_BYTES = 64 * 1024
+"""How much of a request body is searched for ``model`` and ``stream``."""
+
+REQUEST_JSON_BYTES = 4 * 1024 * 1024
+"""Request bodies up to this size are parsed when a budget preflight or a route needs them."""
 
 _MODEL_RE = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
-_JSON_TYPES = ("application/json", "text/json", "application/problem+json")
+_STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
+_UNREAD = object()
 
 
-def _request_json(request: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """Return the request's JSON object (small bodies only) and the model it asks for."""
+class RequestJSON(Mapping[str, Any]):
+    """A request's JSON object, parsed only if someone reads it (a budget preflight, a route)."""
+
+    __slots__ = ("_body", "_data")
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._data: dict[str, Any] | None = None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = {}
+            if len(self._body) <= REQUEST_JSON_BYTES:
+                try:
+                    data = json.loads(self._body)
+                except ValueError:
+                    data = None
+                if isinstance(data, dict):
+                    self._data = data
+            self._body = b""
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+
+def _request_fields(request: Any) -> tuple[RequestJSON, str | None, bool]:
+    """Return the request body (lazily parsed), the model it names and whether it asks to stream."""
     try:
         body = request.content
     except Exception:  # a streaming request body that was not read: nothing to learn
-        return None, None
-    if not body:
-        return None, None
-    if len(body) <= REQUEST_JSON_BYTES and body[:1] == b"{":
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return None, None
-        if not isinstance(data, dict):
-            return None, None
-        model = data.get("model")
-        return data, (model if isinstance(model, str) and model else None)
-    match = _MODEL_RE.search(body, 0, REQUEST_JSON_BYTES)
-    return None, (match.group(1).decode("utf-8", "replace") if match else None)
+        body = b""
+    if not body or body[:1] != b"{":
+        return RequestJSON(b""), None, False
+    match = _MODEL_RE.search(body, 0, REQUEST_SCAN_BYTES)
+    model = match.group(1).decode("utf-8", "replace") if match else None
+    return RequestJSON(body), model, _STREAM_RE.search(body, 0, REQUEST_SCAN_BYTES) is not None
 
 
 class Observation:
@@ -61,6 +105,7 @@ class Observation:
     __slots__ = (
         "_broken",
         "_decoder",
+        "_document",
         "_first",
         "_reader",
         "_state",
@@ -83,6 +128,7 @@ class Observation:
         self._decoder: Any = None
         self._first = True
         self._broken = False
+        self._document: Any = _UNREAD
         self.from_request: Extraction | None = None
 
     # -- setup ------------------------------------------------------------------
@@ -92,7 +138,7 @@ class Observation:
         self._status = response.status_code
         headers = response.headers
         content_type = headers.get("content-type", "").lower()
-        if "text/event-stream" in content_type:
+        if "event-stream" in content_type:
             self.call.stream = True
             self._state = self.route.new_state()
             self._reader = EventSplitter(self._event)
@@ -100,10 +146,13 @@ class Observation:
             self.call.stream = True
             self._state = self.route.new_state()
             self._reader = LineSplitter(self._event)
-        elif any(t in content_type for t in _JSON_TYPES) or content_type.endswith("+json"):
-            self._window = BodyWindow()
-        else:
+        elif "json" not in content_type:
             return  # HTML error pages, audio, images: nothing to read usage from
+        elif not raw:
+            self._document = None  # read_whole() parses the body the client already holds
+            return
+        else:
+            self._window = BodyWindow()
         if raw:
             encoding = headers.get("content-encoding", "").strip().lower()
             if encoding and encoding != "identity":
@@ -113,6 +162,22 @@ class Observation:
                     self._broken = True
 
     # -- observing -----------------------------------------------------------------
+
+    def read_whole(self, content: bytes) -> None:
+        """Take a body the client already read: a JSON body is parsed in place, not copied."""
+        if self._document is _UNREAD:
+            self.feed(content)  # an event stream read whole, or a body with no usage to read
+            return
+        if len(content) <= FULL_BODY_BYTES:
+            try:
+                self._document = json.loads(content)
+            except ValueError:
+                self._document = None
+            return
+        STATS.incr("transport.body_recovered_from_tail")
+        self._document = recover_document(
+            content[:HEAD_BYTES], content[-TAIL_BYTES:], self.route.usage_key
+        )
 
     def feed(self, chunk: bytes) -> None:
         """Take a chunk of the body as the caller reads it. Never raises."""
@@ -179,6 +244,12 @@ class Observation:
     def _extraction(self) -> Extraction:
         if self._broken:
             return Extraction(usage=None)
+        if self._document is not _UNREAD:
+            return (
+                Extraction(usage=None)
+                if self._document is None
+                else self.route.parse(self._document)
+            )
         if self._decoder is not None:
             self._decoder = None  # what a decoder still holds at the end is a partial chunk
         if self._reader is not None:
@@ -214,19 +285,18 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
     if route is None:
         return None
     try:
-        data, model = _request_json(request)
+        data, model, stream = _request_fields(request)
         if model is None:
             model = model_from_path(path)
     except Exception:
         STATS.failure("errors.transport.request", "could not read an LLM request")
-        data, model = None, None
-    stream = route.stream or (data is not None and data.get("stream") is True)
-    call = start_call(provider, route.operation, model, stream=stream, request=data or {})
+        data, model, stream = RequestJSON(b""), None, False
+    call = start_call(provider, route.operation, model, stream=stream or route.stream, request=data)
     if call is None:
         return None
     observation = Observation(call, route, model)
     if route.from_request is not None:
-        observation.from_request = route.from_request(data or {})
+        observation.from_request = route.from_request(data)
     return observation
 
 
@@ -235,7 +305,7 @@ def _attach(observation: Observation, response: Any, streamed: bool, stream_clas
     try:
         observation.prepare(response, raw=streamed)
         if not streamed:
-            observation.feed(response.content)
+            observation.read_whole(response.content)
         else:
             response.stream = stream_class(response.stream, observation)
             return
@@ -317,27 +387,43 @@ def _finish(observation: Observation, error: BaseException | None) -> None:
         STATS.failure("errors.transport.finish", "could not record an LLM response")
 
 
+def provider_of(request: Any) -> str | None:
+    """The provider whose host ``request`` goes to, or None: on the hot path of every request."""
+    try:
+        # The parsed URL's fields, read directly: a cached (host, port) costs one dict lookup.
+        reference = request.url._uri_reference
+        key = (reference.host, reference.port)
+    except AttributeError:
+        try:
+            url = request.url
+            key = (url.host, url.port)
+        except Exception:
+            return None
+    provider = _host_cache.get(key, _UNREAD)
+    if provider is _UNREAD:
+        return provider_for_host(*key)
+    return provider  # type: ignore[return-value]
+
+
 def send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
     """Wrapper for ``Client.send``: LLM endpoints are recorded, every other request passes straight on."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         request: Any = args[0] if args else kwargs.get("request")
-        try:
-            url = request.url
-            provider = provider_for_host(url.host, url.port)
-        except Exception:
-            provider = None
+        provider = provider_of(request)
         if provider is None or is_suppressed():
             return wrapped(*args, **kwargs)
-        observation = start_observation(provider, request, url)
+        observation = start_observation(provider, request, request.url)
         if observation is None:
             return wrapped(*args, **kwargs)
+        token = _SUPPRESSED.set(True)  # what send() calls must not record this request again
         try:
-            with suppressed():
-                response = wrapped(*args, **kwargs)
+            response = wrapped(*args, **kwargs)
         except Exception as error:
             _finish(observation, error)
             raise
+        finally:
+            _SUPPRESSED.reset(token)
         _attach(observation, response, bool(kwargs.get("stream")), stream_class)
         return response
 
@@ -350,25 +436,23 @@ def async_send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
     async def observe(
         observation: Observation, wrapped: Callable[..., Awaitable[Any]], args: Any, kwargs: Any
     ) -> Any:
+        token = _SUPPRESSED.set(True)
         try:
-            with suppressed():
-                response = await wrapped(*args, **kwargs)
+            response = await wrapped(*args, **kwargs)
         except Exception as error:
             _finish(observation, error)
             raise
+        finally:
+            _SUPPRESSED.reset(token)
         _attach(observation, response, bool(kwargs.get("stream")), stream_class)
         return response
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         request: Any = args[0] if args else kwargs.get("request")
-        try:
-            url = request.url
-            provider = provider_for_host(url.host, url.port)
-        except Exception:
-            provider = None
+        provider = provider_of(request)
         if provider is None or is_suppressed():
             return wrapped(*args, **kwargs)
-        observation = start_observation(provider, request, url)
+        observation = start_observation(provider, request, request.url)
         if observation is None:
             return wrapped(*args, **kwargs)
         return observe(observation, wrapped, args, kwargs)

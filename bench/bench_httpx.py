@@ -1,0 +1,228 @@
+"""Per-request cost of the transport instrumentor on httpx and httpx2, in process (MockTransport).
+
+For each library, measured in the same run:
+
+- the uninstrumented client (the baseline) and the instrumented one, for a
+  request to a non-LLM host and for an OpenAI chat request (read whole, and
+  streamed as SSE); the difference is what instrumentation adds end to end;
+- the wrapper alone: ``Client.send``'s wrapper called around a stub that
+  returns a prepared response, against calling the stub directly. This
+  isolates the added work from the (much larger, noisier) cost of httpx itself.
+
+Recording goes to a discarding exporter through the normal asynchronous bus.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from llm_cost_tracker.instrumentation._calls import finish_call, start_call
+from llm_cost_tracker.instrumentation.httpx import HttpxInstrumentor
+from llm_cost_tracker.instrumentation.httpx._wrappers import send_wrapper, stream_classes
+from llm_cost_tracker.instrumentation.openai._extract import extract_openai
+
+import llm_cost_tracker as lct
+from llm_cost_tracker import UsageEvent
+
+from ._timing import per_call_us, report
+
+CHAT_URL = "https://api.openai.com/v1/chat/completions"
+OTHER_URL = "https://example.com/api/items"
+REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+CHAT_BODY = json.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}}],
+        "usage": {
+            "prompt_tokens": 1149,
+            "completion_tokens": 353,
+            "total_tokens": 1502,
+            "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        },
+        "service_tier": "default",
+    }
+).encode()
+_CHUNK = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion.chunk",
+    "model": "gpt-4o-mini-2024-07-18",
+    "service_tier": "default",
+    "choices": [{"index": 0, "delta": {"content": "word "}, "finish_reason": None}],
+    "usage": None,
+}
+_USAGE_CHUNK = {
+    **_CHUNK,
+    "choices": [],
+    "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+}
+SSE_BODY = (
+    "".join(f"data: {json.dumps(_CHUNK)}\n\n" for _ in range(20))
+    + f"data: {json.dumps(_USAGE_CHUNK)}\n\ndata: [DONE]\n\n"
+).encode()
+
+
+class Discard:
+    name = "discard"
+
+    def export(self, events: Sequence[UsageEvent]) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+
+def _handler(library: Any) -> Callable[[Any], Any]:
+    def handle(request: Any) -> Any:
+        if request.url.path.endswith("/chat/completions"):
+            if b'"stream": true' in request.content or b'"stream":true' in request.content:
+                return library.Response(
+                    200, headers={"content-type": "text/event-stream"}, content=SSE_BODY
+                )
+            return library.Response(
+                200, headers={"content-type": "application/json"}, content=CHAT_BODY
+            )
+        return library.Response(200, headers={"content-type": "application/json"}, content=b"{}")
+
+    return handle
+
+
+def _interleaved(
+    measure: Callable[[], float], instrumentor: HttpxInstrumentor, rounds: int = 5
+) -> tuple[float, float]:
+    """Median per-call time without and with instrumentation, alternating to share the noise."""
+    base, instrumented = [], []
+    for _ in range(rounds):
+        instrumentor.uninstrument()
+        base.append(measure())
+        instrumentor.instrument()
+        instrumented.append(measure())
+    instrumentor.uninstrument()
+    return statistics.median(base), statistics.median(instrumented)
+
+
+def _end_to_end(library: Any, instrumentor: HttpxInstrumentor) -> None:
+    client = library.Client(transport=library.MockTransport(_handler(library)))
+    stream_request = {**REQUEST, "stream": True}
+
+    def other() -> None:
+        client.get(OTHER_URL)
+
+    def chat() -> None:
+        client.post(CHAT_URL, json=REQUEST)
+
+    def chat_stream() -> None:
+        with client.stream("POST", CHAT_URL, json=stream_request) as response:
+            for _ in response.iter_bytes():
+                pass
+
+    name = library.__name__
+    for label, func, batch, _target in (
+        ("non-LLM GET", other, 200, 1.0),
+        ("LLM chat (JSON)", chat, 100, 20.0),
+        ("LLM chat (SSE, 22 events)", chat_stream, 100, None),
+    ):
+        base, inst = _interleaved(
+            lambda f=func, b=batch: per_call_us(f, batch=b, repeats=5), instrumentor, rounds=3
+        )
+        report(f"{name} {label}: uninstrumented (baseline)", base)
+        report(f"{name} {label}: instrumented", inst, base)
+        print(
+            f"{'':<4}added end to end: {inst - base:+.2f} us (noisy: httpx itself is {base:.0f} us)"
+        )
+    client.close()
+
+
+def _wrapper_alone(library: Any) -> None:
+    """The wrapper's own cost around a stub send: the figure the targets are about."""
+    sync_stream, _ = stream_classes(library)
+    wrapper = send_wrapper(sync_stream)
+    other = library.Request("GET", OTHER_URL)
+    chat = library.Request("POST", CHAT_URL, json=REQUEST)
+    chat_response = library.Response(
+        200, headers={"content-type": "application/json"}, content=CHAT_BODY, request=chat
+    )
+    chat_response.read()
+    plain_response = library.Response(200, content=b"{}", request=other)
+
+    def stub(request: Any, **kwargs: Any) -> Any:
+        return chat_response if request is chat else plain_response
+
+    args_other, args_chat, no_kwargs = (other,), (chat,), {}
+    name = library.__name__
+    base = per_call_us(lambda: stub(other), batch=20_000, repeats=25)
+    wrapped_other = per_call_us(
+        lambda: wrapper(stub, None, args_other, no_kwargs), batch=20_000, repeats=25
+    )
+    report(f"{name} stub send (baseline)", base)
+    report(f"{name} wrapper, non-LLM request", wrapped_other, base)
+    print(f"{'':<4}added: {wrapped_other - base:.3f} us  target < 1 us  ", end="")
+    print("OK" if wrapped_other - base < 1.0 else "MISSED")
+    wrapped_chat = per_call_us(
+        lambda: wrapper(stub, None, args_chat, no_kwargs), batch=2_000, repeats=25
+    )
+    report(f"{name} wrapper, LLM chat request (parse + record)", wrapped_chat, base)
+    print(f"{'':<4}added: {wrapped_chat - base:.3f} us  target < 20 us  ", end="")
+    print("OK" if wrapped_chat - base < 20.0 else "MISSED")
+    _breakdown(wrapped_chat - base)
+
+
+def _breakdown(added: float) -> None:
+    """Split an LLM request's added cost: what any recording pays vs the transport's own work."""
+    document = json.loads(CHAT_BODY)
+    parse = per_call_us(lambda: extract_openai(json.loads(CHAT_BODY)), batch=2_000, repeats=15)
+    found = extract_openai(document)
+
+    def record() -> None:
+        call = start_call("openai", "chat", "gpt-4o-mini")
+        assert call is not None
+        finish_call(call, usage=found.usage, model=found.model, usage_source="response")
+
+    recording = per_call_us(record, batch=2_000, repeats=15)
+    print(
+        f"{'':<4}of which: json.loads + extract_openai {parse:.1f} us, "
+        f"start_call + finish_call {recording:.1f} us (both shared with the SDK instrumentors), "
+        f"transport's own routing/observing {added - parse - recording:.1f} us"
+    )
+
+
+def _calibration() -> None:
+    """What this machine charges for trivial work right now: read the figures against these."""
+    report(
+        "calibration: an empty Python function call", per_call_us(_nothing, batch=50_000, repeats=9)
+    )
+    report(
+        "calibration: json.loads of the 600-byte chat body",
+        per_call_us(lambda: json.loads(CHAT_BODY), batch=2_000, repeats=9),
+    )
+
+
+def _nothing() -> None:
+    return None
+
+
+def main() -> None:
+    import httpx
+    import httpx2
+
+    _calibration()
+
+    lct.configure(database_url=None, exporters=[Discard()], instrument=None)
+    instrumentor = HttpxInstrumentor()
+    try:
+        for library in (httpx, httpx2):
+            _wrapper_alone(library)
+        for library in (httpx, httpx2):
+            _end_to_end(library, instrumentor)
+        started = time.perf_counter()
+        lct.flush(10)
+        print(f"(flushed the recorded events in {time.perf_counter() - started:.2f} s)")
+    finally:
+        instrumentor.uninstrument()
+        lct.shutdown()
