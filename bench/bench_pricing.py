@@ -12,8 +12,9 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from llm_cost_tracker._events import Cost, LineItem, TokenUsage, UsageEvent
+from llm_cost_tracker._events import Cost, TokenUsage, UsageEvent
 from llm_cost_tracker.pricing import PriceStage, bundled_catalog, with_cost
+from llm_cost_tracker.pricing._records import make_cost, make_line
 
 ROUNDS = 60
 PER_ROUND = 500
@@ -65,11 +66,11 @@ def main() -> None:
 
     def records(event: UsageEvent) -> UsageEvent:
         # The floor of this interface: build the 4 LineItems and the Cost, copy the event
-        # (with the stage's own fast copy).
+        # (with the stage's own fast record builders).
         lines = tuple(
-            LineItem(i.component, i.unit, i.quantity, i.unit_price, i.cost) for i in items
+            make_line(i.component, i.unit, i.quantity, i.unit_price, i.cost) for i in items
         )
-        return with_cost(event, Cost(total=ready.total, status="priced", line_items=lines))
+        return with_cost(event, make_cost(ready.total, "priced", lines, {}))
 
     samples = _measure(
         {

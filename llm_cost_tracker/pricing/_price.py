@@ -20,6 +20,7 @@ from .._components import COMPONENTS
 from .._events import Cost, CostStatus, LineItem, TokenUsage
 from ._catalog import Catalog, ModeSpec, PriceEntry, PriceVersion, Tier
 from ._match import Match, find_entry
+from ._records import make_cost, make_line
 
 _TOKEN = frozenset(n for n, c in COMPONENTS.items() if c.kind == "token")
 _REPORTED = COMPONENTS["reported_cost"]
@@ -205,7 +206,10 @@ def resolve_cached(
             return None
         index, version = found
     tier = None
-    if version.tiers:
+    # Every token counted is at least every input token: most calls skip the exact sum.
+    if version.tiers and (
+        isinstance(usage, int) or sum(usage.tokens.values()) > version.tiers[-1].above_input_tokens
+    ):
         input_tokens = usage if isinstance(usage, int) else usage.input_tokens
         for candidate in version.tiers:
             if input_tokens > candidate.above_input_tokens:
@@ -285,26 +289,26 @@ def price_with_entry(
         quantity = Decimal(count)
         line = table.get(component) if count > 0 else None
         if line is None:
-            items.append(LineItem(component, _UNITS.get(component, "unit"), quantity, None, None))
+            items.append(make_line(component, _UNITS.get(component, "unit"), quantity, None, None))
             unpriced.append(component)
             continue
         unit, unit_price, rate = line
         cost = quantity * unit_price
         total += cost
-        items.append(LineItem(component, unit, quantity, unit_price, cost))
+        items.append(make_line(component, unit, quantity, unit_price, cost))
         used[component] = rate
     for component, quantity in usage.services.items():
         if not quantity or component == "reported_cost":
             continue
         line = table.get(component) if quantity > 0 else None
         if line is None:
-            items.append(LineItem(component, _UNITS.get(component, "unit"), quantity, None, None))
+            items.append(make_line(component, _UNITS.get(component, "unit"), quantity, None, None))
             unpriced.append(component)
             continue
         unit, unit_price, rate = line
         cost = quantity * unit_price
         total += cost
-        items.append(LineItem(component, unit, quantity, unit_price, cost))
+        items.append(make_line(component, unit, quantity, unit_price, cost))
         used[component] = rate
     snapshot = dict(resolved.header)
     snapshot["rates"] = used
@@ -318,16 +322,8 @@ def price_with_entry(
         status = "unknown"
     if status == "unknown":
         snapshot["reason"] = resolved.reason or "no rate for these components"
-    return Pricing(
-        Cost(
-            total=None if status == "unknown" else total,
-            status=status,
-            line_items=tuple(items),
-            snapshot=snapshot,
-        ),
-        match,
-        resolved,
-    )
+    result = make_cost(None if status == "unknown" else total, status, tuple(items), snapshot)
+    return Pricing(result, match, resolved)
 
 
 def _reported(
