@@ -316,8 +316,9 @@ def test_notify_fires_once_per_crossing_across_processes(
             limit = TENANT_LIMIT
         crossed = crossing_time(scoped, limit)
         assert Decimal(alert["total"]) > limit
-        # Fired after the real crossing, within the staleness bound plus one claim round.
-        assert crossed - 0.1 <= alert["at"] <= crossed + STALENESS_BOUND + REFRESH_INTERVAL
+        # Fired after the real crossing, within a few seconds: the staleness, the export
+        # worker's turn and a claim round (with room for a 2-core box under heavy load).
+        assert crossed - 0.1 <= alert["at"] <= crossed + 2 * STALENESS_BOUND
         lags[alert["scope"]] = f"{alert['at'] - crossed:.2f}/{alert['after_event']:.2f}"
     claimed_elsewhere = sum(
         r["stats"].get("budget.crossings_claimed_elsewhere", 0) for r in results
