@@ -226,7 +226,11 @@ def test_tag_breakdown_has_an_untagged_bucket(ledger: tuple[str, list[UsageEvent
     assert sum(r.spend.calls for r in feature.rows) == len(current)
     nobody = report.tags[2]
     assert nobody.untagged.calls == len(current)
-    assert report.untagged_calls == sum(1 for e in current if not e.tags)
+    assert report.untagged_calls == len(untagged)  # the first --group-by key's untagged share
+    assert report.untagged_key == "feature"
+    plain = build_report(url, period=PERIOD, now=NOW)
+    assert plain.untagged_key is None
+    assert plain.untagged_calls == sum(1 for e in current if not e.tags)
 
 
 def test_tag_values_past_the_limit_are_summed_as_other(

@@ -315,7 +315,9 @@ def _quality(report: Report) -> str:
             _card("Calls without usage", f"{no_usage:,}", "", "q_without_usage", str(no_usage)),
             _card("Errors", f"{report.totals.errors:,}", "", "q_errors", str(report.totals.errors)),
             _card(
-                "Calls without any tag",
+                "Calls without any tag"
+                if report.untagged_key is None
+                else f"Calls without a {report.untagged_key} tag",
                 f"{report.untagged_calls:,}",
                 f"{untagged_share} of calls",
                 "q_untagged",

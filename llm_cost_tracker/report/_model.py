@@ -195,7 +195,8 @@ class Report:
     cache_savings: tuple[CacheSavings, ...]
     budgets: tuple[BudgetStatus, ...]
     errors_by_type: tuple[tuple[str, int], ...]
-    untagged_calls: int
+    untagged_calls: int  # calls without the first --group-by tag, or without any tag
+    untagged_key: str | None  # that first --group-by key; None: "any tag"
     dropped: dict[str, int]
     prices: tuple[PriceRow, ...]
     timings: dict[str, float] = field(default_factory=dict)

@@ -1,18 +1,21 @@
-"""The report's SQL: a handful of aggregations over the contract tables, dialect differences as data.
+"""The report's SQL: a few aggregations over the contract tables, dialect differences as data.
 
-Every query filters on ``occurred_at`` (indexed) and groups in the database, so
-the report reads a few hundred rows whatever the ledger's size. Money sums are
-exact on PostgreSQL and MySQL (NUMERIC/DECIMAL); on SQLite they are 64-bit
-float sums of the NUMERIC column, rounded to 12 decimal places.
+Every query filters on ``occurred_at`` and groups in the database, so the report
+reads a few hundred rows whatever the ledger's size. The main pass runs once
+per UTC day of the period and groups by (provider, model), which the
+``(provider, model, occurred_at)`` index serves without sorting; spend by model,
+daily spend and the totals are sums of that grid. Money sums are exact on
+PostgreSQL and MySQL (NUMERIC/DECIMAL); on SQLite they are 64-bit float sums of
+the NUMERIC column, rounded to 12 decimal places.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -38,37 +41,32 @@ CALLS = _sql.CALLS
 ITEMS = _sql.LINE_ITEMS
 TAGS = _sql.TAGS
 _PLACES = Decimal("1e-12")
+TAG_GROUPS_FETCHED = 5000  # past this many values of one tag, the tagged total takes one more query
 
 
 @dataclass(frozen=True)
 class ReportDialect:
-    """The few expressions that differ between databases."""
+    """What differs between databases for the report: session settings, exact-cost column."""
 
     sql: Any  # exporters._sql.Dialect
-    day: str  # the UTC day of c.occurred_at as YYYY-MM-DD text
-    as_text: str  # template turning a JSON or UUID column into comparable text
-    exact_cost: str  # the exact per-call cost column, for display of single calls
+    exact_cost: str  # the per-call cost column shown for single calls
+    session: tuple[str, ...] = ()  # run once on the report's connection
 
 
 REPORT_DIALECTS = {
     "sqlite": ReportDialect(
         sql=_sql.SQLITE,
-        day="substr(c.occurred_at, 1, 10)",
-        as_text="{}",
         exact_cost="c.total_cost_exact",
+        # Group-by sorts in memory, and a larger cache for one big read.
+        session=("PRAGMA temp_store = MEMORY", "PRAGMA cache_size = -262144"),
     ),
     "postgres": ReportDialect(
         sql=_sql.POSTGRES,
-        day="to_char(c.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        as_text="CAST({} AS TEXT)",
         exact_cost="c.total_cost",
+        # JIT compilation costs more than it saves on these short aggregations.
+        session=("SET jit = off", "SET work_mem = '64MB'"),
     ),
-    "mysql": ReportDialect(
-        sql=_sql.MYSQL,
-        day="CAST(DATE(c.occurred_at) AS CHAR)",
-        as_text="CAST({} AS CHAR)",
-        exact_cost="c.total_cost",
-    ),
+    "mysql": ReportDialect(sql=_sql.MYSQL, exact_cost="c.total_cost"),
 }
 
 
@@ -91,6 +89,67 @@ def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _add(a: Spend, b: Spend) -> Spend:
+    return Spend(
+        a.calls + b.calls,
+        a.cost + b.cost,
+        a.input_tokens + b.input_tokens,
+        a.output_tokens + b.output_tokens,
+        a.unpriced_calls + b.unpriced_calls,
+    )
+
+
+def _minus(a: Spend, b: Spend) -> Spend:
+    return Spend(
+        a.calls - b.calls,
+        a.cost - b.cost,
+        a.input_tokens - b.input_tokens,
+        a.output_tokens - b.output_tokens,
+        a.unpriced_calls - b.unpriced_calls,
+    )
+
+
+def _sum(spends: Iterable[Spend]) -> Spend:
+    total = Spend()
+    for spend in spends:
+        total = _add(total, spend)
+    return total
+
+
+def utc_days(period: Period) -> list[tuple[str, Period]]:
+    """Split ``period`` at UTC midnights: (day, slice) pairs in order."""
+    slices = []
+    start = period.start
+    while start < period.end:
+        midnight = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+        end = min(midnight + timedelta(days=1), period.end)
+        slices.append((start.strftime("%Y-%m-%d"), Period(start, end)))
+        start = end
+    return slices
+
+
+_SPEND = """COUNT(*), SUM(c.total_cost), SUM(c.input_tokens), SUM(c.output_tokens),
+    SUM(CASE WHEN c.cost_status = 'unknown' THEN 1 ELSE 0 END)"""
+
+
+def _spend(row: Sequence[Any]) -> Spend:
+    return Spend(_int(row[0]), money(row[1]), _int(row[2]), _int(row[3]), _int(row[4]))
+
+
+@dataclass
+class _ModelTotals:
+    """Running sums for one (provider, model) across the day slices."""
+
+    spend: Spend = field(default_factory=Spend)
+    cache_read: int = 0
+    reasoning: int = 0
+    partial: int = 0
+    errors: int = 0
+    streams: int = 0
+    streams_without_usage: int = 0
+    without_usage: int = 0
+
+
 class _Queries:
     def __init__(self, connection: Any, dialect: ReportDialect, progress: Progress | None) -> None:
         self.connection = connection
@@ -98,18 +157,28 @@ class _Queries:
         self.p = dialect.sql.placeholder
         self.progress = progress
         self.timings: dict[str, float] = {}
+        for statement in dialect.session:
+            self.run("session", statement, (), quiet=True, fetch=False)
 
-    def run(self, name: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def run(
+        self,
+        name: str,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        quiet: bool = False,
+        fetch: bool = True,
+    ) -> list[tuple[Any, ...]]:
         started = time.perf_counter()
         cursor = self.connection.cursor()
         try:
             cursor.execute(sql, tuple(params))
-            rows = [tuple(r) for r in cursor.fetchall()]
+            rows = [tuple(r) for r in cursor.fetchall()] if fetch else []
         finally:
             cursor.close()
         elapsed = time.perf_counter() - started
         self.timings[name] = self.timings.get(name, 0.0) + elapsed
-        if self.progress is not None:
+        if self.progress is not None and not quiet:
             self.progress(f"{name}: {len(rows)} row(s) in {elapsed:.2f} s")
         return rows
 
@@ -121,103 +190,116 @@ class _Queries:
     def in_period(self) -> str:
         return f"c.occurred_at >= {self.p} AND c.occurred_at < {self.p}"
 
-    # -- the queries -------------------------------------------------------
+    # -- the main pass -----------------------------------------------------
+
+    def grid(self, period: Period) -> tuple[list[ModelRow], list[DayRow]]:
+        """Spend by model and by (day, provider): one grouped query per UTC day."""
+        models: dict[tuple[str, str], _ModelTotals] = {}
+        daily: dict[tuple[str, str], Spend] = {}
+        days = utc_days(period)
+        started = time.perf_counter()
+        for index, (day, piece) in enumerate(days):
+            rows = self.run(
+                "daily spend by model",
+                f"""SELECT c.provider, c.model, {_SPEND},
+                           SUM(c.cache_read_tokens), SUM(c.reasoning_tokens),
+                           SUM(CASE WHEN c.cost_status = 'partial' THEN 1 ELSE 0 END),
+                           SUM(CASE WHEN c.status = 'error' THEN 1 ELSE 0 END),
+                           SUM(CASE WHEN c.stream THEN 1 ELSE 0 END),
+                           SUM(CASE WHEN c.stream AND c.status = 'ok' AND c.input_tokens IS NULL THEN 1 ELSE 0 END),
+                           SUM(CASE WHEN c.status = 'ok' AND c.input_tokens IS NULL THEN 1 ELSE 0 END)
+                    FROM {CALLS} c WHERE {self.in_period}
+                    GROUP BY c.provider, c.model""",
+                self.window(piece),
+                quiet=True,
+            )
+            for r in rows:
+                provider, model = str(r[0]), str(r[1])
+                spend = _spend(r[2:7])
+                m = models.setdefault((provider, model), _ModelTotals())
+                m.spend = _add(m.spend, spend)
+                m.cache_read += _int(r[7])
+                m.reasoning += _int(r[8])
+                m.partial += _int(r[9])
+                m.errors += _int(r[10])
+                m.streams += _int(r[11])
+                m.streams_without_usage += _int(r[12])
+                m.without_usage += _int(r[13])
+                daily[(day, provider)] = _add(daily.get((day, provider), Spend()), spend)
+            if self.progress is not None and (index + 1) % 7 == 0 and index + 1 < len(days):
+                self.progress(f"daily spend by model: {index + 1} of {len(days)} days")
+        if self.progress is not None:
+            self.progress(
+                f"daily spend by model: {len(days)} day(s) in {time.perf_counter() - started:.2f} s"
+            )
+        model_rows = [
+            ModelRow(
+                provider=provider,
+                model=model,
+                spend=m.spend,
+                cache_read_tokens=m.cache_read,
+                reasoning_tokens=m.reasoning,
+                partial_calls=m.partial,
+                errors=m.errors,
+                streams=m.streams,
+                streams_without_usage=m.streams_without_usage,
+                calls_without_usage=m.without_usage,
+                snapshots=(),
+            )
+            for (provider, model), m in models.items()
+        ]
+        model_rows.sort(key=lambda m: (-m.spend.cost, -m.spend.calls, m.provider, m.model))
+        day_rows = [
+            DayRow(day, provider, spend.cost, spend.calls)
+            for (day, provider), spend in sorted(daily.items())
+        ]
+        return model_rows, day_rows
 
     def spend(self, period: Period) -> Spend:
         rows = self.run(
             "totals (previous period)",
-            f"""SELECT COUNT(*), SUM(c.total_cost), SUM(c.input_tokens), SUM(c.output_tokens),
-                       SUM(CASE WHEN c.cost_status = 'unknown' THEN 1 ELSE 0 END)
-                FROM {CALLS} c WHERE {self.in_period}""",
+            f"SELECT {_SPEND} FROM {CALLS} c WHERE {self.in_period}",
             self.window(period),
         )
-        calls, cost, inp, out, unpriced = rows[0]
-        return Spend(_int(calls), money(cost), _int(inp), _int(out), _int(unpriced))
+        return _spend(rows[0])
 
-    def models(self, period: Period) -> list[ModelRow]:
-        snap = self.d.as_text.format("c.pricing_snapshot")
-        rows = self.run(
-            "spend by model",
-            f"""SELECT c.provider, c.model, COUNT(*), SUM(c.total_cost),
-                       SUM(c.input_tokens), SUM(c.output_tokens),
-                       SUM(CASE WHEN c.cost_status = 'unknown' THEN 1 ELSE 0 END),
-                       SUM(c.cache_read_tokens), SUM(c.reasoning_tokens),
-                       SUM(CASE WHEN c.cost_status = 'partial' THEN 1 ELSE 0 END),
-                       SUM(CASE WHEN c.status = 'error' THEN 1 ELSE 0 END),
-                       SUM(CASE WHEN c.stream THEN 1 ELSE 0 END),
-                       SUM(CASE WHEN c.stream AND c.status = 'ok' AND c.input_tokens IS NULL THEN 1 ELSE 0 END),
-                       SUM(CASE WHEN c.status = 'ok' AND c.input_tokens IS NULL THEN 1 ELSE 0 END),
-                       MIN({snap}), MAX({snap})
-                FROM {CALLS} c WHERE {self.in_period}
-                GROUP BY c.provider, c.model""",
-            self.window(period),
-        )
-        result = []
-        for r in rows:
-            snapshots = tuple(dict.fromkeys(s for s in (r[14], r[15]) if s))
-            result.append(
-                ModelRow(
-                    provider=str(r[0]),
-                    model=str(r[1]),
-                    spend=Spend(_int(r[2]), money(r[3]), _int(r[4]), _int(r[5]), _int(r[6])),
-                    cache_read_tokens=_int(r[7]),
-                    reasoning_tokens=_int(r[8]),
-                    partial_calls=_int(r[9]),
-                    errors=_int(r[10]),
-                    streams=_int(r[11]),
-                    streams_without_usage=_int(r[12]),
-                    calls_without_usage=_int(r[13]),
-                    snapshots=snapshots,
-                )
-            )
-        result.sort(key=lambda m: (-m.spend.cost, -m.spend.calls, m.provider, m.model))
-        return result
-
-    def daily(self, period: Period) -> list[DayRow]:
-        rows = self.run(
-            "daily spend by provider",
-            f"""SELECT {self.d.day} AS day, c.provider, SUM(c.total_cost), COUNT(*)
-                FROM {CALLS} c WHERE {self.in_period}
-                GROUP BY {self.d.day}, c.provider ORDER BY 1, 2""",
-            self.window(period),
-        )
-        return [DayRow(str(r[0]), str(r[1]), money(r[2]), _int(r[3])) for r in rows]
+    # -- tags --------------------------------------------------------------
 
     def tag_breakdown(self, period: Period, key: str, limit: int, total: Spend) -> TagBreakdown:
+        """Spend per value of tag ``key``; calls without it are the untagged bucket (total - tagged)."""
         q = self.d.sql.quote
+        join = f"""FROM {TAGS} t JOIN {CALLS} c ON c.id = t.call_id
+                   WHERE t.{q("key")} = {self.p} AND {self.in_period}"""
+        params = (key, *self.window(period))
         rows = self.run(
             f"spend by tag {key!r}",
-            f"""SELECT t.{q("value")}, COUNT(*), SUM(c.total_cost), SUM(c.input_tokens),
-                       SUM(c.output_tokens),
-                       SUM(CASE WHEN c.cost_status = 'unknown' THEN 1 ELSE 0 END)
-                FROM {CALLS} c
-                LEFT JOIN {TAGS} t ON t.call_id = c.id AND t.{q("key")} = {self.p}
-                WHERE {self.in_period}
+            f"""SELECT t.{q("value")}, {_SPEND} {join}
                 GROUP BY t.{q("value")}
-                ORDER BY CASE WHEN t.{q("value")} IS NULL THEN 0 ELSE 1 END,
-                         COALESCE(SUM(c.total_cost), 0) DESC, COUNT(*) DESC
-                LIMIT {int(limit) + 1}""",
-            (key, *self.window(period)),
+                ORDER BY COALESCE(SUM(c.total_cost), 0) DESC, COUNT(*) DESC
+                LIMIT {TAG_GROUPS_FETCHED}""",
+            params,
         )
-        tag_rows = [
-            TagRow(
-                None if r[0] is None else str(r[0]),
-                Spend(_int(r[1]), money(r[2]), _int(r[3]), _int(r[4]), _int(r[5])),
-            )
-            for r in rows
-        ]
-        untagged = next((t.spend for t in tag_rows if t.value is None), Spend())
-        named = [t for t in tag_rows if t.value is not None][:limit]
-        shown = [t.spend for t in named] + [untagged]
-        other = Spend(
-            total.calls - sum(s.calls for s in shown),
-            total.cost - sum((s.cost for s in shown), Decimal(0)),
-            total.input_tokens - sum(s.input_tokens for s in shown),
-            total.output_tokens - sum(s.output_tokens for s in shown),
-            total.unpriced_calls - sum(s.unpriced_calls for s in shown),
-        )
+        values = [TagRow(str(r[0]), _spend(r[1:6])) for r in rows]
+        if len(rows) < TAG_GROUPS_FETCHED:
+            tagged = _sum(v.spend for v in values)
+        else:
+            tagged = _spend(self.run(f"calls tagged {key!r}", f"SELECT {_SPEND} {join}", params)[0])
+        untagged = _minus(total, tagged)
+        named = values[:limit]
+        other = _minus(tagged, _sum(v.spend for v in named))
         ordered = ([TagRow(None, untagged)] if untagged.calls else []) + named
         return TagBreakdown(key, tuple(ordered), other, untagged)
+
+    def untagged_calls(self, period: Period) -> int:
+        rows = self.run(
+            "calls without any tag",
+            f"""SELECT COUNT(*) FROM {CALLS} c WHERE {self.in_period}
+                AND NOT EXISTS (SELECT 1 FROM {TAGS} t WHERE t.call_id = c.id)""",
+            self.window(period),
+        )
+        return _int(rows[0][0])
+
+    # -- single calls ------------------------------------------------------
 
     def top_calls(self, period: Period, limit: int) -> list[TopCall]:
         rows = self.run(
@@ -254,20 +336,26 @@ class _Queries:
             for r in rows
         ]
 
-    def cache_rows(self, period: Period) -> list[tuple[str, str, Any, Any, Decimal]]:
-        rows = self.run(
-            "cache reads",
-            f"""SELECT c.provider, c.model, cr.unit_price, inp.unit_price, SUM(cr.quantity)
-                FROM {CALLS} c
-                JOIN {ITEMS} cr ON cr.call_id = c.id AND cr.component = 'cache_read'
-                LEFT JOIN {ITEMS} inp ON inp.call_id = c.id AND inp.component = 'input'
-                WHERE {self.in_period}
-                GROUP BY c.provider, c.model, cr.unit_price, inp.unit_price""",
-            self.window(period),
-        )
-        return [(str(r[0]), str(r[1]), r[2], r[3], money(r[4])) for r in rows]
+    def snapshots(self, period: Period, provider: str, model: str) -> tuple[str | None, Any, Any]:
+        """(a priced call's id, the first and the last pricing snapshot) of one model in the period."""
+        found: list[tuple[Any, Any]] = []
+        for order in ("ASC", "DESC"):
+            rows = self.run(
+                "pricing snapshots",
+                f"""SELECT c.id, c.pricing_snapshot FROM {CALLS} c
+                    WHERE c.provider = {self.p} AND c.model = {self.p} AND {self.in_period}
+                      AND c.cost_status <> 'unknown'
+                    ORDER BY c.occurred_at {order} LIMIT 1""",
+                (provider, model, *self.window(period)),
+                quiet=True,
+            )
+            if rows:
+                found.append((rows[0][0], rows[0][1]))
+        if not found:
+            return None, None, None
+        return str(found[-1][0]), found[0][1], found[-1][1]
 
-    def sample_line_items(self, call_ids: Sequence[str]) -> list[tuple[str, str, str, Any]]:
+    def line_items(self, call_ids: Sequence[str]) -> list[tuple[str, str, str, Any]]:
         if not call_ids:
             return []
         marks = ", ".join([self.p] * len(call_ids))
@@ -278,17 +366,25 @@ class _Queries:
         )
         return [(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
 
-    def sample_priced_calls(self, period: Period) -> dict[tuple[str, str], str]:
-        ident = self.d.as_text.format("c.id")
+    def cache_reads(self, period: Period, provider: str, model: str) -> Decimal | None:
+        """Savings of one model from its calls' own line items (when its rates changed mid-period)."""
         rows = self.run(
-            "one priced call per model",
-            f"""SELECT c.provider, c.model, MAX({ident})
+            f"cache reads of {provider}/{model}",
+            f"""SELECT SUM(cr.quantity * (inp.unit_price - cr.unit_price)),
+                       SUM(CASE WHEN inp.unit_price IS NULL OR cr.unit_price IS NULL THEN 1 ELSE 0 END)
                 FROM {CALLS} c
-                WHERE {self.in_period} AND c.cost_status <> 'unknown'
-                GROUP BY c.provider, c.model""",
-            self.window(period),
+                JOIN {ITEMS} cr ON cr.call_id = c.id AND cr.component = 'cache_read'
+                LEFT JOIN {ITEMS} inp ON inp.call_id = c.id AND inp.component = 'input'
+                WHERE c.provider = {self.p} AND c.model = {self.p} AND {self.in_period}
+                  AND c.cache_read_tokens > 0""",
+            (provider, model, *self.window(period)),
         )
-        return {(str(r[0]), str(r[1])): str(r[2]) for r in rows if r[2] is not None}
+        saved, unpriced = rows[0]
+        if _int(unpriced):
+            return None
+        return money(saved)
+
+    # -- data quality and budgets -----------------------------------------
 
     def errors_by_type(self, period: Period) -> list[tuple[str, int]]:
         rows = self.run(
@@ -299,15 +395,6 @@ class _Queries:
             self.window(period),
         )
         return [(str(r[0]), _int(r[1])) for r in rows]
-
-    def untagged_calls(self, period: Period) -> int:
-        rows = self.run(
-            "calls without any tag",
-            f"""SELECT COUNT(*) FROM {CALLS} c WHERE {self.in_period}
-                AND NOT EXISTS (SELECT 1 FROM {TAGS} t WHERE t.call_id = c.id)""",
-            self.window(period),
-        )
-        return _int(rows[0][0])
 
     def spent_since(self, start: datetime, end: datetime) -> Decimal:
         rows = self.run(
@@ -338,11 +425,11 @@ def _time_text(value: Any) -> str:
 # -- prices and cache savings from what was stored ---------------------------
 
 
-def _snapshot(text: Any) -> Mapping[str, Any]:
-    if not text:
+def _snapshot(value: Any) -> Mapping[str, Any]:
+    if not value:
         return {}
     try:
-        data = json.loads(text) if isinstance(text, str) else text
+        data = json.loads(value) if isinstance(value, (str, bytes)) else value
     except ValueError:
         return {}
     return data if isinstance(data, Mapping) else {}
@@ -369,11 +456,10 @@ def _snapshot_rates(data: Mapping[str, Any]) -> list[tuple[str, str, Decimal]]:
             continue
         try:
             per = Decimal(str(spec.get("per", 1)))
-            found.append(
-                (str(component), str(spec.get("unit", "token")), Decimal(str(spec["rate"])) / per)
-            )
+            rate = Decimal(str(spec["rate"])) / per
         except (ArithmeticError, ValueError):
             continue
+        found.append((str(component), str(spec.get("unit", "token")), rate))
     return found
 
 
@@ -383,58 +469,36 @@ def _per_million(rate: Decimal, unit: str) -> str | None:
     return format((rate * 1_000_000).normalize(), "f")
 
 
-def prices_used(
-    models: Sequence[ModelRow],
-    samples: Mapping[tuple[str, str], str],
-    items: Sequence[tuple[str, str, str, Any]],
-) -> list[PriceRow]:
-    """The rates frozen with the calls: each model's latest snapshot, else a priced call's line items."""
-    by_call: dict[str, list[tuple[str, str, Decimal]]] = {}
-    for call_id, component, unit, rate in items:
-        if rate is not None:
-            by_call.setdefault(call_id, []).append((component, unit, money(rate)))
-    snapshots = {(m.provider, m.model): m.snapshots for m in models}
-    rows: list[PriceRow] = []
-    for (provider, model), call_id in sorted(samples.items()):
-        seen = snapshots.get((provider, model), ())
-        latest = _snapshot(seen[-1] if seen else None)
-        source = _snapshot_source(latest)
-        if len(seen) > 1:
-            source = (source + "; " if source else "") + "prices changed during the period"
-        rates = _snapshot_rates(latest) or by_call.get(call_id, [])
-        for component, unit, value in sorted(rates):
-            rows.append(
-                PriceRow(
-                    provider,
-                    model,
-                    component,
-                    unit,
-                    format(value.normalize(), "f"),
-                    _per_million(value, unit),
-                    source,
-                )
-            )
-    return rows
+@dataclass(frozen=True)
+class _Prices:
+    rows: list[PriceRow]
+    constant: bool  # the first and last snapshot of the period carry the same rates
+    rates: dict[str, Decimal]
 
 
-def cache_savings(
-    raw: Sequence[tuple[str, str, Any, Any, Decimal]], prices: Sequence[PriceRow]
-) -> list[CacheSavings]:
-    """Savings = cache-read tokens x (input rate - cache-read rate), per model."""
-    input_rate = {(p.provider, p.model): Decimal(p.rate) for p in prices if p.component == "input"}
-    totals: dict[tuple[str, str], tuple[Decimal, Decimal | None]] = {}
-    for provider, model, read_rate, in_rate, quantity in raw:
-        key = (provider, model)
-        tokens, saved = totals.get(key, (Decimal(0), Decimal(0)))
-        full = money(in_rate) if in_rate is not None else input_rate.get(key)
-        if read_rate is None or full is None or saved is None:
-            saved = None
-        else:
-            saved += quantity * (full - money(read_rate))
-        totals[key] = (tokens + quantity, saved)
-    result = [CacheSavings(p, m, tokens, saved) for (p, m), (tokens, saved) in totals.items()]
-    result.sort(key=lambda c: (-(c.saved or Decimal(0)), -c.cache_read_tokens))
-    return result
+def _prices(
+    provider: str, model: str, first: Any, last: Any, items: Sequence[tuple[str, str, Decimal]]
+) -> _Prices:
+    latest, earliest = _snapshot(last), _snapshot(first)
+    rates = _snapshot_rates(latest)
+    constant = bool(rates) and rates == _snapshot_rates(earliest)
+    source = _snapshot_source(latest)
+    if rates and not constant:
+        source = (source + "; " if source else "") + "prices changed during the period"
+    used = rates or list(items)
+    rows = [
+        PriceRow(
+            provider,
+            model,
+            component,
+            unit,
+            format(value.normalize(), "f"),
+            _per_million(value, unit),
+            source,
+        )
+        for component, unit, value in sorted(used)
+    ]
+    return _Prices(rows, constant, {component: value for component, _, value in used})
 
 
 def collect(
@@ -454,26 +518,56 @@ def collect(
     """Run every aggregation for ``period`` and return the filled Report."""
     now = now or datetime.now(timezone.utc)
     q = _Queries(connection, REPORT_DIALECTS[dialect_name], progress)
-    models = q.models(period)
-    current = Spend(
-        sum(m.spend.calls for m in models),
-        sum((m.spend.cost for m in models), Decimal(0)),
-        sum(m.spend.input_tokens for m in models),
-        sum(m.spend.output_tokens for m in models),
-        sum(m.spend.unpriced_calls for m in models),
-    )
+    models, daily = q.grid(period)
+    current = _sum(m.spend for m in models)
     totals = Totals(
         current=current,
         previous=q.spend(period.previous),
         errors=sum(m.errors for m in models),
         partial_calls=sum(m.partial_calls for m in models),
     )
-    daily = q.daily(period)
     tags = tuple(q.tag_breakdown(period, key, tag_limit, current) for key in group_by)
     top_calls = q.top_calls(period, top)
-    samples = q.sample_priced_calls(period)
-    prices = prices_used(models, samples, q.sample_line_items(list(samples.values())))
-    savings = cache_savings(q.cache_rows(period), prices)
+
+    samples = {
+        (m.provider, m.model): q.snapshots(period, m.provider, m.model)
+        for m in models
+        if m.spend.calls > m.spend.unpriced_calls
+    }
+    items: dict[str, list[tuple[str, str, Decimal]]] = {}
+    for call_id, component, unit, rate in q.line_items(
+        [s[0] for s in samples.values() if s[0] is not None]
+    ):
+        if rate is not None:
+            items.setdefault(call_id, []).append((component, unit, money(rate)))
+    prices: list[PriceRow] = []
+    savings: list[CacheSavings] = []
+    snapshots: dict[tuple[str, str], tuple[str, ...]] = {}
+    for m in models:
+        key = (m.provider, m.model)
+        if key not in samples:
+            if m.cache_read_tokens:
+                savings.append(
+                    CacheSavings(m.provider, m.model, Decimal(m.cache_read_tokens), None)
+                )
+            continue
+        call_id, first, last = samples[key]
+        found = _prices(m.provider, m.model, first, last, items.get(call_id or "", []))
+        prices.extend(found.rows)
+        snapshots[key] = tuple(
+            dict.fromkeys(json.dumps(_snapshot(s), sort_keys=True) for s in (first, last) if s)
+        )
+        if not m.cache_read_tokens:
+            continue
+        full, cached = found.rates.get("input"), found.rates.get("cache_read")
+        if found.constant and full is not None and cached is not None:
+            saved: Decimal | None = m.cache_read_tokens * (full - cached)
+        else:
+            saved = q.cache_reads(period, m.provider, m.model)
+        savings.append(CacheSavings(m.provider, m.model, Decimal(m.cache_read_tokens), saved))
+    savings.sort(key=lambda c: (-(c.saved or Decimal(0)), -c.cache_read_tokens))
+    models = [_with_snapshots(m, snapshots.get((m.provider, m.model), ())) for m in models]
+
     statuses: list[BudgetStatus] = []
     for name, limit in (budgets or {}).items():
         if limit is None:
@@ -486,8 +580,9 @@ def collect(
             statuses.append(BudgetStatus(name, limit, q.spent_since(start, now), 0))
         elif name == "per_call":
             statuses.append(BudgetStatus(name, limit, None, q.calls_over(period, limit)))
-    errors = q.errors_by_type(period)
-    untagged = q.untagged_calls(period)
+    errors = q.errors_by_type(period) if totals.errors else []
+    # With --group-by, "untagged" is per key (free); without, count calls carrying no tag at all.
+    untagged = tags[0].untagged.calls if tags else q.untagged_calls(period)
     return Report(
         generated_at=now,
         database=database,
@@ -503,7 +598,12 @@ def collect(
         budgets=tuple(statuses),
         errors_by_type=tuple(errors),
         untagged_calls=untagged,
+        untagged_key=group_by[0] if group_by else None,
         dropped=dict(dropped or {}),
         prices=tuple(prices),
         timings=q.timings,
     )
+
+
+def _with_snapshots(model: ModelRow, snapshots: tuple[str, ...]) -> ModelRow:
+    return replace(model, snapshots=snapshots)

@@ -136,7 +136,7 @@ def render_markdown(report: Report) -> str:
         "",
         f"- Unpriced calls: {cur.unpriced_calls:,}; partially priced: {report.totals.partial_calls:,}",
         f"- Streams without usage: {sum(m.streams_without_usage for m in report.models):,}",
-        f"- Calls without any tag: {report.untagged_calls:,}",
+        f"- Calls without {'any tag' if report.untagged_key is None else 'a ' + report.untagged_key + ' tag'}: {report.untagged_calls:,}",
         f"- Errors: {', '.join(f'{k} {v:,}' for k, v in report.errors_by_type) or 'none'}",
         f"- Dropped events: {', '.join(f'{k} {v:,}' for k, v in sorted(report.dropped.items())) or 'none reported'}",
         "",
