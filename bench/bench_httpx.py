@@ -78,12 +78,21 @@ class Discard:
         return None
 
 
+SSE_EVENTS = [event + b"\n\n" for event in SSE_BODY.split(b"\n\n") if event]
+
+
 def _handler(library: Any) -> Callable[[Any], Any]:
+    class EventByEvent(library.SyncByteStream):  # type: ignore[misc]
+        """A body delivered one SSE event per chunk, as a network read would."""
+
+        def __iter__(self) -> Any:
+            return iter(SSE_EVENTS)
+
     def handle(request: Any) -> Any:
         if request.url.path.endswith("/chat/completions"):
             if b'"stream": true' in request.content or b'"stream":true' in request.content:
                 return library.Response(
-                    200, headers={"content-type": "text/event-stream"}, content=SSE_BODY
+                    200, headers={"content-type": "text/event-stream"}, stream=EventByEvent()
                 )
             return library.Response(
                 200, headers={"content-type": "application/json"}, content=CHAT_BODY

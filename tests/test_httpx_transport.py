@@ -793,3 +793,17 @@ def test_register_parser_validates_its_arguments() -> None:
         register_parser("", "/x", parse_ollama)
     with pytest.raises(TypeError):
         register_parser("p", "/x", "not callable")  # type: ignore[arg-type]
+
+
+def test_docs_transport_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "transport.md").read_text(encoding="utf-8")
+    blocks = text.split("```python\n")[1:]
+    example = next(block.split("```")[0] for block in blocks if "fake_ollama" in block)
+    try:
+        exec(compile(example, "docs/transport.md", "exec"), {"__name__": "docs_example"})
+    finally:
+        unregister_parser("ollama", "/api/chat")
+        unregister_host("ollama.internal:11434")
+    assert capsys.readouterr().out == "ollama llama3.2 chat {'input': 26, 'output': 298}\n"

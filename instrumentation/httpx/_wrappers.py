@@ -303,6 +303,8 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
 def _attach(observation: Observation, response: Any, streamed: bool, stream_class: Any) -> None:
     """Read an already-read body now, or wrap the response's stream to observe it as it is read."""
     try:
+        # A transport may hand back a body it already loaded (MockTransport, caches): read it now.
+        streamed = streamed and not response.is_stream_consumed
         observation.prepare(response, raw=streamed)
         if not streamed:
             observation.read_whole(response.content)
