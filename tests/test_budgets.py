@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import sqlite3
 import threading
+import warnings
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -597,3 +599,50 @@ def test_shared_totals_and_claims_on_every_database(
     assert view.spent == Decimal("0.875")
     with pytest.raises(lct.BudgetExceededError, match=r"spent \$0.875 of \$1.00"):
         budgets.check("test", "flat", {"max_tokens": 100_000})  # $0.20 of output does not fit
+
+
+def test_configure_with_equal_budgets_keeps_the_runtime() -> None:
+    configure(monthly="1.50", per_tag={"tenant_id": {"daily": 2}})
+    before = get_runtime()
+    configure(monthly=Decimal("1.5"), per_tag={"tenant_id": {"daily": "2"}})
+    assert get_runtime() is before
+    configure(monthly="1.51", per_tag={"tenant_id": {"daily": 2}})
+    assert get_runtime() is not before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_reads_its_own_totals(db_url: str) -> None:
+    configure_shared(db_url, monthly="1", on_exceed="block")
+    spend("0.6")
+    assert lct.flush(5)
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a threaded process may deadlock; the
+        # library's fork handlers are what this test checks.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: its own budget thread, the parent's spend through the database
+        code = 1
+        try:
+            spend("0.6")
+            lct.flush(5)
+            shared = guard().shared
+            if shared is not None and shared.wait_for_refresh(5):
+                try:
+                    budgets.check("test", "flat", {})
+                except lct.BudgetExceededError as error:
+                    os.write(write, str(error.spent).encode())
+                    code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    seen = os.read(read, 100).decode()
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert Decimal(seen) == Decimal("1.2")
+    parent = guard()
+    assert parent.shared is not None
+    assert parent.shared.wait_for_refresh(5)
+    with pytest.raises(lct.BudgetExceededError, match=r"spent \$1.20"):
+        budgets.check("test", "flat", {})
