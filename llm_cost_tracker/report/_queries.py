@@ -551,8 +551,8 @@ def collect(
                     CacheSavings(m.provider, m.model, Decimal(m.cache_read_tokens), None)
                 )
             continue
-        call_id, first, last = samples[key]
-        found = _prices(m.provider, m.model, first, last, items.get(call_id or "", []))
+        sample_id, first, last = samples[key]
+        found = _prices(m.provider, m.model, first, last, items.get(sample_id or "", []))
         prices.extend(found.rows)
         snapshots[key] = tuple(
             dict.fromkeys(json.dumps(_snapshot(s), sort_keys=True) for s in (first, last) if s)
