@@ -503,3 +503,20 @@ def test_fast_records_equal_the_constructed_ones() -> None:
     assert cost.currency == "USD"
     with pytest.raises(dataclasses.FrozenInstanceError):
         line.cost = Decimal(0)  # type: ignore[misc]
+
+
+def test_claude_5_dated_cache_cut_and_prompt_length_tier() -> None:
+    event = _event("anthropic", "claude-sonnet-5-5", cache_read=1_000_000)
+    before = price_event(replace(event, occurred_at=datetime(2026, 10, 6, tzinfo=timezone.utc)))
+    after = price_event(replace(event, occurred_at=datetime(2026, 10, 8, tzinfo=timezone.utc)))
+    assert before.cost.total == Decimal("0.20")
+    assert after.cost.total == Decimal("0.10")
+    # Haiku 5.5: prompts over 100k tokens (cache reads and writes included) pay the higher band.
+    small = price_event(
+        _event("anthropic", "claude-haiku-5-5", input=50_000, cache_read=50_000, output=1000)
+    )
+    large = price_event(
+        _event("anthropic", "claude-haiku-5-5", input=50_000, cache_read=50_001, output=1000)
+    )
+    assert small.cost.total == per_m((50_000, "0.10"), (50_000, "0.01"), (1000, "0.50"))
+    assert large.cost.total == per_m((50_000, "0.50"), (50_001, "0.05"), (1000, "2.50"))
