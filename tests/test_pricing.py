@@ -520,3 +520,26 @@ def test_claude_5_dated_cache_cut_and_prompt_length_tier() -> None:
     )
     assert small.cost.total == per_m((50_000, "0.10"), (50_000, "0.01"), (1000, "0.50"))
     assert large.cost.total == per_m((50_000, "0.50"), (50_001, "0.05"), (1000, "2.50"))
+
+
+def test_openai_cache_writes_long_context_and_fast_mode() -> None:
+    # gpt-6.2-sol: $2 in, $0.10 cached, $2.50 30-minute write, $5 12-hour write, $10 out.
+    short = price_event(
+        _event(
+            "openai",
+            "gpt-6.2-sol",
+            input=1000,
+            cache_read=2000,
+            cache_write_5m=300,
+            cache_write_1h=400,
+            output=500,
+        )
+    )
+    assert short.cost.total == per_m(
+        (1000, "2"), (2000, "0.10"), (300, "2.50"), (400, "5"), (500, "10")
+    )
+    # Above 272K input tokens: input and cache rates double, output 1.5x, for the whole call.
+    long = price_event(_event("openai", "gpt-6.2-sol", input=272_001, output=100))
+    assert long.cost.total == per_m((272_001, "4"), (100, "15"))
+    fast = price_event(_event("openai", "gpt-6.2-sol", "standard+fast", input=1000, output=100))
+    assert fast.cost.total == per_m((1000, "4"), (100, "20"))
