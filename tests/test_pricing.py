@@ -543,3 +543,11 @@ def test_openai_cache_writes_long_context_and_fast_mode() -> None:
     assert long.cost.total == per_m((272_001, "4"), (100, "15"))
     fast = price_event(_event("openai", "gpt-6.2-sol", "standard+fast", input=1000, output=100))
     assert fast.cost.total == per_m((1000, "4"), (100, "20"))
+
+
+def test_announced_future_prices_apply_from_their_date() -> None:
+    # Gemini 3.6 Flash: $0.75/$3.75 introductory through 2026, $1.50/$7.50 from 2027-01-01.
+    event = _event("google", "gemini-3.6-flash", input=1000, output=1000)
+    assert price_event(event).cost.total == per_m((1000, "0.75"), (1000, "3.75"))
+    later = replace(event, occurred_at=datetime(2027, 1, 1, tzinfo=timezone.utc))
+    assert price_event(later).cost.total == per_m((1000, "1.50"), (1000, "7.50"))
