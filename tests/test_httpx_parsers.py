@@ -316,6 +316,16 @@ def test_gemini_provisioned_throughput_tier() -> None:
             "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent",
             "generate_content",
         ),
+        (
+            "google_vertex",
+            "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5:rawPredict",
+            "messages",
+        ),
+        (
+            "google_vertex",
+            "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5:streamRawPredict",
+            "messages",
+        ),
     ],
 )
 def test_routes(provider: str, path: str, operation: str | None) -> None:

@@ -146,10 +146,16 @@ _GEMINI_ROUTES: tuple[tuple[str, Route], ...] = (
         Route("embeddings", extract_gemini, GeminiStreamState, None, "usageMetadata"),
     ),
 )
+# Vertex AI also serves Claude: publishers/anthropic/models/<model>:rawPredict / :streamRawPredict.
+_VERTEX_ROUTES: tuple[tuple[str, Route], ...] = (
+    *_GEMINI_ROUTES,
+    (":rawPredict", _ANTHROPIC_ROUTES[0][1]),
+    (":streamRawPredict", replace(_ANTHROPIC_ROUTES[0][1], stream=True)),
+)
 _FAMILY_ROUTES: dict[str, tuple[tuple[str, Route], ...]] = {
     "anthropic": _ANTHROPIC_ROUTES,
     "google": _GEMINI_ROUTES,
-    "google_vertex": _GEMINI_ROUTES,
+    "google_vertex": _VERTEX_ROUTES,
 }
 
 _lock = threading.Lock()
