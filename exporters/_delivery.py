@@ -50,8 +50,15 @@ class BatchWriter(Protocol):
 
     name: str
 
-    def write(self, events: Sequence[UsageEvent]) -> int:
-        """Insert ``events`` (idempotently, by id) and return how many were new; raise on failure."""
+    def prepare(self, events: Sequence[UsageEvent]) -> object:
+        """Build the rows for ``events`` (on the bus thread, overlapping the writer's I/O)."""
+        ...
+
+    def write(self, events: Sequence[UsageEvent], prepared: object = None) -> int:
+        """Insert ``events`` (idempotently, by id) and return how many were new; raise on failure.
+
+        ``prepared`` is what ``prepare(events)`` returned, or None to build the rows here.
+        """
         ...
 
     def is_permanent(self, error: BaseException) -> bool:
@@ -67,6 +74,12 @@ class BatchWriter(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class _Batch(list[UsageEvent]):
+    """A queued batch, with the rows ``BatchWriter.prepare`` built for it."""
+
+    prepared: object = None
 
 
 class DurableExporter:
@@ -132,16 +145,22 @@ class DurableExporter:
 
     def export(self, events: Sequence[UsageEvent]) -> None:
         """Queue ``events`` for the writer thread, or spool them; never touches the database."""
-        batch = list(events)
+        batch = _Batch(events)
         if not batch:
             return
         with self._cond:
             to_disk = (
                 self._closed or self._unavailable or self._pending + len(batch) > self.max_pending
             )
-            if not to_disk:
+        if not to_disk:
+            try:
+                batch.prepared = self.writer.prepare(batch)
+            except Exception:
+                # The writer builds the rows itself, and meets (and quarantines) the problem.
+                batch.prepared = None
+            with self._cond:
                 self._enqueue(batch)
-        if to_disk:
+        else:
             self._spill([batch], keep_in_memory=not self._closed)
         self._ensure_thread()
 
@@ -316,7 +335,7 @@ class DurableExporter:
         self._publish_spooled()
 
     def _write(self, events: list[UsageEvent]) -> None:
-        new = self.writer.write(events)
+        new = self.writer.write(events, getattr(events, "prepared", None))
         STATS.incr(self._stat + "written", new)
         if new != len(events):
             STATS.incr(self._stat + "duplicates", len(events) - new)

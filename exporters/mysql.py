@@ -45,6 +45,10 @@ _ROLLUP_UPSERT = (
     f"VALUES ({', '.join(['%s'] * len(_sql.ROLLUP_COLUMNS))}) ON DUPLICATE KEY UPDATE "
     + ", ".join(f"{c} = {c} + VALUES({c})" for c in _sql.ROLLUP_SUMS)
 )
+# (calls, line items, tags, rollups): the rows of one batch.
+_Rows = tuple[
+    list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]
+]
 _SESSION_SETUP = (
     "SET time_zone = '+00:00', "
     "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
@@ -147,12 +151,22 @@ class _MySQLWriter:
         self._pid = os.getpid()
         return connection
 
-    def write(self, events: Sequence[UsageEvent]) -> int:
+    @staticmethod
+    def prepare(events: Sequence[UsageEvent]) -> _Rows:
+        return (
+            [_sql.call_row(e, DIALECT) for e in events],
+            [row for e in events for row in _sql.line_item_rows(e, DIALECT)],
+            [row for e in events for row in _sql.tag_rows(e)],
+            _sql.rollup_rows(events),
+        )
+
+    def write(self, events: Sequence[UsageEvent], prepared: object = None) -> int:
         pymysql = _pymysql()
+        rows = prepared if prepared is not None else self.prepare(events)
         with self._lock:
             connection = self._connect()
             try:
-                self._insert(connection, events)
+                self._insert(connection, rows)  # type: ignore[arg-type]
             except pymysql.err.IntegrityError as error:
                 connection.rollback()
                 if error.args[0] != _DUPLICATE_KEY:
@@ -178,7 +192,7 @@ class _MySQLWriter:
             missing = [e for e in events if e.id not in present]
             if missing:
                 # A concurrent writer of the same ids makes this raise 1062 again: retried later.
-                self._insert(connection, missing)
+                self._insert(connection, self.prepare(missing))
         except BaseException:
             with contextlib.suppress(Exception):
                 connection.rollback()
@@ -187,16 +201,17 @@ class _MySQLWriter:
         return len(missing)
 
     @staticmethod
-    def _insert(connection: Any, events: Sequence[UsageEvent]) -> None:
-        items = [row for e in events for row in _sql.line_item_rows(e, DIALECT)]
-        tags = [row for e in events for row in _sql.tag_rows(e)]
+    def _insert(connection: Any, rows: _Rows) -> None:
+        calls, items, tags, rollups = rows
         with connection.cursor() as cursor:
-            cursor.executemany(_INSERT_CALLS, [_sql.call_row(e, DIALECT) for e in events])
-            if items:
-                cursor.executemany(_INSERT_ITEMS, items)
-            if tags:
-                cursor.executemany(_INSERT_TAGS, tags)
-            cursor.executemany(_ROLLUP_UPSERT, _sql.rollup_rows(events))
+            for sql, table_rows in (
+                (_INSERT_CALLS, calls),
+                (_INSERT_ITEMS, items),
+                (_INSERT_TAGS, tags),
+                (_ROLLUP_UPSERT, rollups),
+            ):
+                if table_rows:
+                    cursor.executemany(sql, table_rows)
 
     def is_permanent(self, error: BaseException) -> bool:
         pymysql = _pymysql()

@@ -34,6 +34,10 @@ _COPY_ITEMS = f"COPY {_sql.LINE_ITEMS} ({', '.join(_sql.LINE_ITEM_COLUMNS)}) FRO
 _COPY_TAGS = (
     f"COPY {_sql.TAGS} ({', '.join(DIALECT.quote(c) for c in _sql.TAG_COLUMNS)}) FROM STDIN"
 )
+# (calls, line items, tags, rollups): the rows of one batch.
+_Rows = tuple[
+    list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]
+]
 _EXISTING_IDS = f"SELECT id::text FROM {_sql.CALLS} WHERE id = ANY(%s::uuid[])"
 _ROLLUP_UPSERT = (
     f"INSERT INTO {_sql.ROLLUPS} AS r ({', '.join(_sql.ROLLUP_COLUMNS)}) "
@@ -108,12 +112,22 @@ class _PostgresWriter:
         self._pid = os.getpid()
         return connection
 
-    def write(self, events: Sequence[UsageEvent]) -> int:
+    @staticmethod
+    def prepare(events: Sequence[UsageEvent]) -> _Rows:
+        return (
+            [_sql.call_row(e, DIALECT) for e in events],
+            [row for e in events for row in _sql.line_item_rows(e, DIALECT)],
+            [row for e in events for row in _sql.tag_rows(e)],
+            _sql.rollup_rows(events),
+        )
+
+    def write(self, events: Sequence[UsageEvent], prepared: object = None) -> int:
         psycopg = _psycopg()
+        rows = prepared if prepared is not None else self.prepare(events)
         with self._lock:
             connection = self._connect()
             try:
-                self._copy(connection, events)
+                self._copy(connection, rows)  # type: ignore[arg-type]
             except psycopg.errors.UniqueViolation:
                 # Some events are already there (a replayed batch): write only the rest.
                 connection.rollback()
@@ -135,7 +149,7 @@ class _PostgresWriter:
             if missing:
                 # Another process inserting the same ids now makes this raise
                 # UniqueViolation again: transient, retried later.
-                self._copy(connection, missing)
+                self._copy(connection, self.prepare(missing))
         except BaseException:
             connection.rollback()
             raise
@@ -143,20 +157,15 @@ class _PostgresWriter:
         return len(missing)
 
     @staticmethod
-    def _copy(connection: psycopg.Connection[Any], events: Sequence[UsageEvent]) -> None:
+    def _copy(connection: psycopg.Connection[Any], rows: _Rows) -> None:
+        calls, items, tags, rollups = rows
         with connection.cursor() as cursor:
-            with cursor.copy(_COPY_CALLS) as copy:
-                for event in events:
-                    copy.write_row(_sql.call_row(event, DIALECT))
-            with cursor.copy(_COPY_ITEMS) as copy:
-                for event in events:
-                    for row in _sql.line_item_rows(event, DIALECT):
-                        copy.write_row(row)
-            with cursor.copy(_COPY_TAGS) as copy:
-                for event in events:
-                    for row in _sql.tag_rows(event):
-                        copy.write_row(row)
-            cursor.executemany(_ROLLUP_UPSERT, _sql.rollup_rows(events))
+            for sql, table_rows in ((_COPY_CALLS, calls), (_COPY_ITEMS, items), (_COPY_TAGS, tags)):
+                if table_rows:
+                    with cursor.copy(sql) as copy:
+                        for row in table_rows:
+                            copy.write_row(row)
+            cursor.executemany(_ROLLUP_UPSERT, rollups)
 
     def is_permanent(self, error: BaseException) -> bool:
         psycopg = _psycopg()
