@@ -204,7 +204,9 @@ def test_raw_stream_closed_early(standin: StandInServer) -> None:
     c = client(standin, "anthropic_stream_basic_2025_shape")
     with capture_events(instrument=["anthropic"]) as events:
         stream = create(c, stream=True)
-        assert isinstance(stream, anthropic.Stream)
+        # __class__ rather than isinstance(): anthropic 0.x's Stream metaclass answers
+        # isinstance() itself and only knows the exact type (see docs/instrumentation.md)
+        assert stream.__class__ is anthropic.Stream
         next(stream)
         stream.close()
         stream.close()
@@ -250,7 +252,7 @@ async def test_async_create_stream_and_helper(standin: StandInServer) -> None:
         stream = await c.messages.create(
             model="claude", max_tokens=64, messages=MESSAGES, stream=True
         )
-        assert isinstance(stream, anthropic.AsyncStream)
+        assert stream.__class__ is anthropic.AsyncStream
         seen = [e async for e in stream]
         async with c.messages.stream(model="claude", max_tokens=64, messages=MESSAGES) as helper:
             text = [t async for t in helper.text_stream]

@@ -12,7 +12,7 @@ Groq ``x_groq.usage``, OpenRouter ``usage.cost``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,13 +24,77 @@ from ..._stats import STATS
 INVALID_USAGE_COUNTER = "dropped.usage_invalid"
 
 
+_ABSENT = object()
+
+
 def get(obj: Any, name: str) -> Any:
-    """Read ``name`` from a dict (``dict.get``) or an SDK object (``getattr``); None when absent."""
+    """Read ``name`` from a dict (``dict.get``) or an SDK object (``getattr``); None when absent.
+
+    SDK objects are pydantic models: their fields live in ``__dict__`` and unknown
+    fields (``usage.cost``, ``prompt_cache_hit_tokens``) in ``__pydantic_extra__``;
+    reading those directly avoids pydantic's slow ``__getattr__`` for absent names.
+    """
     if obj is None:
         return None
+    if type(obj) is dict:
+        return obj.get(name)
+    fields = getattr(obj, "__dict__", None)
+    if type(fields) is dict:
+        if name in fields:
+            return fields[name]
+        extra = getattr(obj, "__pydantic_extra__", _ABSENT)
+        if extra is not _ABSENT:  # a pydantic v2 model: nothing else to look at
+            return extra.get(name) if type(extra) is dict else None
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+class _Attributes(Mapping[str, Any]):
+    """A read-only mapping view of an arbitrary object's attributes (rarely needed)."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self._obj, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self._obj, name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def fields(obj: Any) -> Mapping[str, Any]:
+    """A mapping to read ``obj`` with ``.get()``: a dict as is, a pydantic model's fields and extras.
+
+    None gives an empty mapping. Reading a model's ``__dict__`` is much cheaper
+    than ``getattr`` for names it lacks.
+    """
+    if obj is None:
+        return _EMPTY
+    if type(obj) is dict:
+        return obj
+    values = getattr(obj, "__dict__", None)
+    if type(values) is dict:
+        extra: Any = getattr(obj, "__pydantic_extra__", _ABSENT)
+        if extra is not _ABSENT:
+            return {**values, **extra} if extra else values
+    if isinstance(obj, Mapping):
+        return obj
+    return _Attributes(obj)
 
 
 class InvalidUsage(Exception):
@@ -125,18 +189,19 @@ def pricing_mode_for_tier(service_tier: Any) -> str:
 
 def _chat_usage(usage: Any) -> TokenUsage:
     """``prompt_tokens``/``completion_tokens`` usage (chat, completions, embeddings, compatibles)."""
-    prompt = token_count(get(usage, "prompt_tokens"))
-    completion = token_count(get(usage, "completion_tokens"))
-    prompt_details = get(usage, "prompt_tokens_details")
-    completion_details = get(usage, "completion_tokens_details")
-    cached = token_count(get(prompt_details, "cached_tokens"))
-    deepseek_hit = get(usage, "prompt_cache_hit_tokens")
+    usage = fields(usage)
+    prompt = token_count(usage.get("prompt_tokens"))
+    completion = token_count(usage.get("completion_tokens"))
+    prompt_details = fields(usage.get("prompt_tokens_details"))
+    completion_details = fields(usage.get("completion_tokens_details"))
+    cached = token_count(prompt_details.get("cached_tokens"))
+    deepseek_hit = usage.get("prompt_cache_hit_tokens")
     if deepseek_hit is not None:  # DeepSeek reports the hit twice; count it once
         cached = token_count(deepseek_hit)
-    cache_write = token_count(get(prompt_details, "cache_write_tokens"))
-    audio_in = token_count(get(prompt_details, "audio_tokens"))
-    audio_out = token_count(get(completion_details, "audio_tokens"))
-    reasoning = token_count(get(completion_details, "reasoning_tokens"))
+    cache_write = token_count(prompt_details.get("cache_write_tokens"))
+    audio_in = token_count(prompt_details.get("audio_tokens"))
+    audio_out = token_count(completion_details.get("audio_tokens"))
+    reasoning = token_count(completion_details.get("reasoning_tokens"))
     text_in = prompt - cached - cache_write - audio_in
     text_out = completion - audio_out
     if text_in < 0 or text_out < 0:
@@ -151,14 +216,14 @@ def _chat_usage(usage: Any) -> TokenUsage:
             "audio_output": audio_out,
         },
         reasoning=reasoning,
-        reported_cost=_decimal(get(usage, "cost")),
+        reported_cost=_decimal(usage.get("cost")),
     )
 
 
-def _cache_writes(details: Any) -> dict[str, int]:
+def _cache_writes(details: Mapping[str, Any]) -> dict[str, int]:
     """Responses ``cache_write_tokens``: 30-minute retention -> cache_write_5m, 12-hour -> cache_write_1h."""
-    total = token_count(get(details, "cache_write_tokens"))
-    breakdown = get(details, "cache_write_tokens_details")
+    total = token_count(details.get("cache_write_tokens"))
+    breakdown = details.get("cache_write_tokens_details")
     if breakdown is None:
         return {"cache_write_5m": total}
     short = token_count(get(breakdown, "ttl_30m_tokens"))
@@ -170,17 +235,19 @@ def _cache_writes(details: Any) -> dict[str, int]:
 
 def _responses_usage(usage: Any, *, images: bool = False) -> TokenUsage:
     """``input_tokens``/``output_tokens`` usage (Responses API, gpt-image, token-billed transcription)."""
-    total_in = token_count(get(usage, "input_tokens"))
-    total_out = token_count(get(usage, "output_tokens"))
-    in_details = get(usage, "input_tokens_details") or get(usage, "input_token_details")
-    out_details = get(usage, "output_tokens_details")
-    cached = token_count(get(in_details, "cached_tokens"))
+    usage = fields(usage)
+    total_in = token_count(usage.get("input_tokens"))
+    total_out = token_count(usage.get("output_tokens"))
+    in_details = fields(usage.get("input_tokens_details") or usage.get("input_token_details"))
+    raw_out_details = usage.get("output_tokens_details")
+    out_details = fields(raw_out_details)
+    cached = token_count(in_details.get("cached_tokens"))
     writes = _cache_writes(in_details)
-    image_in = token_count(get(in_details, "image_tokens"))
-    audio_in = token_count(get(in_details, "audio_tokens"))
-    image_out = token_count(get(out_details, "image_tokens"))
-    reasoning = token_count(get(out_details, "reasoning_tokens"))
-    if images and out_details is None:
+    image_in = token_count(in_details.get("image_tokens"))
+    audio_in = token_count(in_details.get("audio_tokens"))
+    image_out = token_count(out_details.get("image_tokens"))
+    reasoning = token_count(out_details.get("reasoning_tokens"))
+    if images and raw_out_details is None:
         # gpt-image without an output breakdown: every output token is an image token
         image_out = total_out
     text_in = total_in - cached - sum(writes.values()) - image_in - audio_in
@@ -198,7 +265,7 @@ def _responses_usage(usage: Any, *, images: bool = False) -> TokenUsage:
             "image_output": image_out,
         },
         reasoning=reasoning,
-        reported_cost=_decimal(get(usage, "cost")),
+        reported_cost=_decimal(usage.get("cost")),
     )
 
 
@@ -213,20 +280,21 @@ def usage_from_openai(usage: Any, *, images: bool = False) -> TokenUsage | None:
     """
     if usage is None:
         return None
+    usage = fields(usage)
     try:
-        if get(usage, "type") == "duration":
-            seconds = _decimal(get(usage, "seconds"))
+        if usage.get("type") == "duration":
+            seconds = _decimal(usage.get("seconds"))
             if seconds is None:
                 raise InvalidUsage
             return TokenUsage(services={"audio_second": seconds})
-        if get(usage, "prompt_tokens") is not None or get(usage, "completion_tokens") is not None:
+        if usage.get("prompt_tokens") is not None or usage.get("completion_tokens") is not None:
             return _chat_usage(usage)
-        if get(usage, "input_tokens") is not None or get(usage, "output_tokens") is not None:
+        if usage.get("input_tokens") is not None or usage.get("output_tokens") is not None:
             return _responses_usage(usage, images=images)
     except InvalidUsage:
         STATS.incr(INVALID_USAGE_COUNTER)
         return None
-    if isinstance(usage, Mapping) and not usage:
+    if type(usage) is dict and not usage:
         return None
     STATS.incr(INVALID_USAGE_COUNTER)
     return None
@@ -265,25 +333,28 @@ def extract_openai(body: Any) -> Extraction:
     response and a transcription. Groq's ``x_groq.usage`` is used when ``usage``
     is absent. Never raises.
     """
-    if get(body, "response") is not None and isinstance(get(body, "type"), str):
-        body = get(body, "response")  # a Responses stream event wrapping the Response
-    usage_obj = get(body, "usage")
+    body = fields(body)
+    if body.get("response") is not None and isinstance(body.get("type"), str):
+        body = fields(body.get("response"))  # a Responses stream event wrapping the Response
+    usage_obj = body.get("usage")
     if usage_obj is None:
-        usage_obj = get(get(body, "x_groq"), "usage")
-    images = get(body, "object") is None and get(body, "created") is not None
+        usage_obj = get(body.get("x_groq"), "usage")
+    kind = body.get("object")
+    images = kind is None and body.get("created") is not None
     usage = usage_from_openai(usage_obj, images=images)
-    if images and usage is None and isinstance(get(body, "data"), list):
+    data = body.get("data")
+    if images and usage is None and isinstance(data, list):
         # DALL-E: no token usage; billed per generated image
-        usage = TokenUsage(services={"image": Decimal(len(get(body, "data")))})
-    if get(body, "object") == "response":
-        searches = count_web_search_calls(get(body, "output"))
+        usage = TokenUsage(services={"image": Decimal(len(data))})
+    if kind == "response":
+        searches = count_web_search_calls(body.get("output"))
         if searches:
             usage = _with_services(usage, {"web_search": Decimal(searches)})
-    tier = get(body, "service_tier")
+    tier = body.get("service_tier")
     return Extraction(
         usage=usage,
-        model=text_or_none(get(body, "model")),
-        response_id=text_or_none(get(body, "id")),
+        model=text_or_none(body.get("model")),
+        response_id=text_or_none(body.get("id")),
         pricing_mode=pricing_mode_for_tier(tier),
         service_tier=tier if isinstance(tier, str) else None,
     )
@@ -397,6 +468,7 @@ __all__ = [
     "ResponsesStreamState",
     "count_web_search_calls",
     "extract_openai",
+    "fields",
     "get",
     "is_usage_only_chunk",
     "pricing_mode_for_tier",

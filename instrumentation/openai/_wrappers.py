@@ -21,7 +21,7 @@ from ..._api import current_call_tags, get_runtime
 from ..._errors import LLMCostTrackerError
 from ..._events import UsageSource
 from ..._stats import STATS
-from ..._suppress import is_suppressed, suppressed
+from ..._suppress import _SUPPRESSED, is_suppressed
 from .._calls import Call, fail_call, finish_call, start_call
 from .._hosts import provider_for_host
 from .._streams import (
@@ -320,12 +320,14 @@ def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
         if call is None:
             return wrapped(*args, **kwargs)
         sent, injected = _with_usage_requested(ctx, surface, kwargs)
+        token = _SUPPRESSED.set(True)  # suppressed(), without a generator on the hot path
         try:
-            with suppressed():
-                result = wrapped(*args, **sent)
+            result = wrapped(*args, **sent)
         except BaseException as error:
             fail_call(call, error)
             raise
+        finally:
+            _SUPPRESSED.reset(token)
         return _safely_record(ctx, surface, call, result, kwargs, injected)
 
     return wrapper
@@ -341,12 +343,14 @@ def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
         if call is None:
             return await wrapped(*args, **kwargs)
         sent, injected = _with_usage_requested(ctx, surface, kwargs)
+        token = _SUPPRESSED.set(True)
         try:
-            with suppressed():
-                result = await wrapped(*args, **sent)
+            result = await wrapped(*args, **sent)
         except BaseException as error:
             fail_call(call, error)
             raise
+        finally:
+            _SUPPRESSED.reset(token)
         return _safely_record(ctx, surface, call, result, kwargs, injected)
 
     return wrapper

@@ -1,0 +1,315 @@
+"""Added latency of the SDK instrumentors on the caller's thread, against the bare SDK in the same run.
+
+The openai and anthropic clients talk to an in-process transport (``MockTransport``
+handed in through ``http_client``), so no network is measured: what is left is
+the SDK's own work plus ours. Bare and instrumented blocks alternate; the
+figure is the difference of the medians. Streams report the added time per chunk.
+
+Peers (OpenTelemetry's openai-v2, OpenLLMetry, OpenLIT) are measured the same
+way when a Python with them installed is named in
+``LLM_COST_TRACKER_BENCH_PEERS_PYTHON`` (they need a separate environment):
+
+    python -m bench instrumentation
+    LLM_COST_TRACKER_BENCH_PEERS_PYTHON=/tmp/peers/bin/python python -m bench instrumentation
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CALLS = 400  # per block
+ROUNDS = 5
+CHUNKS = 200  # per streamed response
+STREAM_CALLS = 40
+
+_PAYLOADS = Path(__file__).resolve().parent.parent / "llm_cost_tracker" / "_standin" / "payloads"
+
+
+def _http() -> Any:
+    """The transport module the installed SDKs use (httpx2 for openai 3.x / anthropic 2.x, else httpx)."""
+    import openai
+
+    if openai.__version__.split(".")[0] in ("1", "2"):
+        import httpx
+
+        return httpx
+    import httpx2
+
+    return httpx2
+
+
+def _chat_body() -> bytes:
+    payload = json.loads((_PAYLOADS / "openai_chat_cached_gpt4omini.json").read_text())
+    return json.dumps(payload["response"]).encode()
+
+
+def _anthropic_body() -> bytes:
+    payload = json.loads((_PAYLOADS / "anthropic_cache_read.json").read_text())
+    return json.dumps(payload["response"]).encode()
+
+
+def _chat_stream_body(chunks: int) -> bytes:
+    base = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }
+    lines = []
+    for i in range(chunks):
+        delta = {
+            "index": 0,
+            "delta": {"content": f"w{i} "},
+            "logprobs": None,
+            "finish_reason": None,
+        }
+        lines.append(json.dumps({**base, "choices": [delta], "usage": None}))
+    usage = {"prompt_tokens": 10, "completion_tokens": chunks, "total_tokens": 10 + chunks}
+    lines.append(json.dumps({**base, "choices": [], "usage": usage}))
+    return "".join(f"data: {line}\n\n" for line in lines).encode() + b"data: [DONE]\n\n"
+
+
+def _openai_client(body: bytes, content_type: str) -> Any:
+    import openai
+
+    http = _http()
+
+    def handler(request: Any) -> Any:
+        return http.Response(200, content=body, headers={"content-type": content_type})
+
+    return openai.OpenAI(
+        api_key="sk-bench",
+        base_url="http://bench.invalid/v1",
+        max_retries=0,
+        http_client=http.Client(transport=http.MockTransport(handler)),
+    )
+
+
+def _anthropic_client(body: bytes) -> Any:
+    import anthropic
+
+    http = _http()
+
+    def handler(request: Any) -> Any:
+        return http.Response(200, content=body, headers={"content-type": "application/json"})
+
+    return anthropic.Anthropic(
+        api_key="bench",
+        base_url="http://bench.invalid",
+        max_retries=0,
+        http_client=http.Client(transport=http.MockTransport(handler)),
+    )
+
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def _workloads() -> dict[str, tuple[Callable[[], Any], int]]:
+    """name -> (one call, items per call for per-item figures)."""
+    chat = _openai_client(_chat_body(), "application/json")
+    stream = _openai_client(_chat_stream_body(CHUNKS), "text/event-stream")
+    work: dict[str, tuple[Callable[[], Any], int]] = {
+        "openai chat": (
+            lambda: chat.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES),
+            1,
+        ),
+        f"openai chat stream ({CHUNKS} chunks)": (
+            lambda: sum(
+                1
+                for _ in stream.chat.completions.create(
+                    model="gpt-4o-mini", messages=MESSAGES, stream=True
+                )
+            ),
+            CHUNKS,
+        ),
+    }
+    try:
+        messages = _anthropic_client(_anthropic_body())
+    except ImportError:
+        return work
+    work["anthropic messages"] = (
+        lambda: messages.messages.create(model="claude-bench", max_tokens=64, messages=MESSAGES),
+        1,
+    )
+    return work
+
+
+def _time_block(call: Callable[[], Any], n: int) -> list[float]:
+    timings = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        start = clock()
+        call()
+        timings.append((clock() - start) / 1000.0)
+    return timings
+
+
+def measure(
+    setup: Callable[[], None],
+    teardown: Callable[[], None],
+    *,
+    alternating: bool = True,
+    only_openai: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Median microseconds per call, bare and instrumented, alternating blocks over ROUNDS.
+
+    ``alternating=False`` is for instrumentations that cannot be undone: every bare
+    block runs first, then the instrumentation is set up once.
+    """
+    results: dict[str, dict[str, float]] = {}
+    workloads = _workloads()
+    if only_openai:
+        workloads = {k: v for k, v in workloads.items() if k.startswith("openai")}
+    if not alternating:
+        bare_all = {}
+        for name, (call, items) in workloads.items():
+            n = CALLS if items == 1 else STREAM_CALLS
+            for _ in range(20):
+                call()
+            bare_all[name] = [t for _ in range(ROUNDS) for t in _time_block(call, n)]
+        setup()
+        for name, (call, items) in workloads.items():
+            n = CALLS if items == 1 else STREAM_CALLS
+            for _ in range(20):
+                call()
+            timed = [t for _ in range(ROUNDS) for t in _time_block(call, n)]
+            b, i = statistics.median(bare_all[name]), statistics.median(timed)
+            results[name] = {"bare_us": b, "instrumented_us": i, "added_us": i - b, "items": items}
+        return results
+    for name, (call, items) in workloads.items():
+        n = CALLS if items == 1 else STREAM_CALLS
+        for _ in range(20):
+            call()  # warm up both code paths
+        setup()
+        for _ in range(20):
+            call()
+        teardown()
+        bare: list[float] = []
+        instrumented: list[float] = []
+        for _ in range(ROUNDS):
+            bare += _time_block(call, n)
+            setup()
+            try:
+                instrumented += _time_block(call, n)
+            finally:
+                teardown()
+        b, i = statistics.median(bare), statistics.median(instrumented)
+        results[name] = {"bare_us": b, "instrumented_us": i, "added_us": i - b, "items": items}
+    return results
+
+
+def _ours() -> tuple[Callable[[], None], Callable[[], None]]:
+    import llm_cost_tracker as lct
+
+    def setup() -> None:
+        lct.configure(database_url=None, instrument=["openai", "anthropic"], exporters=[])
+
+    return setup, lambda: lct.shutdown()
+
+
+def _peer(name: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Set up a peer instrumentation the way its docs say, exporting spans to memory."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if name == "opentelemetry-instrumentation-openai-v2":
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as Peer
+    elif name == "opentelemetry-instrumentation-openai (OpenLLMetry)":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as Peer  # type: ignore[no-redef]
+    elif name == "openlit":
+        import openlit
+
+        def setup_openlit() -> None:
+            openlit.init(tracer=provider.get_tracer("bench"), disable_metrics=True)
+
+        return setup_openlit, lambda: exporter.clear()
+    else:
+        raise ValueError(name)
+    instrumentor = Peer()
+
+    def setup() -> None:
+        instrumentor.instrument(tracer_provider=provider)
+
+    def teardown() -> None:
+        instrumentor.uninstrument()
+        exporter.clear()
+
+    return setup, teardown
+
+
+PEERS = (
+    "opentelemetry-instrumentation-openai-v2",
+    "opentelemetry-instrumentation-openai (OpenLLMetry)",
+    "openlit",
+)
+
+
+def _print(label: str, results: dict[str, dict[str, float]]) -> None:
+    print(f"\n{label}")
+    print(f"  {'workload':<36} {'bare':>10} {'instrumented':>13} {'added':>10} {'ratio':>7}")
+    for name, r in results.items():
+        per = ""
+        if r["items"] > 1:
+            per = f"   ({r['added_us'] / r['items']:.3f} us per chunk)"
+        print(
+            f"  {name:<36} {r['bare_us']:>8.1f}us {r['instrumented_us']:>11.1f}us "
+            f"{r['added_us']:>8.1f}us {r['instrumented_us'] / r['bare_us']:>6.3f}x{per}"
+        )
+
+
+def main() -> None:
+    import openai
+
+    print(
+        f"python {sys.version.split()[0]}, openai {openai.__version__}; "
+        f"{ROUNDS} alternating rounds, {CALLS} calls per block ({STREAM_CALLS} for streams); medians"
+    )
+    setup, teardown = _ours()
+    _print(
+        "llm-cost-tracker (full pipeline configured: bus, pricing on the worker)",
+        measure(setup, teardown),
+    )
+    peers_python = os.environ.get("LLM_COST_TRACKER_BENCH_PEERS_PYTHON")
+    if not peers_python:
+        print(
+            "\n(peers: set LLM_COST_TRACKER_BENCH_PEERS_PYTHON to a Python that has them installed)"
+        )
+        return
+    for peer in PEERS:
+        done = subprocess.run(
+            [peers_python, __file__, "--peer", peer],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            print(f"\n{peer}: could not be measured: {reason}")
+            continue
+        _print(peer, json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--peer":
+        peer_setup, peer_teardown = _peer(sys.argv[2])
+        undoable = sys.argv[2] != "openlit"  # openlit.init() patches for good
+        print(
+            json.dumps(measure(peer_setup, peer_teardown, alternating=undoable, only_openai=True))
+        )
+    else:
+        main()
