@@ -807,3 +807,67 @@ def test_docs_transport_example_runs(capsys: pytest.CaptureFixture[str]) -> None
         unregister_parser("ollama", "/api/chat")
         unregister_host("ollama.internal:11434")
     assert capsys.readouterr().out == "ollama llama3.2 chat {'input': 26, 'output': 298}\n"
+
+
+# -- budgets: the transport honours raise (after the call) and block (before sending) ---------
+
+
+def test_budget_raise_mode_raises_after_the_recorded_call(
+    standin: StandInServer, route_standin: Callable[[str], None]
+) -> None:
+    route_standin("openai")
+    url = payload_url(standin, "openai_chat_cached_gpt4omini")
+    budgets = lct.Budgets(per_call="0.0000001", on_exceed="raise")
+    with capture_events(instrument=["httpx"], budgets=budgets) as captured:
+        with httpx2.Client() as client, pytest.raises(lct.BudgetExceededError) as raised:
+            client.post(url, json=PAYLOADS["openai_chat_cached_gpt4omini"]["request"])
+        assert not raised.value.blocked
+        assert len(captured) == 1  # the call happened and is recorded
+        assert captured[0].total_cost is not None
+        assert captured[0].total_cost > Decimal("0.0000001")
+
+
+async def test_budget_block_mode_stops_the_request_before_it_is_sent(
+    standin: StandInServer, route_standin: Callable[[str], None]
+) -> None:
+    route_standin("openai")
+    url = payload_url(standin, "openai_chat_cached_gpt4omini")
+    request = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 100_000,
+        "messages": [{"role": "user", "content": "hi " * 20_000}],
+    }
+    sent_before = len(standin.requests)
+    budgets = lct.Budgets(per_call="0.0001", on_exceed="block")
+    with capture_events(instrument=["httpx"], budgets=budgets) as captured:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(lct.BudgetExceededError) as raised:
+                await client.post(url, json=request)
+        assert raised.value.blocked
+        assert raised.value.estimate is not None
+        assert captured == []
+    assert len(standin.requests) == sent_before  # never sent
+
+
+async def test_async_stream_read_error_is_recorded_and_reraised(events: list[UsageEvent]) -> None:
+    class Broken(httpx2.AsyncByteStream):  # type: ignore[misc]
+        async def __aiter__(self) -> Any:
+            yield b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","model":"claude-x"}}\n\n'
+            raise httpx2.ReadError("connection lost")
+
+    def handler(request: Any) -> Any:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=Broken())
+
+    async def read_all(client: Any) -> None:
+        async with client.stream("POST", "https://api.anthropic.com/v1/messages", json={}) as r:
+            async for _ in r.aiter_lines():
+                pass
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
+        with pytest.raises(httpx2.ReadError, match="connection lost"):
+            await read_all(client)
+    assert len(events) == 1
+    assert events[0].status == "error"
+    assert events[0].error_type == "ReadError"
+    assert events[0].provider_response_id == "msg_1"
+    assert events[0].usage is None
