@@ -25,8 +25,10 @@ SDK_MATRIX = {
 }
 # Test modules that exercise the SDKs themselves; the legacy run repeats only these.
 SDK_TESTS = [
+    "tests/test_instrument_extract.py",
     "tests/test_instrument_openai.py",
     "tests/test_instrument_anthropic.py",
+    "tests/test_streams.py",
     "tests/test_httpx_transport.py",
 ]
 
