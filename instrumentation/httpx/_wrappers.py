@@ -251,7 +251,14 @@ class Observation:
                 else self.route.parse(self._document)
             )
         if self._decoder is not None:
-            self._decoder = None  # what a decoder still holds at the end is a partial chunk
+            decoder, self._decoder = self._decoder, None
+            try:
+                rest = decoder.flush()  # httpx: bytes; httpx2: an iterator of bytes
+                self.feed(rest if isinstance(rest, bytes) else b"".join(rest))
+            except (
+                Exception
+            ):  # a body cut short (early close) cannot be flushed: keep what was seen
+                pass
         if self._reader is not None:
             self._reader.close()
             assert self._state is not None
