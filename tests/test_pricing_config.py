@@ -332,3 +332,15 @@ def test_real_sdk_calls_are_priced_into_the_ledger(tmp_path: Path, standin: Any)
         Decimal(rows["anthropic"])
         == (2048 * 3 + 1800 * Decimal("0.30") + 148 * Decimal("3.75") + 100 * 6 + 503 * 15) / M
     )
+
+
+def test_a_bare_override_beats_a_bundled_qualified_entry() -> None:
+    catalog = load_catalog(pricing_overrides={"gpt-4o-mini": {"input": 1}})
+    priced = price_event(_event("gpt-4o-mini-2024-07-18", input=1000), catalog)
+    assert priced.cost.total == Decimal("0.001")
+    assert priced.cost.snapshot["source"] == "override"
+    # ... but within one layer the qualified key wins.
+    both = load_catalog(
+        pricing_overrides={"gpt-4o-mini": {"input": 1}, "openai/gpt-4o-mini": {"input": 2}}
+    )
+    assert price_event(_event("gpt-4o-mini", input=1000), both).cost.total == Decimal("0.002")

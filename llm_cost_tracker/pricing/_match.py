@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._catalog import Catalog, PriceEntry
+from ._catalog import BUNDLED, OVERRIDE, PRICES_FILE, Catalog, PriceEntry
 
 # Providers that sell other vendors' models at (or priced against) those vendors' list prices.
 _RESELLS: dict[str, tuple[str, ...]] = {
@@ -53,6 +53,7 @@ _DATED = (
     re.compile(r"-\d{3}$"),  # gemini-2.0-flash-001
     re.compile(r"-latest$"),  # claude-3-5-haiku-latest
 )
+_RANK = {BUNDLED: 0, PRICES_FILE: 1, OVERRIDE: 2}
 _CLAUDE_DOTTED = re.compile(r"(?<=\d)\.(?=\d)")
 
 
@@ -106,21 +107,35 @@ def _spellings(provider: str, model: str) -> list[tuple[str | None, str, str]]:
 
 
 def find_entry(catalog: Catalog, provider: str, model: str) -> Match | None:
-    """Return the entry that prices ``model`` from ``provider``, or None (never a near miss)."""
+    """Return the entry that prices ``model`` from ``provider``, or None (never a near miss).
+
+    For one spelling, a provider-qualified key beats a bare one from the same
+    layer; a bare key you set (override, prices file) beats a bundled qualified one.
+    """
     provider = provider.strip().lower()
     model = model.strip().lower()
     providers = (provider, *_RESELLS.get(provider, ()))
     for vendor, name, how in _spellings(provider, model):
-        candidates = providers if vendor is None else (provider, vendor)
-        for prov in candidates:
+        qualified: Match | None = None
+        for prov in providers if vendor is None else (provider, vendor):
             key = f"{prov}/{name}"
             entry = catalog.get(key)
             if entry is not None:
                 via = "" if prov == provider else f" (priced as {prov})"
-                return Match(entry, key, how + via)
+                qualified = Match(entry, key, how + via)
+                break
         entry = catalog.get(name)
-        if entry is not None and entry.provider is None:
-            return Match(entry, name, how + ", bare key")
+        bare = (
+            Match(entry, name, how + ", bare key")
+            if entry is not None and entry.provider is None
+            else None
+        )
+        if qualified is not None and (
+            bare is None or _RANK[qualified.entry.source] >= _RANK[bare.entry.source]
+        ):
+            return qualified
+        if bare is not None:
+            return bare
     return None
 
 
