@@ -246,8 +246,8 @@ def test_tag_values_past_the_limit_are_summed_as_other(
     connection = connect(url)
     try:
         dialect = REPORT_DIALECTS[dialect_name_for_url(url)]
-        limited = _Queries(connection, dialect, None).tag_breakdown(
-            PERIOD, "user_id", 2, report.totals.current
+        limited, feature = _Queries(connection, dialect, None).tag_breakdowns(
+            PERIOD, ["user_id", "feature"], 2, report.totals.current
         )
     finally:
         connection.close()
@@ -255,6 +255,14 @@ def test_tag_values_past_the_limit_are_summed_as_other(
     assert len(named) == 2
     assert limited.other.calls > 0
     assert limited.other.calls + sum(r.spend.calls for r in limited.rows) == len(in_period(events))
+    full = report.tags[0]
+    assert [r.value for r in full.rows[:3]] == [
+        r.value for r in limited.rows
+    ]  # the same top values
+    assert limited.untagged == full.untagged
+    assert feature.key == "feature"
+    assert len([r for r in feature.rows if r.value is not None]) == 2
+    assert feature.other.calls + sum(r.spend.calls for r in feature.rows) == len(in_period(events))
 
 
 def test_top_calls_cache_savings_prices_and_budgets(

@@ -41,7 +41,6 @@ CALLS = _sql.CALLS
 ITEMS = _sql.LINE_ITEMS
 TAGS = _sql.TAGS
 _PLACES = Decimal("1e-12")
-TAG_GROUPS_FETCHED = 5000  # past this many values of one tag, the tagged total takes one more query
 
 
 @dataclass(frozen=True)
@@ -192,16 +191,17 @@ class _Queries:
 
     # -- the main pass -----------------------------------------------------
 
-    def grid(self, period: Period) -> tuple[list[ModelRow], list[DayRow]]:
-        """Spend by model and by (day, provider): one grouped query per UTC day."""
+    def grid(self, period: Period) -> tuple[list[ModelRow], list[DayRow], list[tuple[str, int]]]:
+        """Spend by model, by (day, provider), and errors by type: one grouped query per UTC day."""
         models: dict[tuple[str, str], _ModelTotals] = {}
         daily: dict[tuple[str, str], Spend] = {}
+        errors: dict[str, int] = {}
         days = utc_days(period)
         started = time.perf_counter()
         for index, (day, piece) in enumerate(days):
             rows = self.run(
                 "daily spend by model",
-                f"""SELECT c.provider, c.model, {_SPEND},
+                f"""SELECT c.provider, c.model, c.error_type, {_SPEND},
                            SUM(c.cache_read_tokens), SUM(c.reasoning_tokens),
                            SUM(CASE WHEN c.cost_status = 'partial' THEN 1 ELSE 0 END),
                            SUM(CASE WHEN c.status = 'error' THEN 1 ELSE 0 END),
@@ -209,12 +209,16 @@ class _Queries:
                            SUM(CASE WHEN c.stream AND c.status = 'ok' AND c.input_tokens IS NULL THEN 1 ELSE 0 END),
                            SUM(CASE WHEN c.status = 'ok' AND c.input_tokens IS NULL THEN 1 ELSE 0 END)
                     FROM {CALLS} c WHERE {self.in_period}
-                    GROUP BY c.provider, c.model""",
+                    GROUP BY c.provider, c.model, c.error_type""",
                 self.window(piece),
                 quiet=True,
             )
             for r in rows:
                 provider, model = str(r[0]), str(r[1])
+                if _int(r[11]):
+                    kind = "unknown" if r[2] is None else str(r[2])
+                    errors[kind] = errors.get(kind, 0) + _int(r[11])
+                r = (r[0], r[1], *r[3:])
                 spend = _spend(r[2:7])
                 m = models.setdefault((provider, model), _ModelTotals())
                 m.spend = _add(m.spend, spend)
@@ -253,7 +257,8 @@ class _Queries:
             DayRow(day, provider, spend.cost, spend.calls)
             for (day, provider), spend in sorted(daily.items())
         ]
-        return model_rows, day_rows
+        by_count = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
+        return model_rows, day_rows, by_count
 
     def spend(self, period: Period) -> Spend:
         rows = self.run(
@@ -265,27 +270,55 @@ class _Queries:
 
     # -- tags --------------------------------------------------------------
 
-    def tag_breakdown(self, period: Period, key: str, limit: int, total: Spend) -> TagBreakdown:
-        """Spend per value of tag ``key``; calls without it are the untagged bucket (total - tagged)."""
+    def tag_breakdowns(
+        self, period: Period, keys: Sequence[str], limit: int, total: Spend
+    ) -> list[TagBreakdown]:
+        """Spend per value of each tag key (one query per key); calls without it are its untagged bucket.
+
+        Window functions keep the ``limit`` most expensive values and carry the
+        key's tagged total, so "all other values" and "untagged" need no second
+        query. (One query per key beats ``key IN (...)``: SQLite probes and
+        sorts less.)
+        """
+        return [self._tag_breakdown(period, key, limit, total) for key in keys]
+
+    def _tag_breakdown(self, period: Period, key: str, limit: int, total: Spend) -> TagBreakdown:
         q = self.d.sql.quote
-        join = f"""FROM {TAGS} t JOIN {CALLS} c ON c.id = t.call_id
-                   WHERE t.{q("key")} = {self.p} AND {self.in_period}"""
-        params = (key, *self.window(period))
+        key_sum = ", ".join(
+            f"SUM({part}) OVER (PARTITION BY t.{q('key')}) AS {alias}"
+            for part, alias in (
+                ("COUNT(*)", "key_n"),
+                ("SUM(c.total_cost)", "key_cost"),
+                ("SUM(c.input_tokens)", "key_input"),
+                ("SUM(c.output_tokens)", "key_output"),
+                ("SUM(CASE WHEN c.cost_status = 'unknown' THEN 1 ELSE 0 END)", "key_unpriced"),
+            )
+        )
         rows = self.run(
             f"spend by tag {key!r}",
-            f"""SELECT t.{q("value")}, {_SPEND} {join}
-                GROUP BY t.{q("value")}
-                ORDER BY COALESCE(SUM(c.total_cost), 0) DESC, COUNT(*) DESC
-                LIMIT {TAG_GROUPS_FETCHED}""",
-            params,
+            f"""SELECT tag_key, tag_value, n, cost, input_tokens, output_tokens, unpriced,
+                       key_n, key_cost, key_input, key_output, key_unpriced
+                FROM (
+                    SELECT t.{q("key")} AS tag_key, t.{q("value")} AS tag_value,
+                           COUNT(*) AS n, SUM(c.total_cost) AS cost, SUM(c.input_tokens) AS input_tokens,
+                           SUM(c.output_tokens) AS output_tokens,
+                           SUM(CASE WHEN c.cost_status = 'unknown' THEN 1 ELSE 0 END) AS unpriced,
+                           ROW_NUMBER() OVER (
+                               PARTITION BY t.{q("key")}
+                               ORDER BY COALESCE(SUM(c.total_cost), 0) DESC, COUNT(*) DESC, t.{q("value")}
+                           ) AS rank_in_key,
+                           {key_sum}
+                    FROM {CALLS} c JOIN {TAGS} t ON t.call_id = c.id AND t.{q("key")} = {self.p}
+                    WHERE {self.in_period}
+                    GROUP BY t.{q("key")}, t.{q("value")}
+                ) ranked
+                WHERE rank_in_key <= {int(limit)}
+                ORDER BY tag_key, rank_in_key""",
+            (key, *self.window(period)),
         )
-        values = [TagRow(str(r[0]), _spend(r[1:6])) for r in rows]
-        if len(rows) < TAG_GROUPS_FETCHED:
-            tagged = _sum(v.spend for v in values)
-        else:
-            tagged = _spend(self.run(f"calls tagged {key!r}", f"SELECT {_SPEND} {join}", params)[0])
+        named = [TagRow(str(r[1]), _spend(r[2:7])) for r in rows]
+        tagged = _spend(rows[0][7:12]) if rows else Spend()
         untagged = _minus(total, tagged)
-        named = values[:limit]
         other = _minus(tagged, _sum(v.spend for v in named))
         ordered = ([TagRow(None, untagged)] if untagged.calls else []) + named
         return TagBreakdown(key, tuple(ordered), other, untagged)
@@ -385,16 +418,6 @@ class _Queries:
         return money(saved)
 
     # -- data quality and budgets -----------------------------------------
-
-    def errors_by_type(self, period: Period) -> list[tuple[str, int]]:
-        rows = self.run(
-            "errors by type",
-            f"""SELECT COALESCE(c.error_type, 'unknown'), COUNT(*) FROM {CALLS} c
-                WHERE {self.in_period} AND c.status = 'error'
-                GROUP BY COALESCE(c.error_type, 'unknown') ORDER BY 2 DESC""",
-            self.window(period),
-        )
-        return [(str(r[0]), _int(r[1])) for r in rows]
 
     def spent_since(self, start: datetime, end: datetime) -> Decimal:
         rows = self.run(
@@ -518,7 +541,7 @@ def collect(
     """Run every aggregation for ``period`` and return the filled Report."""
     now = now or datetime.now(timezone.utc)
     q = _Queries(connection, REPORT_DIALECTS[dialect_name], progress)
-    models, daily = q.grid(period)
+    models, daily, errors = q.grid(period)
     current = _sum(m.spend for m in models)
     totals = Totals(
         current=current,
@@ -526,7 +549,7 @@ def collect(
         errors=sum(m.errors for m in models),
         partial_calls=sum(m.partial_calls for m in models),
     )
-    tags = tuple(q.tag_breakdown(period, key, tag_limit, current) for key in group_by)
+    tags = tuple(q.tag_breakdowns(period, list(dict.fromkeys(group_by)), tag_limit, current))
     top_calls = q.top_calls(period, top)
 
     samples = {
@@ -580,7 +603,6 @@ def collect(
             statuses.append(BudgetStatus(name, limit, q.spent_since(start, now), 0))
         elif name == "per_call":
             statuses.append(BudgetStatus(name, limit, None, q.calls_over(period, limit)))
-    errors = q.errors_by_type(period) if totals.errors else []
     # With --group-by, "untagged" is per key (free); without, count calls carrying no tag at all.
     untagged = tags[0].untagged.calls if tags else q.untagged_calls(period)
     return Report(
