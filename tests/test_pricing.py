@@ -551,3 +551,11 @@ def test_announced_future_prices_apply_from_their_date() -> None:
     assert price_event(event).cost.total == per_m((1000, "0.75"), (1000, "3.75"))
     later = replace(event, occurred_at=datetime(2027, 1, 1, tzinfo=timezone.utc))
     assert price_event(later).cost.total == per_m((1000, "1.50"), (1000, "7.50"))
+
+
+def test_a_naive_timestamp_is_taken_as_utc() -> None:
+    event = replace(
+        _event("openai", "o3", input=1000),
+        occurred_at=datetime(2025, 5, 1),
+    )
+    assert price_event(event).cost.total == per_m((1000, "10"))

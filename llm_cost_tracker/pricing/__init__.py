@@ -101,13 +101,11 @@ class PriceStage:
             model = resolve_deployment(
                 event.provider, model, event.request_model, self._deployments
             )
+        when = event.occurred_at
+        if when.tzinfo is None:  # events carry aware UTC times; a naive one is taken as UTC
+            when = when.replace(tzinfo=timezone.utc)
         pricing = price_usage(
-            self.catalog,
-            event.provider,
-            model,
-            event.usage,
-            event.pricing_mode,
-            event.occurred_at,
+            self.catalog, event.provider, model, event.usage, event.pricing_mode, when
         )
         if pricing.cost.status != "priced" and event.usage is not None:
             self._count_unpriced(event.provider, model, event.pricing_mode, pricing)
