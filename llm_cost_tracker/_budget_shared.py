@@ -54,7 +54,12 @@ ALERTS_TABLE_SQL = f"""CREATE TABLE IF NOT EXISTS {ALERTS} (
     fired_at {{time}} NOT NULL
 )"""
 _PLACES = Decimal("0.000000000001")
-ID_CHUNK = 500  # event ids per "which of these are in the table" query
+ID_CHUNK = 500
+# Dialects whose exporter keeps llm_cost_tracker_daily_rollups in the same
+# transaction as the calls (exporters/_sql.py, migration 0005_daily_rollups).
+ROLLUP_DIALECTS = frozenset(
+    {"postgres", "mysql"}
+)  # event ids per "which of these are in the table" query
 
 # How each dialect opens a read-only snapshot transaction on an autocommit connection.
 SNAPSHOT_BEGIN = {
@@ -117,11 +122,21 @@ class SharedTotals:
         self._tag_keys = tag_keys
         p = self.dialect.placeholder
         key, value = self.dialect.quote("key"), self.dialect.quote("value")
-        self._global_sql = (
-            f"SELECT SUM(total_cost), SUM(CASE WHEN occurred_at >= {p} THEN total_cost END) "
-            f"FROM {_sql.CALLS} WHERE occurred_at >= {p} AND occurred_at < {p} "
-            "AND total_cost IS NOT NULL"
-        )
+        # Overall totals: from the daily rollups where the exporter keeps them (one
+        # row per day and model, so the read costs the same all month long), else
+        # from the calls themselves. Per-tag totals always come from the calls.
+        self._uses_rollups = self.dialect.name in ROLLUP_DIALECTS
+        if self._uses_rollups:
+            self._global_sql = (
+                f"SELECT SUM(total_cost), SUM(CASE WHEN day >= {p} THEN total_cost END) "
+                f"FROM {_sql.ROLLUPS} WHERE day >= {p} AND day < {p}"
+            )
+        else:
+            self._global_sql = (
+                f"SELECT SUM(total_cost), SUM(CASE WHEN occurred_at >= {p} THEN total_cost END) "
+                f"FROM {_sql.CALLS} WHERE occurred_at >= {p} AND occurred_at < {p} "
+                "AND total_cost IS NOT NULL"
+            )
         self._tag_sql = (
             f"SELECT t.{value}, SUM(c.total_cost), "
             f"SUM(CASE WHEN c.occurred_at >= {p} THEN c.total_cost END) "
@@ -258,10 +273,15 @@ class SharedTotals:
         try:
             cursor.execute(SNAPSHOT_BEGIN[self.dialect.name])
             try:
-                cursor.execute(
-                    self._global_sql,
-                    (convert(day_start), convert(month_start), convert(next_month)),
-                )
+                if self._uses_rollups:
+                    bounds: tuple[Any, ...] = (
+                        day_start.date(),
+                        month_start.date(),
+                        next_month.date(),
+                    )
+                else:
+                    bounds = (convert(day_start), convert(month_start), convert(next_month))
+                cursor.execute(self._global_sql, bounds)
                 row = cursor.fetchone()
                 if row is not None:
                     totals[("monthly", month, GLOBAL_SCOPE)] = _decimal(row[0])
