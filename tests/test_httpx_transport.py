@@ -871,3 +871,29 @@ async def test_async_stream_read_error_is_recorded_and_reraised(events: list[Usa
     assert events[0].error_type == "ReadError"
     assert events[0].provider_response_id == "msg_1"
     assert events[0].usage is None
+
+
+async def test_cancelled_request_is_recorded_and_the_cancellation_propagates(
+    events: list[UsageEvent],
+) -> None:
+    import asyncio
+
+    started = asyncio.Event()
+
+    async def handler(request: Any) -> Any:
+        started.set()
+        await asyncio.sleep(30)
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        task = asyncio.create_task(
+            client.post("https://api.openai.com/v1/chat/completions", json={"model": "gpt-4o"})
+        )
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(events) == 1
+    assert events[0].status == "error"
+    assert events[0].error_type == "CancelledError"
+    assert events[0].usage is None

@@ -51,6 +51,7 @@ REQUEST_JSON_BYTES = 4 * 1024 * 1024
 
 _MODEL_RE = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
 _STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
+_JSON_OBJECT_START = re.compile(rb"\s{0,64}\{")
 _UNREAD = object()
 
 
@@ -92,7 +93,7 @@ def _request_fields(request: Any) -> tuple[RequestJSON, str | None, bool]:
         body = request.content
     except Exception:  # a streaming request body that was not read: nothing to learn
         body = b""
-    if not body or body[:1] != b"{":
+    if not body or _JSON_OBJECT_START.match(body) is None:
         return RequestJSON(b""), None, False
     match = _MODEL_RE.search(body, 0, REQUEST_SCAN_BYTES)
     model = match.group(1).decode("utf-8", "replace") if match else None
@@ -428,7 +429,7 @@ def send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
         token = _SUPPRESSED.set(True)  # what send() calls must not record this request again
         try:
             response = wrapped(*args, **kwargs)
-        except Exception as error:
+        except BaseException as error:  # a timeout, a cancellation: the attempt still happened
             _finish(observation, error)
             raise
         finally:
@@ -448,7 +449,7 @@ def async_send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
         token = _SUPPRESSED.set(True)
         try:
             response = await wrapped(*args, **kwargs)
-        except Exception as error:
+        except BaseException as error:  # asyncio.CancelledError included
             _finish(observation, error)
             raise
         finally:
