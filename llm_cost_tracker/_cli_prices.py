@@ -287,7 +287,13 @@ def _explain(args: argparse.Namespace) -> int:
 def _sync(args: argparse.Namespace) -> int:
     from .pricing import default_catalog
     from .pricing._catalog import build_catalog, parse_catalog, read_document
-    from .pricing._sync import compare, detect_format, from_genai_prices, from_litellm
+    from .pricing._sync import (
+        compare,
+        detect_format,
+        from_genai_prices,
+        from_litellm,
+        merge_entry,
+    )
 
     document = read_document(args.source)
     kind = detect_format(document)
@@ -334,8 +340,10 @@ def _sync(args: argparse.Namespace) -> int:
         print("dry run: nothing written")
         return EXIT_OK
     models = dict(existing_doc.get("models") or {})
-    models.update(imported)
     today = date.today().isoformat()
+    for key, entry in imported.items():
+        # A changed price becomes a new version from today: older calls keep their rates.
+        models[key] = merge_entry(models.get(key), entry, today)
     output = {
         "version": f"synced-{today}",
         "updated_at": today,

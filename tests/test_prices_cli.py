@@ -307,3 +307,35 @@ def test_reprice_all_recomputes_priced_calls(
 def test_reprice_rejects_a_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reprice", "--from", "last tuesday"]) == 2
     assert "ISO date" in capsys.readouterr().err
+
+
+def test_sync_keeps_price_history_as_dated_versions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "prices.json"
+    target.write_text(json.dumps({"models": {"acme/m": {"input": 1, "output": 2}}}))
+    source = tmp_path / "litellm.json"
+
+    def litellm(input_per_token: float) -> None:
+        spec = {"litellm_provider": "openai", "input_cost_per_token": input_per_token}
+        source.write_text(json.dumps({"m": {**spec, "output_cost_per_token": 2e-06}}))
+
+    litellm(1.5e-06)
+    assert main(["prices", "sync", "--from", str(source), "--to", str(target)]) == 0
+    capsys.readouterr()
+    local = json.loads(target.read_text())["models"]
+    assert set(local) == {"acme/m", "openai/m"}  # entries not imported are kept
+    # A changed price for an entry already in the file becomes a new dated version.
+    litellm(1.2e-06)
+    assert main(["prices", "sync", "--from", str(source), "--to", str(target)]) == 0
+    assert "~ openai/m input: 1.5 -> 1.2" in capsys.readouterr().out
+    entry = json.loads(target.read_text())["models"]["openai/m"]
+    assert [v.get("from") for v in entry["prices"]] == [None, date.today().isoformat()]
+    assert entry["prices"][0]["rates"]["input"] == "1.5"
+    assert entry["prices"][1]["rates"]["input"] == "1.2"
+    # Syncing the same prices again changes nothing.
+    assert main(["prices", "sync", "--from", str(source), "--to", str(target)]) == 0
+    assert json.loads(target.read_text())["models"]["openai/m"] == entry
+    found = load_catalog(prices_file=str(target)).get("openai/m")
+    assert found is not None
+    assert len(found.versions) == 2

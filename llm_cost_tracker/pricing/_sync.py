@@ -205,6 +205,47 @@ def _genai_version(prices: Mapping[str, Any]) -> dict[str, Any]:
     return version
 
 
+# -- merging into a local file -------------------------------------------------
+
+_VERSION_FIELDS = ("from", "rates", "modes", "tiers", "periods", "modifiers")
+
+
+def _versions(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An entry's versions, whichever of the three entry forms it is written in."""
+    if "prices" in raw and isinstance(raw["prices"], list):
+        return [dict(v) for v in raw["prices"] if isinstance(v, Mapping)]
+    fields = {k: v for k, v in raw.items() if k in _VERSION_FIELDS}
+    if fields:
+        return [fields]
+    return [{"rates": dict(raw)}]  # shorthand: component -> rate
+
+
+def merge_entry(existing: object, imported: Mapping[str, Any], today: str) -> dict[str, Any]:
+    """Add ``imported`` to a local entry as a new version from ``today``, keeping its history.
+
+    A new entry, or one imported with dated versions of its own, is taken as
+    imported; a last version that already starts today is updated in place;
+    unchanged prices leave the entry as it was.
+    """
+    if not isinstance(existing, Mapping) or "prices" in imported:
+        return dict(imported)
+    old = _versions(existing)
+    new = {k: v for k, v in imported.items() if k in _VERSION_FIELDS and k != "from"}
+    last = old[-1]
+    if {k: v for k, v in last.items() if k != "from"} == new:
+        return dict(existing)
+    if str(last.get("from", "")) >= today:
+        versions = [*old[:-1], {"from": last["from"], **new}]
+    else:
+        versions = [*old, {"from": today, **new}]
+    extra = {k: v for k, v in existing.items() if k in ("name", "aliases", "notes")}
+    source = imported.get("source", existing.get("source"))
+    merged: dict[str, Any] = {**extra, "prices": versions}
+    if source is not None:
+        merged["source"] = source
+    return merged
+
+
 # -- comparing ----------------------------------------------------------------
 
 
@@ -268,5 +309,6 @@ __all__ = [
     "detect_format",
     "from_genai_prices",
     "from_litellm",
+    "merge_entry",
     "suspicious_move",
 ]
