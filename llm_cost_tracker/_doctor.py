@@ -364,6 +364,28 @@ def check_delivery(url: str, config: Any) -> list[Check]:
     return checks
 
 
+def check_process_counters() -> list[Check]:
+    """Events this process dropped or failed to export (meaningful when doctor runs inside an app)."""
+    from ._stats import STATS
+
+    lost = {
+        k: v
+        for k, v in STATS.snapshot().items()
+        if k.startswith(("dropped.", "export_failed.")) and v
+    }
+    if not lost:
+        return []
+    listed = ", ".join(f"{k} {v:,}" for k, v in sorted(lost.items()))
+    return [
+        Check(
+            "warn",
+            "dropped events",
+            f"{sum(lost.values()):,} events lost in this process: {listed}",
+            "see docs/performance.md for queue sizing and docs/exporters.md for delivery",
+        )
+    ]
+
+
 def run_checks(url: str, days: int = 7, now: datetime | None = None) -> list[Check]:
     """Every check, in order; never raises for a broken setup (that is what it reports)."""
     now = now or datetime.now(timezone.utc)
@@ -376,6 +398,7 @@ def run_checks(url: str, days: int = 7, now: datetime | None = None) -> list[Che
         if connection is not None:
             checks += check_ledger(connection, url, days, now)
         checks += check_delivery(url, config)
+        checks += check_process_counters()
     finally:
         if connection is not None:
             connection.close()

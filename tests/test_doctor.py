@@ -107,3 +107,14 @@ def test_postgres_ledger_and_spool(postgres_url: str) -> None:
     assert checks["schema"].level == "ok"
     assert checks["ledger"].level == "ok"
     assert checks["spool"].level == "ok"
+
+
+def test_events_dropped_in_this_process_are_reported(tmp_path: Path) -> None:
+    from llm_cost_tracker._stats import STATS
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    assert "dropped events" not in _by_name(run_checks(url))
+    STATS.incr("dropped.queue_full", 7)
+    check = _by_name(run_checks(url))["dropped events"]
+    assert check.level == "warn"
+    assert "dropped.queue_full 7" in check.detail
