@@ -91,6 +91,7 @@ def test_amounts_are_exact_decimals() -> None:
         ({"per_tag": {"tenant_id": {"weekly": 1}}}, lct.ConfigurationError, "unknown period"),
         ({"per_tag": {"tenant_id": {}}}, lct.ConfigurationError, "give a 'monthly'"),
         ({"per_tag": {"": {"daily": 1}}}, lct.ConfigurationError, "non-empty strings"),
+        ({"per_tag": {"tenant id": {"daily": 1}}}, lct.ConfigurationError, "can never match a tag"),
         (
             {"per_tag": {"tenant_id": {"monthly": -5}}},
             lct.ConfigurationError,
