@@ -8,6 +8,7 @@ negative ones included, are cached (bounded) until a host is registered or remov
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 _BUILTIN: dict[str, str] = {
     "api.openai.com": "openai",
@@ -36,10 +37,28 @@ _CACHE_LIMIT = 4096
 
 _registered: dict[str, str] = {}
 _lock = threading.Lock()
-# (host, port) -> provider or None. Cleared on every registration change and when full,
-# so a client talking to many distinct hosts costs at most one miss per host.
-_cache: dict[tuple[str, int | None], str | None] = {}
+# host -> provider or None, for hosts with no "host:port" registration (the port cannot matter):
+# a string key, the cheapest lookup there is. Hosts registered with a port go through
+# _port_cache instead. Both are cleared on every registration change and when full, so a
+# client talking to many distinct hosts costs at most one miss per host.
+_cache: dict[str, str | None] = {}
+_port_cache: dict[tuple[str, int | None], str | None] = {}
+_port_hosts: frozenset[str] = frozenset()  # hosts that have a "host:port" registration
 _generation = 0  # bumped on every registration change; a miss computed before one is not cached
+_MISSING = object()
+
+
+def _changed() -> None:
+    """Rebuild derived state after ``_registered`` changed; the caller holds ``_lock``."""
+    global _generation, _port_hosts
+    _generation += 1
+    _port_hosts = frozenset(
+        name.rpartition(":")[0].strip("[]")
+        for name in _registered
+        if name.rpartition(":")[2].isdigit() and ":" in name
+    )
+    _cache.clear()
+    _port_cache.clear()
 
 
 def register_host(host: str, provider: str) -> None:
@@ -47,20 +66,16 @@ def register_host(host: str, provider: str) -> None:
     host = host.strip().lower()
     if not host or not provider.strip():
         raise ValueError("register_host: host and provider must be non-empty")
-    global _generation
     with _lock:
         _registered[host] = provider.strip()
-        _generation += 1
-        _cache.clear()
+        _changed()
 
 
 def unregister_host(host: str) -> None:
     """Forget a host registered with ``register_host()``; built-in hosts are unaffected."""
-    global _generation
     with _lock:
         _registered.pop(host.strip().lower(), None)
-        _generation += 1
-        _cache.clear()
+        _changed()
 
 
 def registered_hosts() -> dict[str, str]:
@@ -71,19 +86,29 @@ def registered_hosts() -> dict[str, str]:
 
 def provider_for_host(host: str, port: int | None = None) -> str | None:
     """Return the provider for ``host`` (and optionally ``port``), or None when it is not an LLM host."""
-    key = (host, port)
-    try:
-        return _cache[key]
-    except KeyError:
-        pass
+    found: Any = _cache.get(host, _MISSING)
+    if found is not _MISSING:
+        return found  # type: ignore[no-any-return]
     generation = _generation
-    found = _lookup(host.lower(), port)
+    name = host.lower()
+    if name in _port_hosts:
+        key = (host, port)
+        found = _port_cache.get(key, _MISSING)
+        if found is _MISSING:
+            found = _lookup(name, port)
+            with _lock:
+                if generation == _generation:
+                    if len(_port_cache) >= _CACHE_LIMIT:
+                        _port_cache.clear()
+                    _port_cache[key] = found
+        return found  # type: ignore[no-any-return]
+    found = _lookup(name, None)
     with _lock:
         if generation == _generation:
             if len(_cache) >= _CACHE_LIMIT:
                 _cache.clear()
-            _cache[key] = found
-    return found
+            _cache[host] = found
+    return found  # type: ignore[no-any-return]
 
 
 def _lookup(host: str, port: int | None) -> str | None:

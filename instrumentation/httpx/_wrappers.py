@@ -400,18 +400,17 @@ def _finish(observation: Observation, error: BaseException | None) -> None:
 def provider_of(request: Any) -> str | None:
     """The provider whose host ``request`` goes to, or None: on the hot path of every request."""
     try:
-        # The parsed URL's fields, read directly: a cached (host, port) costs one dict lookup.
+        # The parsed URL's fields, read directly: a known host costs one string-keyed dict lookup.
         reference = request.url._uri_reference
-        key = (reference.host, reference.port)
-    except AttributeError:
+        provider = _host_cache.get(reference.host, _UNREAD)
+        if provider is _UNREAD:
+            return provider_for_host(reference.host, reference.port)
+    except AttributeError:  # a URL type without the parsed reference
         try:
             url = request.url
-            key = (url.host, url.port)
+            return provider_for_host(url.host, url.port)
         except Exception:
             return None
-    provider = _host_cache.get(key, _UNREAD)
-    if provider is _UNREAD:
-        return provider_for_host(*key)
     return provider  # type: ignore[return-value]
 
 
