@@ -25,10 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CALLS = 400  # per block
+CALLS = 200  # per block
 ROUNDS = 5
 CHUNKS = 200  # per streamed response
-STREAM_CALLS = 40
+STREAM_CALLS = 15
+ISOLATED_CALLS = 20_000
 
 _PAYLOADS = Path(__file__).resolve().parent.parent / "llm_cost_tracker" / "_standin" / "payloads"
 
@@ -208,6 +209,69 @@ def measure(
     return results
 
 
+def _median_us(call: Callable[[], Any], n: int) -> float:
+    return statistics.median(_time_block(call, n))
+
+
+def isolated() -> dict[str, float]:
+    """Our own cost with the SDK's work taken out: the wrapper around a method returning a prebuilt result.
+
+    The result is a real ``ChatCompletion`` (and real ``ChatCompletionChunk`` objects)
+    parsed by the SDK from the recorded payload, so extraction reads the same
+    objects as in a live call. The full pipeline is configured (bus, pricing).
+    """
+    from llm_cost_tracker.instrumentation._streams import SyncStreamProxy
+    from llm_cost_tracker.instrumentation.openai import CHAT, sdk_context
+    from llm_cost_tracker.instrumentation.openai._wrappers import (
+        CallRecorder,
+        begin_call,
+        sync_wrapper,
+    )
+
+    import llm_cost_tracker as lct
+
+    chat = _openai_client(_chat_body(), "application/json")
+    completion = chat.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    streamer = _openai_client(_chat_stream_body(CHUNKS), "text/event-stream")
+    chunks = list(
+        streamer.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    )
+    resource = chat.chat.completions
+    ctx = sdk_context()
+    wrapper = sync_wrapper(ctx, CHAT)
+    kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES}
+
+    def sdk_method(**kw: Any) -> Any:
+        return completion
+
+    lct.configure(database_url=None, instrument=None, exporters=[])
+    try:
+        bare = _median_us(lambda: sdk_method(**kwargs), ISOLATED_CALLS)
+        wrapped = _median_us(lambda: wrapper(sdk_method, resource, (), kwargs), ISOLATED_CALLS)
+
+        def iterate_bare() -> None:
+            for _ in iter(chunks):
+                pass
+
+        def iterate_proxy() -> None:
+            call = begin_call(ctx, CHAT, resource, {**kwargs, "stream": True})
+            assert call is not None
+            for _ in SyncStreamProxy(iter(chunks), CallRecorder(ctx, CHAT, call, kwargs, True)):
+                pass
+
+        bare_stream = _median_us(iterate_bare, 500)
+        proxy_stream = _median_us(iterate_proxy, 500)
+    finally:
+        lct.shutdown()
+    return {
+        "call_bare_us": bare,
+        "call_wrapped_us": wrapped,
+        "call_added_us": wrapped - bare,
+        "stream_added_per_chunk_us": (proxy_stream - bare_stream) / len(chunks),
+        "stream_chunks": len(chunks),
+    }
+
+
 def _ours() -> tuple[Callable[[], None], Callable[[], None]]:
     import llm_cost_tracker as lct
 
@@ -278,9 +342,18 @@ def main() -> None:
         f"python {sys.version.split()[0]}, openai {openai.__version__}; "
         f"{ROUNDS} alternating rounds, {CALLS} calls per block ({STREAM_CALLS} for streams); medians"
     )
+    alone = isolated()
+    print(
+        "\nllm-cost-tracker, our code alone (wrapper around a prebuilt SDK result; "
+        f"{ISOLATED_CALLS} calls, medians):\n"
+        f"  non-streaming call: {alone['call_added_us']:.2f} us added "
+        f"({alone['call_bare_us']:.2f} -> {alone['call_wrapped_us']:.2f} us)\n"
+        f"  stream: {alone['stream_added_per_chunk_us']:.3f} us added per chunk "
+        f"({alone['stream_chunks']} chunks, start and finish of the call included)"
+    )
     setup, teardown = _ours()
     _print(
-        "llm-cost-tracker (full pipeline configured: bus, pricing on the worker)",
+        "llm-cost-tracker, end to end (full pipeline configured: bus, pricing on the worker)",
         measure(setup, teardown),
     )
     peers_python = os.environ.get("LLM_COST_TRACKER_BENCH_PEERS_PYTHON")

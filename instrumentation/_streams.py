@@ -31,14 +31,6 @@ class StreamObserver(Protocol):
         ...
 
 
-def _observe(observer: StreamObserver, item: Any) -> bool:
-    try:
-        return observer.observe(item)
-    except Exception:
-        STATS.failure("errors.instrumentation.stream_item", "could not read a stream item")
-        return False
-
-
 def _finish(observer: StreamObserver, error: BaseException | None, *, exhausted: bool) -> None:
     try:
         observer.finish(error, exhausted=exhausted)
@@ -49,6 +41,73 @@ def _finish(observer: StreamObserver, error: BaseException | None, *, exhausted:
         STATS.failure("errors.instrumentation.stream_finish", "could not record a finished stream")
 
 
+class _Items:
+    """The per-item loop of a stream proxy, kept off the wrapt proxy so each item costs little."""
+
+    __slots__ = ("_finalize", "_observe", "_step")
+
+    def __init__(self, wrapped: Any, observe: Any, finalize: Any) -> None:
+        # SDK streams are their own iterators; anything else gets one here (nothing is read yet)
+        step = getattr(wrapped, "__next__", None)
+        self._step = step if step is not None else iter(wrapped).__next__
+        self._observe = observe
+        self._finalize = finalize
+
+    def __iter__(self) -> _Items:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            try:
+                item = self._step()
+            except StopIteration:
+                self._finalize(None, exhausted=True)
+                raise
+            except BaseException as error:
+                self._finalize(error)
+                raise
+            try:
+                hide = self._observe(item)
+            except Exception:
+                STATS.failure("errors.instrumentation.stream_item", "could not read a stream item")
+                hide = False
+            if not hide:
+                return item
+
+
+class _AsyncItems:
+    """The per-item loop of an async stream proxy."""
+
+    __slots__ = ("_finalize", "_observe", "_step")
+
+    def __init__(self, wrapped: Any, observe: Any, finalize: Any) -> None:
+        step = getattr(wrapped, "__anext__", None)
+        self._step = step if step is not None else wrapped.__aiter__().__anext__
+        self._observe = observe
+        self._finalize = finalize
+
+    def __aiter__(self) -> _AsyncItems:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            try:
+                item = await self._step()
+            except StopAsyncIteration:
+                self._finalize(None, exhausted=True)
+                raise
+            except BaseException as error:
+                self._finalize(error)
+                raise
+            try:
+                hide = self._observe(item)
+            except Exception:
+                STATS.failure("errors.instrumentation.stream_item", "could not read a stream item")
+                hide = False
+            if not hide:
+                return item
+
+
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """A synchronous SDK stream, recorded once it ends, fails or is closed."""
 
@@ -56,8 +115,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         super().__init__(wrapped)
         self._self_observer = observer
         self._self_finalized = False
-        # SDK streams are their own iterators; anything else gets one on first use
-        self._self_next = getattr(wrapped, "__next__", None)
+        self._self_items = _Items(wrapped, observer.observe, self._self_finalize)
 
     def _self_finalize(self, error: BaseException | None, *, exhausted: bool = False) -> None:
         if self._self_finalized:
@@ -65,25 +123,11 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_finalized = True
         _finish(self._self_observer, error, exhausted=exhausted)
 
-    def __iter__(self) -> SyncStreamProxy:
-        return self
+    def __iter__(self) -> _Items:
+        return self._self_items
 
     def __next__(self) -> Any:
-        observer = self._self_observer
-        if self._self_next is None:
-            self._self_next = iter(self.__wrapped__).__next__
-        step = self._self_next
-        while True:
-            try:
-                item = step()
-            except StopIteration:
-                self._self_finalize(None, exhausted=True)
-                raise
-            except BaseException as error:
-                self._self_finalize(error)
-                raise
-            if not _observe(observer, item):
-                return item
+        return self._self_items.__next__()
 
     def close(self) -> Any:
         try:
@@ -115,7 +159,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         super().__init__(wrapped)
         self._self_observer = observer
         self._self_finalized = False
-        self._self_anext = getattr(wrapped, "__anext__", None)
+        self._self_items = _AsyncItems(wrapped, observer.observe, self._self_finalize)
 
     def _self_finalize(self, error: BaseException | None, *, exhausted: bool = False) -> None:
         if self._self_finalized:
@@ -123,25 +167,11 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_finalized = True
         _finish(self._self_observer, error, exhausted=exhausted)
 
-    def __aiter__(self) -> AsyncStreamProxy:
-        return self
+    def __aiter__(self) -> _AsyncItems:
+        return self._self_items
 
     async def __anext__(self) -> Any:
-        observer = self._self_observer
-        if self._self_anext is None:
-            self._self_anext = self.__wrapped__.__aiter__().__anext__
-        step = self._self_anext
-        while True:
-            try:
-                item = await step()
-            except StopAsyncIteration:
-                self._self_finalize(None, exhausted=True)
-                raise
-            except BaseException as error:
-                self._self_finalize(error)
-                raise
-            if not _observe(observer, item):
-                return item
+        return await self._self_items.__anext__()
 
     async def close(self) -> Any:
         try:

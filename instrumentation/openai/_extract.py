@@ -383,20 +383,32 @@ class ChatStreamState:
         self.service_tier: str | None = None
         self.usage_obj: Any = None
 
-    def add(self, chunk: Any) -> None:
-        """Take what ``chunk`` says about the call; never raises on a malformed chunk."""
-        if self.response_id is None:
-            self.response_id = text_or_none(get(chunk, "id"))
-        if self.model is None:
-            self.model = text_or_none(get(chunk, "model"))
-        tier = get(chunk, "service_tier")
-        if isinstance(tier, str):
+    def add(self, chunk: Any) -> bool:
+        """Take what ``chunk`` says about the call; return whether it is the usage-only trailer.
+
+        Runs once per streamed chunk, so it reads the chunk's fields once. Never
+        raises on a malformed chunk.
+        """
+        values = getattr(chunk, "__dict__", None)
+        if type(values) is not dict or getattr(chunk, "__pydantic_extra__", None):
+            values = fields(chunk)  # a dict, or a model with extra fields (x_groq)
+        if self.response_id is None or self.model is None:
+            self.response_id = self.response_id or text_or_none(values.get("id"))
+            self.model = self.model or text_or_none(values.get("model"))
+        tier = values.get("service_tier")
+        if tier is not None and type(tier) is str:
             self.service_tier = tier
-        usage = get(chunk, "usage")
+        usage = values.get("usage")
         if usage is None:
-            usage = get(get(chunk, "x_groq"), "usage")
-        if usage is not None:
-            self.usage_obj = usage
+            groq = values.get("x_groq")
+            if groq is None:
+                return False
+            usage = get(groq, "usage")
+            if usage is None:
+                return False
+        self.usage_obj = usage
+        choices = values.get("choices")
+        return type(choices) is list and not choices
 
     def result(self) -> Extraction:
         """What the stream said so far; usage None when no chunk carried usage."""

@@ -31,7 +31,7 @@ from .._streams import (
     SyncStreamProxy,
     sse_json_events,
 )
-from ._extract import Extraction, is_usage_only_chunk
+from ._extract import Extraction
 
 Extractor = Callable[[Any, dict[str, Any]], "Extraction | None"]
 
@@ -183,10 +183,14 @@ def _finish(
     )
 
 
+def _show(item: Any) -> bool:
+    return False
+
+
 class CallRecorder:
     """Follows one call's stream or raw response and records it exactly once (a StreamObserver)."""
 
-    __slots__ = ("call", "ctx", "done", "hide_trailer", "kwargs", "state", "surface")
+    __slots__ = ("call", "ctx", "done", "hide_trailer", "kwargs", "observe", "state", "surface")
 
     def __init__(
         self,
@@ -203,11 +207,20 @@ class CallRecorder:
         self.hide_trailer = hide_trailer
         self.state: Any = surface.new_state() if surface.new_state is not None else None
         self.done = False
+        # StreamObserver.observe, bound once: a state's add() returns True only for
+        # the include_usage trailer, which is hidden only when we asked for it
+        self.observe: Callable[[Any], bool]
+        if self.state is None:
+            self.observe = _show
+        elif hide_trailer:
+            self.observe = self.state.add
+        else:
+            self.observe = self._observe_shown
 
     # -- StreamObserver
-    def observe(self, item: Any) -> bool:
+    def _observe_shown(self, item: Any) -> bool:
         self.state.add(item)
-        return self.hide_trailer and is_usage_only_chunk(item)
+        return False
 
     def finish(self, error: BaseException | None, *, exhausted: bool) -> None:
         if self.done:
