@@ -146,7 +146,16 @@ class BudgetGuard:
             self._global_keys = self._keys(self._month, self._day, {})
             self._keys_by_values = {}
             self._period_until = next_day.timestamp()
+            self._forget_past_periods(self._month, self._day)
         return self._month, self._day
+
+    def _forget_past_periods(self, month: str, day: str) -> None:
+        # Once a day: totals of finished periods can no longer trip anything.
+        with self._lock:
+            for table in (self._local, self._db, self._last_event):
+                for key in [k for k in table if k[1] not in (month, day)]:
+                    del table[key]
+            self._alerted = {k for k in self._alerted if k[1] in (month, day)}
 
     # -- after a call ---------------------------------------------------------
 

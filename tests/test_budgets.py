@@ -649,3 +649,22 @@ def test_a_forked_child_reads_its_own_totals(db_url: str) -> None:
     assert parent.shared.wait_for_refresh(15)
     with pytest.raises(lct.BudgetExceededError, match=r"spent \$1.20"):
         budgets.check("test", "flat", {})
+
+
+def test_a_new_utc_day_and_month_start_from_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(monthly="1", daily="1", on_exceed="block")
+    spend("1.5")
+    with pytest.raises(lct.BudgetExceededError):
+        budgets.check("test", "flat", {})
+    now = datetime.now(timezone.utc)
+    next_month = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=5)
+    import llm_cost_tracker._budget_guard as guard_module
+
+    monkeypatch.setattr(guard_module.time, "time", lambda: next_month.timestamp())
+    budgets.check("test", "flat", {})  # a new month and day: nothing spent yet
+    assert [v.spent for v in budgets.status()] == [0, 0]
+    assert {v.period for v in budgets.status()} == {
+        next_month.strftime("%Y-%m"),
+        next_month.strftime("%Y-%m-%d"),
+    }
+    assert guard()._local == {}  # last month's totals are gone
