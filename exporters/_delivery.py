@@ -113,6 +113,7 @@ class DurableExporter:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.shutdown_timeout = shutdown_timeout
+        self.replay_batch = 2000  # events per replay transaction
         self._stat = f"delivery.{self.name}."
         self._init_state()
         # Replay what an earlier process left in the spool even if this one never exports.
@@ -124,7 +125,7 @@ class DurableExporter:
 
     def _init_state(self) -> None:
         self._cond = threading.Condition()
-        self._queue: collections.deque[list[UsageEvent]] = collections.deque()
+        self._queue: collections.deque[_Batch] = collections.deque()
         self._pending = 0  # events in _queue plus the batch being written from memory
         self._inflight: list[UsageEvent] | None = None
         self._busy = False
@@ -166,7 +167,7 @@ class DurableExporter:
 
     def _enqueue(self, batch: list[UsageEvent]) -> None:
         # Caller holds self._cond.
-        self._queue.append(batch)
+        self._queue.append(batch if isinstance(batch, _Batch) else _Batch(batch))
         self._pending += len(batch)
         STATS.set(self._stat + "pending", self._pending)
         self._cond.notify_all()
@@ -202,7 +203,7 @@ class DurableExporter:
             thread.join(self.shutdown_timeout)
             alive = thread.is_alive()
         with self._cond:
-            leftovers = list(self._queue)
+            leftovers: list[list[UsageEvent]] = [*self._queue]
             self._queue.clear()
             if alive and self._inflight is not None:
                 # Still being written: spool it too; the insert is idempotent, so it lands once.
@@ -239,10 +240,10 @@ class DurableExporter:
                 if job is None:
                     return
                 try:
-                    if isinstance(job, Path):
-                        self._replay(job)
-                    else:
+                    if isinstance(job, _Batch):
                         self._deliver(job)
+                    else:
+                        self._replay(job)
                 except Exception:
                     # A bug of ours; the batch is already spooled or quarantined.
                     STATS.failure(self._stat + "writer_error", f"{self.name} writer failed")
@@ -251,7 +252,7 @@ class DurableExporter:
                         self._busy = False
                         self._cond.notify_all()
 
-    def _next_job(self) -> list[UsageEvent] | Path | None:
+    def _next_job(self) -> _Batch | list[Path] | None:
         while True:
             with self._cond:
                 while True:
@@ -272,12 +273,12 @@ class DurableExporter:
                         break
                     self._cond.wait()
             try:
-                path = self.spool.claim_next()
+                paths = self.spool.claim(self.replay_batch)
             except OSError:
-                path = None
+                paths = []
                 STATS.failure(self._stat + "spool_error", f"cannot read {self.spool.directory}")
-            if path is not None:
-                return path
+            if paths:
+                return paths
             with self._cond:
                 if generation == self._spool_generation:
                     self._spool_hint = False
@@ -304,34 +305,39 @@ class DurableExporter:
             return
         self._forget_inflight(batch, [])
 
-    def _forget_inflight(self, batch: list[UsageEvent], queued: list[list[UsageEvent]]) -> None:
+    def _forget_inflight(self, batch: list[UsageEvent], queued: Sequence[list[UsageEvent]]) -> None:
         with self._cond:
             self._inflight = None
             self._pending -= len(batch) + sum(len(b) for b in queued)
             STATS.set(self._stat + "pending", self._pending)
 
-    def _replay(self, path: Path) -> None:
-        try:
-            events = Spool.read(path)
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            reason = f"unreadable spool file: {type(error).__name__}: {error}"
-            STATS.failure(self._stat + "spool_corrupt", f"{path} is unreadable; quarantined")
-            self.spool.quarantine_corrupt(path, reason)
-            self._publish_spooled()
-            return
-        try:
-            self._write(events)
-        except Exception as error:
-            if self.writer.is_permanent(error):
+    def _replay(self, paths: list[Path]) -> None:
+        """Write claimed spool files as one batch (small files from an outage add up)."""
+        events: list[UsageEvent] = []
+        readable: list[Path] = []
+        for path in paths:
+            try:
+                events.extend(Spool.read(path))
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                reason = f"unreadable spool file: {type(error).__name__}: {error}"
+                STATS.failure(self._stat + "spool_corrupt", f"{path} is unreadable; quarantined")
+                self.spool.quarantine_corrupt(path, reason)
+                continue
+            readable.append(path)
+        if events:
+            try:
+                self._write(events)
+            except Exception as error:
+                if not self.writer.is_permanent(error):
+                    self._transient(error)
+                    for path in readable:
+                        Spool.release(path)
+                    return
                 self._isolate(events, error)
-                self.spool.delete(path)
             else:
-                self._transient(error)
-                Spool.release(path)
-                return
-        else:
+                STATS.incr(self._stat + "replayed", len(events))
+        for path in readable:
             self.spool.delete(path)
-            STATS.incr(self._stat + "replayed", len(events))
         self._publish_spooled()
 
     def _write(self, events: list[UsageEvent]) -> None:
@@ -409,7 +415,7 @@ class DurableExporter:
 
     # -- the spool -----------------------------------------------------------
 
-    def _spill(self, batches: list[list[UsageEvent]], *, keep_in_memory: bool) -> None:
+    def _spill(self, batches: Sequence[list[UsageEvent]], *, keep_in_memory: bool) -> None:
         """Write batches to the spool; if it is full, keep them in memory while there is room."""
         for batch in batches:
             if not batch:

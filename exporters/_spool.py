@@ -263,16 +263,21 @@ class Spool:
             self._events += len(events)
             return final
 
-    def claim_next(self) -> Path | None:
-        """Claim the oldest waiting file for this process; None when there is none."""
+    def claim(self, max_events: int) -> list[Path]:
+        """Claim the oldest waiting files for this process, up to ``max_events`` (at least one file)."""
+        claimed: list[Path] = []
+        total = 0
         for path in self._files():
-            claimed = path.with_name(f"{path.name}.{os.getpid()}{_CLAIMED}")
+            if claimed and total + _count_in_name(path) > max_events:
+                break
+            target = path.with_name(f"{path.name}.{os.getpid()}{_CLAIMED}")
             try:
-                os.replace(path, claimed)
+                os.replace(path, target)
             except FileNotFoundError:
                 continue  # another process claimed it first
-            return claimed
-        return None
+            claimed.append(target)
+            total += _count_in_name(path)
+        return claimed
 
     @staticmethod
     def read(path: Path) -> list[UsageEvent]:

@@ -212,14 +212,16 @@ def test_full_spool_drops_and_counts_exactly(sql_target, tmp_path: Path):
     name = f"late_{os.getpid()}_{time.monotonic_ns() % 10**6}"
     url = sql_target.url.rsplit("/", 1)[0] + "/" + name
     late = type(sql_target)(sql_target.dialect, url, sql_target.server)
+    # A long backoff keeps the writer still while the counters are read.
     exporter = late.exporter(
-        tmp_path, max_pending=100, max_spool_bytes=60_000, initial_backoff=0.05, max_backoff=0.2
+        tmp_path, max_pending=100, max_spool_bytes=60_000, initial_backoff=30, max_backoff=30
     )
     events = make_events(1000)
     for start in range(0, 1000, 50):
         exporter.export(events[start : start + 50])
         time.sleep(0.01)
-    assert not exporter.flush(1.0)  # still nowhere to write
+    assert not exporter.flush(1.0)  # retries at once, and still finds nowhere to write
+    time.sleep(0.5)
     dropped = STATS.get("dropped.spool_full")
     pending = STATS.get(f"delivery.{late.dialect}.pending")
     spooled = STATS.get(f"delivery.{late.dialect}.spooled")
