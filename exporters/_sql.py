@@ -204,6 +204,33 @@ class Migration:
 
 MIGRATIONS_TABLE_SQL = f"CREATE TABLE IF NOT EXISTS {MIGRATIONS} (name {{short}} PRIMARY KEY, applied_at {{time}} NOT NULL)"
 
+ROLLUP_KEY = ("day", "provider", "model", "currency")
+ROLLUP_SUMS = (
+    "calls",
+    "unpriced_calls",
+    "total_cost",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+ROLLUP_COLUMNS = ROLLUP_KEY + ROLLUP_SUMS
+
+# The UTC day of occurred_at, per dialect with rollups.
+_ROLLUP_DAY = {
+    "postgres": "(occurred_at AT TIME ZONE 'UTC')::date",
+    "mysql": "DATE(occurred_at)",
+}
+# Rollup rows summed from the calls table ({day}: a _ROLLUP_DAY expression, {where}: a filter).
+_ROLLUP_FROM_CALLS = (
+    f"INSERT INTO {ROLLUPS} ({', '.join(ROLLUP_COLUMNS)}) "
+    "SELECT {day}, provider, model, currency, count(*), "
+    "sum(CASE WHEN cost_status <> 'priced' THEN 1 ELSE 0 END), coalesce(sum(total_cost), 0), "
+    "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
+    "coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0) "
+    f"FROM {CALLS}{{where}} GROUP BY 1, 2, 3, 4"
+)
+
 MIGRATION_LIST: list[Migration] = [
     Migration(
         "0001_contract_tables",
@@ -299,6 +326,15 @@ MIGRATION_LIST: list[Migration] = [
             )""",
         ),
         only=("postgres", "mysql"),
+    ),
+    # Databases upgraded from before 0005 already hold calls: sum them once.
+    *(
+        Migration(
+            f"0006_backfill_daily_rollups_{name}",
+            (_ROLLUP_FROM_CALLS.format(day=day, where="").replace("{", "{{").replace("}", "}}"),),
+            only=(name,),
+        )
+        for name, day in _ROLLUP_DAY.items()
     ),
 ]
 
@@ -396,18 +432,6 @@ def call_columns(dialect: Dialect) -> tuple[str, ...]:
 # as the calls it sums. unpriced_calls counts calls whose cost_status is not
 # "priced"; total_cost sums the known costs.
 
-ROLLUP_KEY = ("day", "provider", "model", "currency")
-ROLLUP_SUMS = (
-    "calls",
-    "unpriced_calls",
-    "total_cost",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-)
-ROLLUP_COLUMNS = ROLLUP_KEY + ROLLUP_SUMS
-
 
 def rollup_rows(events: Iterable[UsageEvent]) -> list[tuple[Any, ...]]:
     """Sum ``events`` per (UTC day, provider, model, currency), in ROLLUP_COLUMNS order."""
@@ -436,11 +460,6 @@ def rollup_rows(events: Iterable[UsageEvent]) -> list[tuple[Any, ...]]:
     return [(*key, *row) for key, row in sums.items()]
 
 
-# The UTC day of occurred_at, per dialect with rollups.
-_ROLLUP_DAY = {
-    "postgres": "(occurred_at AT TIME ZONE 'UTC')::date",
-    "mysql": "DATE(occurred_at)",
-}
 # Taken first, so exporters writing meanwhile add their calls after the rebuild.
 _ROLLUP_LOCK = {"postgres": f"LOCK TABLE {ROLLUPS} IN EXCLUSIVE MODE"}
 
@@ -473,12 +492,7 @@ def rebuild_rollups(cursor: Any, dialect: Dialect, start: datetime, end: datetim
         call_params.append(dialect.convert_time(after))
     cursor.execute(f"DELETE FROM {ROLLUPS} WHERE {' AND '.join(where)}", params)
     cursor.execute(
-        f"INSERT INTO {ROLLUPS} ({', '.join(ROLLUP_COLUMNS)}) "
-        f"SELECT {day}, provider, model, currency, count(*), "
-        "sum(CASE WHEN cost_status <> 'priced' THEN 1 ELSE 0 END), coalesce(sum(total_cost), 0), "
-        "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
-        "coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0) "
-        f"FROM {CALLS} WHERE {' AND '.join(call_where)} GROUP BY 1, 2, 3, 4",
+        _ROLLUP_FROM_CALLS.format(day=day, where=f" WHERE {' AND '.join(call_where)}"),
         call_params,
     )
 

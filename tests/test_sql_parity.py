@@ -153,3 +153,24 @@ def test_times_are_utc_whatever_the_input_offset(
     assert _time(pg) == _time(my) == "2026-02-28 23:00:00.000005"
     day = mysql_server.query(fresh_mysql_url, f"SELECT day FROM {_sql.ROLLUPS}")[0][0]
     assert day.isoformat() == "2026-02-28"
+
+
+def test_migrate_upgrades_in_place_and_backfills_rollups(sql_target, tmp_path: Path, capsys):
+    from llm_cost_tracker._cli import main
+
+    exporter = sql_target.exporter(tmp_path)
+    exporter.export(make_events(120))
+    assert exporter.flush(30)
+    exporter.shutdown()
+    # Take the database back to the schema before the rollups existed.
+    sql_target.query(f"DROP TABLE {_sql.ROLLUPS}")
+    sql_target.query(
+        f"DELETE FROM {_sql.MIGRATIONS} WHERE name LIKE '0005%%' OR name LIKE '0006%%'"
+    )
+    assert main(["migrate", "--database-url", sql_target.url]) == 0
+    out = capsys.readouterr().out
+    assert "0005_daily_rollups" in out
+    assert f"0006_backfill_daily_rollups_{sql_target.dialect}" in out
+    assert sql_target.count() == 120
+    rollup_sql = f"SELECT {', '.join(_sql.ROLLUP_COLUMNS)} FROM {_sql.ROLLUPS} ORDER BY 1, 2, 3, 4"
+    assert sql_target.query(rollup_sql) == sorted(_sql.rollup_rows(make_events(120)))
