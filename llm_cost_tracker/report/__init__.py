@@ -66,6 +66,7 @@ def build_report(
             dropped=dropped,
             progress=progress,
             now=now,
+            open_connection=lambda: connect(database_url),
         )
     finally:
         connection.close()

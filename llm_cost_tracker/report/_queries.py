@@ -12,6 +12,7 @@ the NUMERIC column, rounded to 12 decimal places.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -273,16 +274,16 @@ class _Queries:
     def tag_breakdowns(
         self, period: Period, keys: Sequence[str], limit: int, total: Spend
     ) -> list[TagBreakdown]:
-        """Spend per value of each tag key (one query per key); calls without it are its untagged bucket.
+        """Spend per value of each tag key (one query per key); calls without it are its untagged bucket."""
+        return [tag_breakdown(key, *self.tag_values(period, key, limit), total) for key in keys]
 
-        Window functions keep the ``limit`` most expensive values and carry the
-        key's tagged total, so "all other values" and "untagged" need no second
-        query. (One query per key beats ``key IN (...)``: SQLite probes and
-        sorts less.)
+    def tag_values(self, period: Period, key: str, limit: int) -> tuple[list[TagRow], Spend]:
+        """The ``limit`` most expensive values of tag ``key``, and the spend of every call tagged with it.
+
+        Window functions carry the key's tagged total alongside the top values,
+        so "all other values" and "untagged" need no second query. (One query
+        per key beats ``key IN (...)``: SQLite probes and sorts less.)
         """
-        return [self._tag_breakdown(period, key, limit, total) for key in keys]
-
-    def _tag_breakdown(self, period: Period, key: str, limit: int, total: Spend) -> TagBreakdown:
         q = self.d.sql.quote
         key_sum = ", ".join(
             f"SUM({part}) OVER (PARTITION BY t.{q('key')}) AS {alias}"
@@ -317,11 +318,7 @@ class _Queries:
             (key, *self.window(period)),
         )
         named = [TagRow(str(r[1]), _spend(r[2:7])) for r in rows]
-        tagged = _spend(rows[0][7:12]) if rows else Spend()
-        untagged = _minus(total, tagged)
-        other = _minus(tagged, _sum(v.spend for v in named))
-        ordered = ([TagRow(None, untagged)] if untagged.calls else []) + named
-        return TagBreakdown(key, tuple(ordered), other, untagged)
+        return named, _spend(rows[0][7:12]) if rows else Spend()
 
     def untagged_calls(self, period: Period) -> int:
         rows = self.run(
@@ -436,6 +433,14 @@ class _Queries:
         return _int(rows[0][0])
 
 
+def tag_breakdown(key: str, named: list[TagRow], tagged: Spend, total: Spend) -> TagBreakdown:
+    """Assemble one key's table: untagged (total - tagged) first, the named values, the rest as other."""
+    untagged = _minus(total, tagged)
+    other = _minus(tagged, _sum(v.spend for v in named))
+    ordered = ([TagRow(None, untagged)] if untagged.calls else []) + named
+    return TagBreakdown(key, tuple(ordered), other, untagged)
+
+
 def _time_text(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -537,10 +542,44 @@ def collect(
     dropped: Mapping[str, int] | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
+    open_connection: Callable[[], Any] | None = None,
 ) -> Report:
-    """Run every aggregation for ``period`` and return the filled Report."""
+    """Run every aggregation for ``period`` and return the filled Report.
+
+    With ``open_connection`` (a factory for a second connection to the same
+    database) the tag and top-call queries run on it in a thread, beside the
+    daily pass.
+    """
     now = now or datetime.now(timezone.utc)
-    q = _Queries(connection, REPORT_DIALECTS[dialect_name], progress)
+    dialect = REPORT_DIALECTS[dialect_name]
+    q = _Queries(connection, dialect, progress)
+    keys = list(dict.fromkeys(group_by))
+
+    def side_queries(side: _Queries) -> tuple[list[tuple[list[TagRow], Spend]], list[TopCall]]:
+        return [side.tag_values(period, key, tag_limit) for key in keys], side.top_calls(
+            period, top
+        )
+
+    # The tag and top-call queries need no result of the daily pass: with a
+    # second connection they run beside it (the database works on two cores).
+    side_result: list[Any] = []
+    side_thread: threading.Thread | None = None
+    if open_connection is not None:
+
+        def run_side() -> None:
+            try:
+                side_connection = open_connection()
+                try:
+                    side = _Queries(side_connection, dialect, progress)
+                    side_result.append(side_queries(side))
+                    side_result.append(side.timings)
+                finally:
+                    side_connection.close()
+            except BaseException as error:  # re-raised below, in the caller's thread
+                side_result[:] = [error]
+
+        side_thread = threading.Thread(target=run_side, name="llm-cost-tracker-report", daemon=True)
+        side_thread.start()
     models, daily, errors = q.grid(period)
     current = _sum(m.spend for m in models)
     totals = Totals(
@@ -549,8 +588,19 @@ def collect(
         errors=sum(m.errors for m in models),
         partial_calls=sum(m.partial_calls for m in models),
     )
-    tags = tuple(q.tag_breakdowns(period, list(dict.fromkeys(group_by)), tag_limit, current))
-    top_calls = q.top_calls(period, top)
+    if side_thread is not None:
+        side_thread.join()
+        if len(side_result) == 1:
+            raise side_result[0]
+        (values, top_calls), timings = side_result
+        for name, seconds in timings.items():
+            q.timings[name] = q.timings.get(name, 0.0) + seconds
+    else:
+        values, top_calls = side_queries(q)
+    tags = tuple(
+        tag_breakdown(key, named, tagged, current)
+        for key, (named, tagged) in zip(keys, values, strict=True)
+    )
 
     samples = {
         (m.provider, m.model): q.snapshots(period, m.provider, m.model)
