@@ -112,6 +112,22 @@ def test_event_splitter_bounds_a_line_without_end() -> None:
     assert seen == [(None, b'{"ok":1}')]
 
 
+def test_event_splitter_skips_whole_chunks_without_the_pattern_only_at_event_boundaries() -> None:
+    import re
+
+    seen: list[tuple[str | None, bytes]] = []
+    splitter = EventSplitter(lambda name, data: seen.append((name, data)))
+    splitter.skip = re.compile(rb"usage")
+    splitter.feed(
+        b'data: {"text":"a"}\n\ndata: {"text":"b"}\n\n'
+    )  # whole events, no match: skipped
+    splitter.feed(b'data: {"text":"c"')  # an event begins ...
+    splitter.feed(b"}\n\n")  # ... and ends in a chunk without the pattern: still delivered
+    splitter.feed(b'data: {"usage":{}}\r\n\r\n')
+    splitter.close()
+    assert seen == [(None, b'{"text":"c"}'), (None, b'{"usage":{}}')]
+
+
 # -- LineSplitter (NDJSON) ------------------------------------------------------------------
 
 NDJSON = b'{"a":1}\n\n{"b":2}\r\n{"c":3}'

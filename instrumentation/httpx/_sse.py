@@ -37,7 +37,7 @@ class EventSplitter:
     ``dropped.transport_sse_event_too_large``); the stream goes on.
     """
 
-    __slots__ = ("_data", "_event", "_oversize", "_pending", "_sink", "max_event_bytes")
+    __slots__ = ("_data", "_event", "_oversize", "_pending", "_sink", "max_event_bytes", "skip")
 
     def __init__(self, sink: EventSink, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._sink = sink
@@ -46,9 +46,21 @@ class EventSplitter:
         self._data: list[bytes] = []
         self._oversize = False
         self.max_event_bytes = max_event_bytes
+        # When set: a chunk of whole events (starting and ending at an event boundary) in which
+        # this pattern does not occur is dropped unread, since none of its events would be used.
+        self.skip: re.Pattern[bytes] | None = None
 
     def feed(self, chunk: bytes) -> None:
         if not chunk:
+            return
+        if (
+            self.skip is not None
+            and not self._pending
+            and not self._data
+            and self._event is None
+            and chunk.endswith((b"\n\n", b"\r\n\r\n"))
+            and self.skip.search(chunk) is None
+        ):
             return
         if b"\n" not in chunk and b"\r" not in chunk:
             # The middle of a long line: grow it in place (no quadratic re-copying), bounded.

@@ -49,7 +49,7 @@ REQUEST_SCAN_BYTES = 64 * 1024
 REQUEST_JSON_BYTES = 4 * 1024 * 1024
 """Request bodies up to this size are parsed when a budget preflight or a route needs them."""
 
-_MODEL_RE = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
+_MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,256})"')  # model names carry no escapes
 _STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
 _JSON_OBJECT_START = re.compile(rb"\s{0,64}\{")
 _UNREAD = object()
@@ -200,7 +200,10 @@ class Observation:
         needle = self.route.needle
         if not self._first and needle is not None and needle.search(data) is None:
             return
-        self._first = False
+        if self._first:
+            self._first = False
+            if isinstance(self._reader, EventSplitter):
+                self._reader.skip = needle  # from now on, whole chunks without it are not split
         if data == b"[DONE]":
             return
         try:
