@@ -278,3 +278,75 @@ def test_cli_errors(
 ) -> None:
     assert main(argv) == code
     assert message in capsys.readouterr().err
+
+
+WSGI_APP = textwrap.dedent(
+    """
+    import os
+    import openai
+
+    def app(environ, start_response):
+        client = openai.OpenAI(base_url=os.environ["APP_BASE_URL"], api_key="sk-test", max_retries=0)
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        body = f"{os.getpid()} {reply.usage.prompt_tokens}".encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    """
+)
+
+
+def test_gunicorn_workers_deliver_their_calls(standin: StandInServer, tmp_path: Path) -> None:
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    gunicorn = BIN / "gunicorn"
+    assert gunicorn.exists(), "pip install gunicorn (in the dev extra)"
+    (tmp_path / "wsgi_app.py").write_text(WSGI_APP)
+    db = tmp_path / "ledger.db"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _env(standin, db)
+    server = subprocess.Popen(
+        [
+            str(INSTRUMENT),
+            "--default-tags",
+            "server=gunicorn",
+            "--",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(tmp_path),
+            "wsgi_app:app",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        replies = []
+        while len(replies) < 6:
+            assert time.monotonic() < deadline, "gunicorn did not answer"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as reply:
+                    replies.append(reply.read().decode())
+            except OSError:
+                time.sleep(0.2)
+        assert all(r.endswith(" 1149") for r in replies)
+    finally:
+        server.send_signal(signal.SIGTERM)  # workers exit through sys.exit: atexit delivers
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    rows = _rows(db)
+    assert len(rows) == 6
+    assert {tags for _, tags, _, _ in rows} == {"server=gunicorn"}
