@@ -897,3 +897,58 @@ async def test_cancelled_request_is_recorded_and_the_cancellation_propagates(
     assert events[0].status == "error"
     assert events[0].error_type == "CancelledError"
     assert events[0].usage is None
+
+
+PERPLEXITY_USAGE = {
+    "prompt_tokens": 12,
+    "completion_tokens": 300,
+    "total_tokens": 312,
+    "search_context_size": "low",
+    "citation_tokens": 0,
+    "num_search_queries": 1,
+    "cost": {
+        "input_tokens_cost": 0.000012,
+        "output_tokens_cost": 0.0003,
+        "request_cost": 0.005,
+        "total_cost": 0.005312,
+    },
+}
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["json", "sse"])
+def test_perplexity_reported_cost_object(
+    streamed: bool,
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    body = {
+        "id": "pplx-1",
+        "model": "sonar",
+        "object": "chat.completion",
+        "choices": [],
+        "usage": PERPLEXITY_USAGE,
+    }
+    payload: dict[str, Any] = {"id": f"perplexity_{streamed}", "http_status": 200}
+    if streamed:
+        first = {**body, "object": "chat.completion.chunk", "usage": None}
+        payload["sse"] = (
+            f"data: {json.dumps(first)}\n\ndata: {json.dumps(body)}\n\ndata: [DONE]\n\n"
+        )
+    else:
+        payload["response"] = body
+    standin.add(payload)
+    route_standin("perplexity")
+    fetch_sync(
+        httpx,
+        standin.scenario_url(payload["id"], "/chat/completions"),
+        {"model": "sonar"},
+        streamed,
+    )
+    assert len(events) == 1
+    usage = events[0].usage
+    assert usage is not None
+    assert dict(usage.tokens) == {"input": 12, "output": 300}
+    assert usage.reported_cost == Decimal("0.005312")
+    assert events[0].provider == "perplexity"
+    assert events[0].model == "sonar"

@@ -27,6 +27,7 @@ from ..openai._extract import (
     get,
 )
 from ._gemini import GeminiStreamState, extract_gemini
+from ._quirks import with_reported_costs
 
 
 class StreamState(Protocol):
@@ -156,6 +157,7 @@ _FAMILY_ROUTES: dict[str, tuple[tuple[str, Route], ...]] = {
     "anthropic": _ANTHROPIC_ROUTES,
     "google": _GEMINI_ROUTES,
     "google_vertex": _VERTEX_ROUTES,
+    "perplexity": with_reported_costs(_OPENAI_ROUTES),
 }
 
 _lock = threading.Lock()
