@@ -25,11 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CALLS = 200  # per block
-ROUNDS = 5
+CALLS = 150  # per block
+ROUNDS = 4
 CHUNKS = 200  # per streamed response
 STREAM_CALLS = 15
-ISOLATED_CALLS = 20_000
+ISOLATED_CALLS = 10_000
 
 _PAYLOADS = Path(__file__).resolve().parent.parent / "llm_cost_tracker" / "_standin" / "payloads"
 
@@ -315,11 +315,21 @@ def _peer(name: str) -> tuple[Callable[[], None], Callable[[], None]]:
     return setup, teardown
 
 
+PEERS_VARIABLE = "LLM_COST_TRACKER_BENCH_PEERS_PYTHON"
 PEERS = (
     "opentelemetry-instrumentation-openai-v2",
     "opentelemetry-instrumentation-openai (OpenLLMetry)",
     "openlit",
 )
+
+
+def _peer_version(name: str) -> str:
+    from importlib.metadata import version
+
+    import openai
+
+    distribution = name.split(" ")[0]
+    return f"{distribution} {version(distribution)}, openai {openai.__version__}"
 
 
 def _print(label: str, results: dict[str, dict[str, float]]) -> None:
@@ -356,25 +366,28 @@ def main() -> None:
         "llm-cost-tracker, end to end (full pipeline configured: bus, pricing on the worker)",
         measure(setup, teardown),
     )
-    peers_python = os.environ.get("LLM_COST_TRACKER_BENCH_PEERS_PYTHON")
-    if not peers_python:
-        print(
-            "\n(peers: set LLM_COST_TRACKER_BENCH_PEERS_PYTHON to a Python that has them installed)"
-        )
+    # one or more Pythons (os.pathsep-separated): peers often need environments of their own
+    pythons = [p for p in os.environ.get(PEERS_VARIABLE, "").split(os.pathsep) if p]
+    if not pythons:
+        print(f"\n(peers: set {PEERS_VARIABLE} to a Python that has them installed)")
         return
     for peer in PEERS:
-        done = subprocess.run(
-            [peers_python, __file__, "--peer", peer],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
+        reason = "(not tried)"
+        for python in pythons:
+            done = subprocess.run(
+                [python, __file__, "--peer", peer],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            if done.returncode == 0:
+                version = done.stdout.strip().splitlines()[-2]
+                _print(f"{peer} ({version})", json.loads(done.stdout.strip().splitlines()[-1]))
+                break
             reason = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        else:
             print(f"\n{peer}: could not be measured: {reason}")
-            continue
-        _print(peer, json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ so ``isinstance`` checks and every attribute still work). Each item goes to an
 observer first; the observer may ask to hide an item the caller did not ask for
 (the ``include_usage`` trailer we requested). The recording is finalized on
 exhaustion, an error, ``close()``, or context-manager exit, whichever comes
-first, guarded by ``_self_finalized``; garbage collection is not relied on.
+first, guarded by a shared once-only finisher; garbage collection is not relied on.
 """
 
 from __future__ import annotations
@@ -39,6 +39,23 @@ def _finish(observer: StreamObserver, error: BaseException | None, *, exhausted:
             raise  # a budget in "raise" mode; never replaces the caller's own exception
     except Exception:
         STATS.failure("errors.instrumentation.stream_finish", "could not record a finished stream")
+
+
+class _Finisher:
+    """Finalize a stream's recording once. Shared by a proxy and its item loop, referring to neither,
+    so no reference cycle keeps a finished stream (and its response) alive until garbage collection."""
+
+    __slots__ = ("done", "observer")
+
+    def __init__(self, observer: StreamObserver) -> None:
+        self.observer = observer
+        self.done = False
+
+    def __call__(self, error: BaseException | None, *, exhausted: bool = False) -> None:
+        if self.done:
+            return
+        self.done = True
+        _finish(self.observer, error, exhausted=exhausted)
 
 
 class _Items:
@@ -113,15 +130,8 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped)
-        self._self_observer = observer
-        self._self_finalized = False
+        self._self_finalize = _Finisher(observer)
         self._self_items = _Items(wrapped, observer.observe, self._self_finalize)
-
-    def _self_finalize(self, error: BaseException | None, *, exhausted: bool = False) -> None:
-        if self._self_finalized:
-            return
-        self._self_finalized = True
-        _finish(self._self_observer, error, exhausted=exhausted)
 
     def __iter__(self) -> _Items:
         return self._self_items
@@ -157,15 +167,8 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped)
-        self._self_observer = observer
-        self._self_finalized = False
+        self._self_finalize = _Finisher(observer)
         self._self_items = _AsyncItems(wrapped, observer.observe, self._self_finalize)
-
-    def _self_finalize(self, error: BaseException | None, *, exhausted: bool = False) -> None:
-        if self._self_finalized:
-            return
-        self._self_finalized = True
-        _finish(self._self_observer, error, exhausted=exhausted)
 
     def __aiter__(self) -> _AsyncItems:
         return self._self_items

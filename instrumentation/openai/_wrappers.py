@@ -187,6 +187,16 @@ def _show(item: Any) -> bool:
     return False
 
 
+def _shown(add: Callable[[Any], object]) -> Callable[[Any], bool]:
+    """Observe with ``add`` but never hide (the caller asked for the trailer); no reference to the recorder."""
+
+    def observe(item: Any) -> bool:
+        add(item)
+        return False
+
+    return observe
+
+
 class CallRecorder:
     """Follows one call's stream or raw response and records it exactly once (a StreamObserver)."""
 
@@ -215,12 +225,9 @@ class CallRecorder:
         elif hide_trailer:
             self.observe = self.state.add
         else:
-            self.observe = self._observe_shown
+            self.observe = _shown(self.state.add)
 
-    # -- StreamObserver
-    def _observe_shown(self, item: Any) -> bool:
-        self.state.add(item)
-        return False
+    # -- StreamObserver (``observe`` is set per instance, above)
 
     def finish(self, error: BaseException | None, *, exhausted: bool) -> None:
         if self.done:
