@@ -394,8 +394,8 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--peer":
         peer_setup, peer_teardown = _peer(sys.argv[2])
         undoable = sys.argv[2] != "openlit"  # openlit.init() patches for good
-        print(
-            json.dumps(measure(peer_setup, peer_teardown, alternating=undoable, only_openai=True))
-        )
+        figures = measure(peer_setup, peer_teardown, alternating=undoable, only_openai=True)
+        print(_peer_version(sys.argv[2]))
+        print(json.dumps(figures))
     else:
         main()
