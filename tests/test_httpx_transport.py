@@ -952,3 +952,84 @@ def test_perplexity_reported_cost_object(
     assert usage.reported_cost == Decimal("0.005312")
     assert events[0].provider == "perplexity"
     assert events[0].model == "sonar"
+
+
+# -- the other OpenAI surfaces: images, audio -------------------------------------------------
+
+_IMAGE_TOKENS = {
+    "created": 1713833628,
+    "data": [{"b64_json": "aGk="}],
+    "usage": {
+        "input_tokens": 50,
+        "output_tokens": 4160,
+        "total_tokens": 4210,
+        "input_tokens_details": {"text_tokens": 40, "image_tokens": 10},
+    },
+}
+_DALLE = {"created": 1713833628, "data": [{"url": "https://x/1.png"}, {"url": "https://x/2.png"}]}
+_VERBOSE_TRANSCRIPT = {"task": "transcribe", "language": "english", "duration": 12.5, "text": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("path", "response", "operation", "tokens", "services"),
+    [
+        (
+            "/v1/images/generations",
+            _IMAGE_TOKENS,
+            "images",
+            {"input": 40, "image_input": 10, "image_output": 4160},
+            {},
+        ),
+        ("/v1/images/generations", _DALLE, "images", {}, {"image": Decimal(2)}),
+        (
+            "/v1/audio/transcriptions",
+            _VERBOSE_TRANSCRIPT,
+            "transcriptions",
+            {},
+            {"audio_second": Decimal("12.5")},
+        ),
+    ],
+    ids=["gpt-image", "dall-e", "whisper-verbose"],
+)
+def test_images_and_transcriptions(
+    path: str,
+    response: dict[str, Any],
+    operation: str,
+    tokens: dict[str, int],
+    services: dict[str, Decimal],
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    scenario = f"surface_{operation}_{len(tokens)}"
+    standin.add({"id": scenario, "http_status": 200, "response": response})
+    route_standin("openai")
+    with httpx2.Client() as client:
+        client.post(standin.scenario_url(scenario, path), json={"model": "gpt-image-1"})
+    assert len(events) == 1
+    usage = events[0].usage
+    assert usage is not None
+    assert events[0].operation == operation
+    assert {k: v for k, v in usage.tokens.items() if v} == tokens
+    assert dict(usage.services) == services
+
+
+def test_speech_is_billed_by_the_characters_of_the_request(
+    standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
+) -> None:
+    standin.add(
+        Scenario(id="speech_mp3", status=200, body=b"ID3\x00fake-mp3", content_type="audio/mpeg")
+    )
+    route_standin("openai")
+    with httpx.Client() as client:
+        response = client.post(
+            standin.scenario_url("speech_mp3", "/v1/audio/speech"),
+            json={"model": "tts-1", "input": "Hello there!", "voice": "alloy"},
+        )
+    assert response.content == b"ID3\x00fake-mp3"
+    assert len(events) == 1
+    assert events[0].operation == "speech"
+    assert events[0].model == "tts-1"
+    assert events[0].usage_source == "estimated"
+    assert events[0].usage is not None
+    assert dict(events[0].usage.services) == {"character": Decimal(12)}
