@@ -468,13 +468,29 @@ class BudgetGuard:
 _GUARDS: weakref.WeakSet[BudgetGuard] = weakref.WeakSet()
 
 
+def _before_fork() -> None:
+    for guard in list(_GUARDS):
+        if guard.shared is not None:
+            guard.shared.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for guard in list(_GUARDS):
+        if guard.shared is not None:
+            guard.shared.after_fork_in_parent()
+
+
 def _after_fork_in_child() -> None:
     for guard in list(_GUARDS):
         guard._after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 def guard_of(runtime: Runtime) -> BudgetGuard | None:

@@ -15,6 +15,8 @@ import collections
 import hashlib
 import importlib
 import logging
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -113,6 +115,9 @@ class SharedTotals:
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._io_held_for_fork = False
+        self._alerts_ready = False
         self.refreshes = 0
         self._begun = 0  # number of the refresh started last
         self._completed = 0  # number of the last refresh that completed
@@ -169,8 +174,22 @@ class SharedTotals:
                 return  # still in a query: the thread closes the connection when it ends
         self._close()
 
+    def before_fork(self) -> None:
+        # SQLite keeps its file-lock bookkeeping per process: forking while this
+        # thread is inside a read leaves the child's own connections waiting on
+        # a lock nobody in the child holds. Wait (briefly) for the read to end.
+        if self.dialect.name == "sqlite":
+            self._io_held_for_fork = self._io_lock.acquire(timeout=2.0)
+
+    def after_fork_in_parent(self) -> None:
+        if self._io_held_for_fork:
+            self._io_held_for_fork = False
+            self._io_lock.release()
+
     def after_fork(self) -> None:
         # The parent's thread and connection do not exist in the child: start over.
+        self._io_lock = threading.Lock()
+        self._io_held_for_fork = False
         self._connection = None
         self._thread = None
         self._wake = threading.Event()
@@ -220,11 +239,14 @@ class SharedTotals:
                 self._wake.clear()
 
     def _step(self, work: Callable[[], None], counter: str, message: str) -> None:
-        try:
-            work()
-        except Exception:
-            STATS.failure(counter, message)
-            self._close()
+        # Held while this thread talks to the database: a fork waits for it
+        # (see _before_fork), so a child never inherits a SQLite lock mid-read.
+        with self._io_lock:
+            try:
+                work()
+            except Exception:
+                STATS.failure(counter, message)
+                self._close()
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None
@@ -235,79 +257,60 @@ class SharedTotals:
                 STATS.incr("errors.budget.close")
 
     def _cursor(self) -> Any:
+        """A cursor on this thread's connection; None while a SQLite ledger does not exist yet."""
         if self._connection is None:
-            module = importlib.import_module(f"llm_cost_tracker.exporters.{self.dialect.name}")
-            connection = module.connect(self.url)
-            try:
-                # The exporter creates the tables on its first batch; this
-                # process may read before it has written anything.
-                module.migrate(connection)
-                _autocommit(connection, self.dialect.name)
-                cursor = connection.cursor()
+            if self.dialect.name == "sqlite":
+                # A plain reader: creating the file, switching it to WAL and
+                # migrating it are the exporter's job, and racing it for them
+                # would make its first batch fail with "database is locked".
+                path = _sql.sqlite_path(self.url)
+                if not os.path.exists(path):
+                    return None
+                connection: Any = sqlite3.connect(
+                    path, timeout=30.0, isolation_level=None, check_same_thread=False
+                )
+            else:
+                module = importlib.import_module(f"llm_cost_tracker.exporters.{self.dialect.name}")
+                connection = module.connect(self.url)
                 try:
-                    cursor.execute(ALERTS_TABLE_SQL.format(**self.dialect.types))
-                except Exception:
-                    # Two processes creating it at once: on PostgreSQL the loser's
-                    # CREATE fails even with IF NOT EXISTS, and the table is there.
-                    _logger.debug("creating %s raced with another process", ALERTS, exc_info=True)
-                finally:
-                    cursor.close()
-            except BaseException:
-                connection.close()
-                raise
+                    # The exporter creates the tables on its first batch; this
+                    # process may read before it has written anything.
+                    module.migrate(connection)
+                    _autocommit(connection, self.dialect.name)
+                except BaseException:
+                    connection.close()
+                    raise
             self._connection = connection
         return self._connection.cursor()
+
+    def _has_tables(self, cursor: Any) -> bool:
+        if self.dialect.name != "sqlite":
+            return True  # migrated in _cursor()
+        cursor.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+            (_sql.CALLS, _sql.TAGS),
+        )
+        row = cursor.fetchone()
+        return row is not None and row[0] == 2
 
     def _refresh(self) -> None:
         started = time.perf_counter()
         with self._refreshed:
             self._begun += 1
             number = self._begun
-        now = datetime.now(timezone.utc)
-        month_start, next_month, day_start, _ = period_bounds(now)
-        month, day = month_of(now), day_of(now)
-        convert = self.dialect.convert_time
         totals: dict[Key, Decimal] = {}
         confirmed: list[str] = []
         cursor = self._cursor()
-        try:
-            cursor.execute(SNAPSHOT_BEGIN[self.dialect.name])
+        if cursor is not None:  # None: no ledger yet, nothing spent anywhere
             try:
-                if self._uses_rollups:
-                    bounds: tuple[Any, ...] = (
-                        day_start.date(),
-                        month_start.date(),
-                        next_month.date(),
-                    )
-                else:
-                    bounds = (convert(day_start), convert(month_start), convert(next_month))
-                cursor.execute(self._global_sql, bounds)
-                row = cursor.fetchone()
-                if row is not None:
-                    totals[("monthly", month, GLOBAL_SCOPE)] = _decimal(row[0])
-                    totals[("daily", day, GLOBAL_SCOPE)] = _decimal(row[1])
-                for tag_key in self._tag_keys:
-                    cursor.execute(
-                        self._tag_sql,
-                        (convert(day_start), tag_key, convert(month_start), convert(next_month)),
-                    )
-                    for value, month_total, day_total in cursor.fetchall():
-                        scope = f"{tag_key}={value}"
-                        totals[("monthly", month, scope)] = _decimal(month_total)
-                        totals[("daily", day, scope)] = _decimal(day_total)
-                # Read after the totals, inside the same snapshot: every call
-                # reserved before the snapshot began is asked about.
-                pending = self.guard.pending_ids()
-                p = self.dialect.placeholder
-                for start in range(0, len(pending), ID_CHUNK):
-                    chunk = pending[start : start + ID_CHUNK]
-                    marks = ", ".join([p] * len(chunk))
-                    cursor.execute(f"SELECT id FROM {_sql.CALLS} WHERE id IN ({marks})", chunk)
-                    confirmed.extend(str(r[0]) for r in cursor.fetchall())
+                cursor.execute(SNAPSHOT_BEGIN[self.dialect.name])
+                try:
+                    if self._has_tables(cursor):
+                        self._read(cursor, totals, confirmed)
+                finally:
+                    cursor.execute("COMMIT")
             finally:
-                cursor.execute("COMMIT")
-        finally:
-            cursor.close()
+                cursor.close()
         self.guard.apply_totals(totals, confirmed)
         self.last_refresh_seconds = time.perf_counter() - started
         with self._refreshed:
@@ -315,9 +318,53 @@ class SharedTotals:
             self._completed = number
             self._refreshed.notify_all()
 
+    def _read(self, cursor: Any, totals: dict[Key, Decimal], confirmed: list[str]) -> None:
+        """Read the totals, then which pending calls they include, inside one snapshot."""
+        now = datetime.now(timezone.utc)
+        month_start, next_month, day_start, _ = period_bounds(now)
+        month, day = month_of(now), day_of(now)
+        convert = self.dialect.convert_time
+        if self._uses_rollups:
+            bounds: tuple[Any, ...] = (day_start.date(), month_start.date(), next_month.date())
+        else:
+            bounds = (convert(day_start), convert(month_start), convert(next_month))
+        cursor.execute(self._global_sql, bounds)
+        row = cursor.fetchone()
+        if row is not None:
+            totals[("monthly", month, GLOBAL_SCOPE)] = _decimal(row[0])
+            totals[("daily", day, GLOBAL_SCOPE)] = _decimal(row[1])
+        for tag_key in self._tag_keys:
+            cursor.execute(
+                self._tag_sql,
+                (convert(day_start), tag_key, convert(month_start), convert(next_month)),
+            )
+            for value, month_total, day_total in cursor.fetchall():
+                scope = f"{tag_key}={value}"
+                totals[("monthly", month, scope)] = _decimal(month_total)
+                totals[("daily", day, scope)] = _decimal(day_total)
+        # Read after the totals, inside the same snapshot: every call reserved
+        # before the snapshot began is asked about.
+        pending = self.guard.pending_ids()
+        p = self.dialect.placeholder
+        for start in range(0, len(pending), ID_CHUNK):
+            chunk = pending[start : start + ID_CHUNK]
+            marks = ", ".join([p] * len(chunk))
+            cursor.execute(f"SELECT id FROM {_sql.CALLS} WHERE id IN ({marks})", chunk)
+            confirmed.extend(str(r[0]) for r in cursor.fetchall())
+
     def _claim_pending(self) -> None:
         cursor = self._cursor()
+        if cursor is None:
+            return  # no ledger yet: claim once the exporter has created it
         try:
+            if not self._alerts_ready:
+                try:
+                    cursor.execute(ALERTS_TABLE_SQL.format(**self.dialect.types))
+                except Exception:
+                    # Two processes creating it at once: on PostgreSQL the loser's
+                    # CREATE fails even with IF NOT EXISTS, and the table is there.
+                    _logger.debug("creating %s raced with another process", ALERTS, exc_info=True)
+                self._alerts_ready = True
             convert_time = self.dialect.convert_time
             convert_decimal = self.dialect.convert_decimal
             while self._claims:

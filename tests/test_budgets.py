@@ -490,22 +490,38 @@ def test_a_crossing_is_claimed_once_in_the_database(db_url: str, alerts: list[Bu
     assert rows == [("monthly", "global", datetime.now(timezone.utc).strftime("%Y-%m"))]
 
 
-def test_an_unreachable_database_is_counted_and_local_spend_still_guards(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'missing-dir' / 'sub' / 'x.db'}"
-    blocker = tmp_path / "missing-dir"
-    blocker.write_text("a file where a directory should be")
+def test_an_unreadable_database_is_counted_and_local_spend_still_guards(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-database.db"
+    path.write_bytes(b"this is not an SQLite file" * 100)
     lct.configure(
-        database_url=url,
+        database_url=f"sqlite:///{path}",
         instrument=None,
         pricing_overrides=PRICES,
         budgets=lct.Budgets(monthly="1", on_exceed="raise", refresh_interval=0.05),
     )
     shared = guard()
     with pytest.raises(lct.BudgetExceededError):
-        spend("2")
+        spend("2")  # this process's own spend still counts
     assert shared.shared is not None
     assert not shared.shared.wait_for_refresh(0.5)
     assert STATS.get("errors.budget.refresh") >= 1
+
+
+def test_no_ledger_yet_means_nothing_spent(tmp_path: Path) -> None:
+    # Before the exporter has written anything, the reader neither creates the
+    # file nor fails: the totals are zero.
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    lct.configure(
+        database_url=url,
+        instrument=None,
+        budgets=lct.Budgets(monthly="1", on_exceed="block", refresh_interval=0.05),
+    )
+    shared = guard()
+    assert shared.shared is not None
+    assert shared.shared.wait_for_refresh(5)
+    assert not (tmp_path / "later.db").exists()
+    assert STATS.get("errors.budget.refresh") == 0
+    assert [v.spent for v in budgets.status()] == [0]
 
 
 # -- through a real SDK call ---------------------------------------------------------------
