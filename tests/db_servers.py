@@ -79,6 +79,19 @@ def _pids_of_children(pid: int) -> list[int]:
     return found
 
 
+def _start_on_a_free_port(server: PostgresServer | MariaDBServer, attempts: int = 4) -> None:
+    """Start ``server``; if another process took its port meanwhile, try another port."""
+    for attempt in range(attempts):
+        try:
+            server.start()
+            return
+        except (RuntimeError, subprocess.CalledProcessError):
+            if attempt == attempts - 1:
+                raise
+            server.stop_quietly()
+            server.port = _free_port()
+
+
 class PostgresServer:
     """A PostgreSQL cluster made by initdb in a temp dir, run by pg_ctl as a non-root user."""
 
@@ -110,7 +123,7 @@ class PostgresServer:
             "--no-sync",
             "--locale=C",
         )
-        self.start()
+        _start_on_a_free_port(self)
         self.url = self.create_database(self.database)
 
     def _run(self, tool: str, *args: str) -> None:
@@ -140,6 +153,10 @@ class PostgresServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def stop_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
 
     def _postmaster_pid(self) -> int:
         return int(Path(self.datadir, "postmaster.pid").read_text().split()[0])
@@ -225,7 +242,7 @@ class MariaDBServer:
             stderr=subprocess.PIPE,
             cwd=self.root,
         )
-        self.start()
+        _start_on_a_free_port(self)
         self.url = self.create_database(self.database)
 
     def url_for(self, database: str) -> str:
@@ -276,6 +293,10 @@ class MariaDBServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def stop_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
 
     def pause(self) -> None:
         if self._process is not None:

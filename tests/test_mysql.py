@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,22 @@ def test_migration_cut_short_by_a_lost_connection_completes(mysql_server, fresh_
         connection.close()
     assert applied[0] == "0001_contract_tables"
     assert len(applied) == _sql.schema_version(_sql.MYSQL)
+
+
+def test_sql_command_reads_the_ledger(fresh_mysql_url, tmp_path: Path, capsys):
+    exporter = MySQLExporter(fresh_mysql_url, spool_dir=tmp_path)
+    events = make_events(10)
+    exporter.export(events)
+    assert exporter.flush(30)
+    exporter.shutdown()
+    query = (
+        f"SELECT count(*) AS n, sum(total_cost) AS cost, "
+        f"DATE_FORMAT(min(occurred_at), '%Y-%m') AS month FROM {_sql.CALLS}"
+    )
+    assert main(["sql", "--database-url", fresh_mysql_url, "--format", "csv", query]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header == "n,cost,month"
+    n, cost, month = row.split(",")
+    assert int(n) == 10
+    assert Decimal(cost) == sum(e.cost.total for e in events if e.cost.total is not None)
+    assert month == min(e.occurred_at for e in events).strftime("%Y-%m")
