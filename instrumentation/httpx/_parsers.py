@@ -213,7 +213,7 @@ class _LastWinsState:
             model=found.model or self._found.model,
             response_id=found.response_id or self._found.response_id,
             pricing_mode=found.pricing_mode
-            if found.service_tier is not None
+            if found.service_tier is not None or found.pricing_mode != "standard"
             else self._found.pricing_mode,
             service_tier=found.service_tier or self._found.service_tier,
         )
