@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -684,3 +685,38 @@ def test_a_new_utc_day_and_month_start_from_zero(monkeypatch: pytest.MonkeyPatch
         next_month.strftime("%Y-%m-%d"),
     }
     assert guard()._local == {}  # last month's totals are gone
+
+
+def test_block_through_the_httpx_transport(standin: StandInServer) -> None:
+    import httpx
+    from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
+
+    from llm_cost_tracker._standin.server import load_payloads
+
+    payload = load_payloads()["gemini_generate_thinking_flash"]
+    url = standin.scenario_url(payload["id"], urlsplit(payload["url"]).path)
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"maxOutputTokens": 100},
+    }
+    host = standin.url.removeprefix("http://")
+    register_host(host, payload["provider"])
+    try:
+        with (
+            capture_events(
+                instrument=["httpx"],
+                pricing_overrides=PRICES,
+                budgets=lct.Budgets(daily="1", on_exceed="block"),
+            ) as events,
+            httpx.Client() as client,
+        ):
+            client.post(url, json=body)  # fits: sent and recorded
+            assert [e.provider for e in events] == ["google"]
+            spend("1.5")  # now over the daily limit
+            sent = len(standin.requests)
+            with pytest.raises(lct.BudgetExceededError, match="daily budget exceeded"):
+                client.post(url, json=body)
+            assert len(standin.requests) == sent  # never sent
+            assert len(events) == 2  # the Gemini call and the manual one, nothing more
+    finally:
+        unregister_host(host)
