@@ -203,7 +203,8 @@ class Spool:
         self._lock = threading.RLock()  # the bus thread and the writer thread both write
 
     def _ensure(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Tags can name users and tenants: keep the spool private to its owner.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _files(self) -> list[Path]:
         try:
@@ -318,7 +319,7 @@ class Spool:
 
     def quarantine(self, events: Iterable[UsageEvent], reason: str) -> int:
         """Keep events the database rejected for good, one JSON file each with ``reason``."""
-        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        self.quarantine_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         count = 0
         for event in events:
             record = {
@@ -334,7 +335,7 @@ class Spool:
 
     def quarantine_corrupt(self, path: Path, reason: str) -> None:
         """Move an unreadable spool file into the quarantine folder, untouched."""
-        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        self.quarantine_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         target = self.quarantine_dir / (path.name.split(_SUFFIX, 1)[0] + ".corrupt.jsonl")
         os.replace(path, target)
         target.with_suffix(".reason.txt").write_text(reason + "\n", encoding="utf-8")
