@@ -720,3 +720,23 @@ def test_block_through_the_httpx_transport(standin: StandInServer) -> None:
             assert len(events) == 2  # the Gemini call and the manual one, nothing more
     finally:
         unregister_host(host)
+
+
+async def test_async_openai_call_is_blocked_before_sending(standin: StandInServer) -> None:
+    import openai
+
+    url = standin.scenario_url("openai_chat_cached_gpt4omini", "/v1")
+    with capture_events(
+        instrument=["openai"],
+        pricing_overrides=PRICES,
+        budgets=lct.Budgets(monthly="1", on_exceed="block"),
+    ) as events:
+        async with openai.AsyncOpenAI(api_key="sk-test", base_url=url, max_retries=0) as client:
+            await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            spend("2")
+            sent = len(standin.requests)
+            with pytest.raises(lct.BudgetExceededError) as raised:
+                await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            assert len(standin.requests) == sent
+    assert raised.value.blocked
+    assert len(events) == 2
