@@ -301,3 +301,20 @@ def test_forked_child_reconnects_and_parent_keeps_working(sql_target, tmp_path: 
     lct.track(provider="openai", model="gpt-4o-mini", usage={"input": 3}, tags={"seq": "2"})
     assert lct.flush(timeout=30)
     assert _seq_tags(sql_target) == [0, 1, 2]
+
+
+def test_spool_dir_comes_from_the_environment(
+    sql_target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A database that does not exist: every write fails, so the batch goes to the spool.
+    url = sql_target.url.rsplit("/", 1)[0] + "/absent_db"
+    monkeypatch.setenv("LLM_COST_TRACKER_SPOOL_DIR", str(tmp_path / "env-spool"))
+    lct.configure(database_url=url, instrument=None)
+    lct.track(provider="openai", model="gpt-4o-mini", usage={"input": 1}, tags={"seq": "0"})
+    assert not lct.flush(timeout=2)
+    spool = spool_dir_for(url, tmp_path / "env-spool")
+    _wait_for(lambda: list(spool.glob("*.jsonl*")), 10, "a spool file")
+    assert spool.parent == tmp_path / "env-spool"
+    assert STATS.get(f"delivery.{sql_target.dialect}.spooled") == 1
+    assert oct(spool.stat().st_mode & 0o777) == "0o700"
+    assert not lct.shutdown(timeout=0.5)  # the database is still absent
