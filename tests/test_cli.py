@@ -90,3 +90,17 @@ def test_parser_lists_the_shell_commands() -> None:
     names = {name for name, _, _ in COMMANDS}
     assert {"report", "demo", "doctor"} <= names
     assert build_parser().prog == "llm-cost-tracker"
+
+
+def test_a_missing_driver_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As if psycopg were not installed: importing it fails.
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    url = "postgresql://app@127.0.0.1:1/llm"
+    assert main(["report", "--database-url", url]) == 2
+    assert "pip install 'llm-cost-tracker[postgres]'" in capsys.readouterr().err
+    assert main(["doctor", "--database-url", url]) == 1
+    out = capsys.readouterr().out
+    assert "[fail] database driver:" in out
+    assert "llm-cost-tracker[postgres]" in out

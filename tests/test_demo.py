@@ -109,3 +109,18 @@ def test_demo_honours_database_url_and_output(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "r.html").exists()
     assert f"--database-url '{url}'" in result.stdout
     assert not (tmp_path / "llm_costs.db").exists()
+
+
+def test_demo_into_postgres(fresh_postgres_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    result = _run(["demo", "--database-url", fresh_postgres_url, "--no-report"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS + ANTHROPIC_STEPS)
+    with psycopg.connect(fresh_postgres_url) as connection:
+        calls, priced = connection.execute(
+            "SELECT COUNT(*), COUNT(total_cost) FROM llm_cost_tracker_calls"
+        ).fetchone()
+    assert calls == expected
+    assert priced == expected - 2  # all but the 429 and the stream that reported no usage
+    assert not (tmp_path / "llm-cost-report.html").exists()
