@@ -427,7 +427,7 @@ def render_html(report: Report) -> str:
             "prices",
             "Prices used",
             _prices(report),
-            "Rates as frozen with the calls when they were priced (one priced call per model).",
+            "Rates as frozen with the calls when they were priced: each model's latest priced call in the period.",
         ),
     ]
     body = "\n".join(_section(*s) for s in sections)
