@@ -33,7 +33,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("doctor", "llm_cost_tracker._doctor", "check the setup: database, schema, SDKs, prices, data quality"),
     ("prices", "llm_cost_tracker._cli_prices", "list, explain, sync or check the prices in force"),
     ("reprice", "llm_cost_tracker._cli_prices", "recompute the cost of unknown/partial (or all) stored calls"),
-    ("prune", "llm_cost_tracker._cli_prune", "delete calls older than an age, in batches (retention)"),
+    ("prune", "llm_cost_tracker._cli_prune", "delete calls older than an age, in batches"),
 ]
 
 
