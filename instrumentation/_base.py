@@ -26,6 +26,10 @@ _logger = logging.getLogger(__name__)
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 WrappedMethod = tuple[str, str, Wrapper]  # (module, "Class.method", wrapper)
 
+# What wrap_function_wrapper installs. In wrapt 2 a FunctionWrapper is not a
+# wrapt.ObjectProxy (both derive from a private base), so name both.
+_PROXY_TYPES = (wrapt.ObjectProxy, wrapt.FunctionWrapper)
+
 _REQUIREMENT_RE = re.compile(
     r"^\s*([A-Za-z0-9_.\-]+)\s*(?:(>=|<|==|>|<=)\s*([0-9][0-9.]*))?\s*(?:,\s*(>=|<|==|>|<=)\s*([0-9][0-9.]*))?\s*$"
 )
@@ -159,7 +163,7 @@ class BaseInstrumentor:
                     if isinstance(owner, type)
                     else getattr(owner, name, None)
                 )
-                if isinstance(current, wrapt.ObjectProxy):
+                if isinstance(current, _PROXY_TYPES):
                     setattr(owner, name, current.__wrapped__)
                 else:
                     STATS.incr("errors.uninstrument.not_a_proxy")

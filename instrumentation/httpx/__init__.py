@@ -16,8 +16,6 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import Any
 
-import wrapt
-
 from .._base import BaseInstrumentor, WrappedMethod
 from ._parsers import BodyParser, register_parser, unregister_parser
 from ._wrappers import async_send_wrapper, send_wrapper, stream_classes
@@ -58,21 +56,6 @@ class HttpxInstrumentor(BaseInstrumentor):
             )
             return False
         return super().instrument(**kwargs)
-
-    def uninstrument(self, **kwargs: Any) -> None:
-        """Restore ``send``; a no-op when not instrumented."""
-        # wrapt 2's FunctionWrapper does not derive from wrapt.ObjectProxy, the
-        # type the base class checks before unwrapping: put these back here.
-        with self._lock:
-            kept = []
-            for owner, name in self._patched:
-                current = owner.__dict__.get(name)
-                if isinstance(current, wrapt.FunctionWrapper):
-                    setattr(owner, name, current.__wrapped__)
-                else:
-                    kept.append((owner, name))
-            self._patched[:] = kept
-            super().uninstrument(**kwargs)
 
     def wrapped_methods(self, **kwargs: Any) -> Sequence[WrappedMethod]:
         methods: list[WrappedMethod] = []
