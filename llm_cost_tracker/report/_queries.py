@@ -215,21 +215,23 @@ class _Queries:
                 quiet=True,
             )
             for r in rows:
-                provider, model = str(r[0]), str(r[1])
-                if _int(r[11]):
-                    kind = "unknown" if r[2] is None else str(r[2])
-                    errors[kind] = errors.get(kind, 0) + _int(r[11])
-                r = (r[0], r[1], *r[3:])
-                spend = _spend(r[2:7])
+                provider, model, error_type = str(r[0]), str(r[1]), r[2]
+                spend = _spend(r[3:8])
+                cache_read, reasoning, partial, failed, streams, silent, no_usage = map(
+                    _int, r[8:15]
+                )
+                if failed:
+                    kind = "unknown" if error_type is None else str(error_type)
+                    errors[kind] = errors.get(kind, 0) + failed
                 m = models.setdefault((provider, model), _ModelTotals())
                 m.spend = _add(m.spend, spend)
-                m.cache_read += _int(r[7])
-                m.reasoning += _int(r[8])
-                m.partial += _int(r[9])
-                m.errors += _int(r[10])
-                m.streams += _int(r[11])
-                m.streams_without_usage += _int(r[12])
-                m.without_usage += _int(r[13])
+                m.cache_read += cache_read
+                m.reasoning += reasoning
+                m.partial += partial
+                m.errors += failed
+                m.streams += streams
+                m.streams_without_usage += silent
+                m.without_usage += no_usage
                 daily[(day, provider)] = _add(daily.get((day, provider), Spend()), spend)
             if self.progress is not None and (index + 1) % 7 == 0 and index + 1 < len(days):
                 self.progress(f"daily spend by model: {index + 1} of {len(days)} days")
