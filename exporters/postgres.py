@@ -183,6 +183,7 @@ class _PostgresWriter:
 
     def reset(self) -> None:
         connection, self._connection = self._connection, None
+        self._migrated = False  # check the schema again on reconnecting (a restored database)
         if connection is not None and self._pid == os.getpid():
             with contextlib.suppress(Exception):  # already broken: nothing more to release
                 connection.close()

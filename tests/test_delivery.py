@@ -318,3 +318,16 @@ def test_spool_dir_comes_from_the_environment(
     assert STATS.get(f"delivery.{sql_target.dialect}.spooled") == 1
     assert oct(spool.stat().st_mode & 0o777) == "0o700"
     assert not lct.shutdown(timeout=0.5)  # the database is still absent
+
+
+def test_tables_dropped_under_a_running_exporter_are_recreated(sql_target, tmp_path: Path):
+    exporter = sql_target.exporter(tmp_path, initial_backoff=0.05, max_backoff=0.2)
+    exporter.export(make_events(5, seed=1))
+    assert exporter.flush(30)
+    for table in (_sql.CALLS, _sql.LINE_ITEMS, _sql.TAGS, _sql.ROLLUPS, _sql.MIGRATIONS):
+        sql_target.query(f"DROP TABLE {table}")
+    exporter.export(make_events(7, seed=2))
+    assert exporter.flush(30)
+    exporter.shutdown()
+    assert sql_target.count() == 7
+    assert STATS.get(f"delivery.{sql_target.dialect}.retries") >= 1
