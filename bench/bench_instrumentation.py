@@ -25,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CALLS = 150  # per block
-ROUNDS = 4
+CALLS = 400  # interleaved bare / instrumented pairs
+ROUNDS = 4  # blocks, for instrumentations that cannot be undone (OpenLIT)
 CHUNKS = 200  # per streamed response
-STREAM_CALLS = 15
+STREAM_CALLS = 40
 ISOLATED_CALLS = 10_000
 
 _PAYLOADS = Path(__file__).resolve().parent.parent / "llm_cost_tracker" / "_standin" / "payloads"
@@ -162,7 +162,7 @@ def measure(
     alternating: bool = True,
     only_openai: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """Median microseconds per call, bare and instrumented, alternating blocks over ROUNDS.
+    """Median microseconds per call, bare and instrumented, interleaved call by call.
 
     ``alternating=False`` is for instrumentations that cannot be undone: every bare
     block runs first, then the instrumentation is set up once.
@@ -187,21 +187,28 @@ def measure(
             b, i = statistics.median(bare_all[name]), statistics.median(timed)
             results[name] = {"bare_us": b, "instrumented_us": i, "added_us": i - b, "items": items}
         return results
+    clock = time.perf_counter_ns
     for name, (call, items) in workloads.items():
         n = CALLS if items == 1 else STREAM_CALLS
-        for _ in range(20):
+        for _ in range(10):
             call()  # warm up both code paths
         setup()
-        for _ in range(20):
+        for _ in range(10):
             call()
         teardown()
         bare: list[float] = []
         instrumented: list[float] = []
-        for _ in range(ROUNDS):
-            bare += _time_block(call, n)
+        # Interleaved call by call, so load changes on a shared machine hit both alike.
+        for _ in range(n):
+            start = clock()
+            call()
+            bare.append((clock() - start) / 1000.0)
             setup()
             try:
-                instrumented += _time_block(call, n)
+                call()  # the first call after patching pays one-off binding costs
+                start = clock()
+                call()
+                instrumented.append((clock() - start) / 1000.0)
             finally:
                 teardown()
         b, i = statistics.median(bare), statistics.median(instrumented)
@@ -272,13 +279,28 @@ def isolated() -> dict[str, float]:
     }
 
 
-def _ours() -> tuple[Callable[[], None], Callable[[], None]]:
+def _ours() -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
+    """(configure, patch, unpatch): the pipeline is configured once; the SDKs are patched per call."""
+    from llm_cost_tracker.instrumentation.anthropic import AnthropicInstrumentor
+    from llm_cost_tracker.instrumentation.openai import OpenAIInstrumentor
+
     import llm_cost_tracker as lct
 
-    def setup() -> None:
-        lct.configure(database_url=None, instrument=["openai", "anthropic"], exporters=[])
+    instrumentors = [OpenAIInstrumentor(), AnthropicInstrumentor()]
 
-    return setup, lambda: lct.shutdown()
+    def configure() -> None:
+        lct.configure(database_url=None, instrument=None, exporters=[])
+
+    def patch() -> None:
+        config = lct.get_config()
+        for instrumentor in instrumentors:
+            instrumentor.instrument(config=config)
+
+    def unpatch() -> None:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+
+    return configure, patch, unpatch
 
 
 def _peer(name: str) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -350,7 +372,7 @@ def main() -> None:
 
     print(
         f"python {sys.version.split()[0]}, openai {openai.__version__}; "
-        f"{ROUNDS} alternating rounds, {CALLS} calls per block ({STREAM_CALLS} for streams); medians"
+        f"{CALLS} interleaved bare/instrumented calls ({STREAM_CALLS} for streams); medians"
     )
     alone = isolated()
     print(
@@ -361,10 +383,17 @@ def main() -> None:
         f"  stream: {alone['stream_added_per_chunk_us']:.3f} us added per chunk "
         f"({alone['stream_chunks']} chunks, start and finish of the call included)"
     )
-    setup, teardown = _ours()
+    configure, patch, unpatch = _ours()
+    configure()
+    try:
+        end_to_end = measure(patch, unpatch)
+    finally:
+        import llm_cost_tracker as lct
+
+        lct.shutdown()
     _print(
         "llm-cost-tracker, end to end (full pipeline configured: bus, pricing on the worker)",
-        measure(setup, teardown),
+        end_to_end,
     )
     # one or more Pythons (os.pathsep-separated): peers often need environments of their own
     pythons = [p for p in os.environ.get(PEERS_VARIABLE, "").split(os.pathsep) if p]

@@ -46,13 +46,28 @@ _CLIENT_PROVIDERS: tuple[tuple[str, str], ...] = (
 )
 
 
+_BY_CLASS: dict[type, str | None] = {}
+
+
 def provider_of_client(client: Any) -> str | None:
     """Bedrock / Vertex / Foundry clients by class; None for the first-party client (decided by host)."""
-    for cls in type(client).__mro__:
-        for marker, provider in _CLIENT_PROVIDERS:
-            if marker in cls.__name__:
-                return provider
-    return None
+    kind = type(client)
+    try:
+        return _BY_CLASS[kind]
+    except KeyError:
+        pass
+    found = next(
+        (
+            provider
+            for cls in kind.__mro__
+            for marker, provider in _CLIENT_PROVIDERS
+            if marker in cls.__name__
+        ),
+        None,
+    )
+    if len(_BY_CLASS) < 1024:  # client classes are few; bounded all the same
+        _BY_CLASS[kind] = found
+    return found
 
 
 def _types(module: str, *names: str) -> tuple[type, ...]:

@@ -96,6 +96,23 @@ class Surface:
     stream_usage_source: UsageSource = "stream"
 
 
+_HOSTS: dict[int, tuple[Any, str | None, int | None]] = {}  # id(url) -> (url, host, port)
+
+
+def _host_and_port(url: Any) -> tuple[str | None, int | None]:
+    """A client URL's host and port, remembered per URL object (parsing them is not free)."""
+    cached = _HOSTS.get(id(url))
+    if cached is not None and cached[0] is url:
+        return cached[1], cached[2]
+    host = getattr(url, "host", None)
+    port = getattr(url, "port", None)
+    found = (host if isinstance(host, str) else None, port if isinstance(port, int) else None)
+    if len(_HOSTS) >= 1024:  # clients are few; bounded all the same
+        _HOSTS.clear()
+    _HOSTS[id(url)] = (url, *found)  # the URL is kept, so its id cannot be reused meanwhile
+    return found
+
+
 def provider_of(ctx: SdkContext, instance: Any) -> str:
     """The provider a resource's client talks to: its class (Bedrock, Vertex), else its base URL's host."""
     client = getattr(instance, "_client", None)
@@ -104,11 +121,12 @@ def provider_of(ctx: SdkContext, instance: Any) -> str:
     named = ctx.provider_of_client(client)
     if named is not None:
         return named
-    url = getattr(client, "base_url", None)
-    host = getattr(url, "host", None)
-    if not isinstance(host, str):
+    # Stainless clients keep it in _base_url; the public property can be slow (openai 3.x imports per call)
+    url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
+    host, port = _host_and_port(url)
+    if host is None:
         return ctx.default_provider
-    return provider_for_host(host, getattr(url, "port", None)) or ctx.default_provider
+    return provider_for_host(host, port) or ctx.default_provider
 
 
 def _requested_model(kwargs: dict[str, Any]) -> str | None:
