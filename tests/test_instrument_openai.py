@@ -859,3 +859,51 @@ def test_no_double_count_with_the_transport_instrumentor(standin: StandInServer)
         )
     assert len(events) == 2
     assert [e.operation for e in events] == ["chat", "chat"]
+
+
+# -- malformed payloads and missing SDKs ----------------------------------------------------
+
+
+def test_negative_usage_is_unknown_and_counted(standin: StandInServer) -> None:
+    response = json.loads(json.dumps(PAYLOADS["openai_chat_cached_gpt4omini"]["response"]))
+    response["usage"]["prompt_tokens"] = -5
+    c = client(standin, add(standin, "openai_chat_negative_usage", response))
+    bare, instrumented, events = bare_and_instrumented(
+        lambda: c.chat.completions.create(model="m", messages=MESSAGES)
+    )
+    assert dump(instrumented) == dump(bare)
+    event = only(events)
+    assert event.usage is None
+    assert event.usage_source == "unknown"
+    assert STATS.get("dropped.usage_invalid") == 1
+
+
+def test_malformed_stream_chunk_error_is_identical(standin: StandInServer) -> None:
+    sse = PAYLOADS["openai_chat_stream_include_usage"]["sse"].split("\n\n")
+    sse.insert(2, "data: {not json")
+    c = client(standin, add(standin, "openai_chat_stream_malformed", None, sse="\n\n".join(sse)))
+
+    def run() -> BaseException:
+        return error_of(
+            lambda: list(c.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+        )
+
+    bare = run()
+    with capture_events(instrument=["openai"]) as events:
+        instrumented = run()
+    same_error(bare, instrumented)
+    event = only(events)
+    assert event.status == "error"
+    assert event.error_type == type(bare).__name__
+
+
+def test_missing_or_too_old_sdk_is_a_logged_no_op(caplog: pytest.LogCaptureFixture) -> None:
+    class NeedsAFutureSDK(OpenAIInstrumentor):
+        def instrumentation_dependencies(self) -> tuple[str, ...]:
+            return ("openai >= 99",)
+
+    caplog.set_level("INFO")
+    before = original_create()
+    assert NeedsAFutureSDK().instrument() is False
+    assert original_create() is before
+    assert "does not satisfy" in caplog.text
