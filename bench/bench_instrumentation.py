@@ -225,7 +225,8 @@ def isolated() -> dict[str, float]:
 
     The result is a real ``ChatCompletion`` (and real ``ChatCompletionChunk`` objects)
     parsed by the SDK from the recorded payload, so extraction reads the same
-    objects as in a live call. The full pipeline is configured (bus, pricing).
+    objects as in a live call. The full pipeline is configured (bus, pricing), with
+    the bus worker idle while timing.
     """
     from llm_cost_tracker.instrumentation._streams import SyncStreamProxy
     from llm_cost_tracker.instrumentation.openai import CHAT, sdk_context
@@ -251,7 +252,15 @@ def isolated() -> dict[str, float]:
     def sdk_method(**kw: Any) -> Any:
         return completion
 
-    lct.configure(database_url=None, instrument=None, exporters=[])
+    # The worker is kept asleep (one large batch, a long interval) so that what is timed is
+    # the caller's thread alone, not the caller sharing the GIL with pricing on the worker.
+    lct.configure(
+        database_url=None,
+        instrument=None,
+        exporters=[],
+        batch_size=ISOLATED_CALLS * 2,
+        export_interval=3600.0,
+    )
     try:
         bare = _median_us(lambda: sdk_method(**kwargs), ISOLATED_CALLS)
         wrapped = _median_us(lambda: wrapper(sdk_method, resource, (), kwargs), ISOLATED_CALLS)
@@ -422,7 +431,9 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--peer":
         peer_setup, peer_teardown = _peer(sys.argv[2])
-        undoable = sys.argv[2] != "openlit"  # openlit.init() patches for good
+        # openlit.init() patches for good, and OpenLLMetry's uninstrument() leaves wrappers
+        # behind (patching it again per call recurses): both are measured in blocks instead
+        undoable = sys.argv[2] == "opentelemetry-instrumentation-openai-v2"
         figures = measure(peer_setup, peer_teardown, alternating=undoable, only_openai=True)
         print(_peer_version(sys.argv[2]))
         print(json.dumps(figures))
