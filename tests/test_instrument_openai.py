@@ -907,3 +907,35 @@ def test_missing_or_too_old_sdk_is_a_logged_no_op(caplog: pytest.LogCaptureFixtu
     assert NeedsAFutureSDK().instrument() is False
     assert original_create() is before
     assert "does not satisfy" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("provider", "api_version", "asked"),
+    [
+        ("mistral", None, False),
+        ("azure_openai", "2024-02-01", False),
+        ("azure_openai", "2024-10-21", True),
+    ],
+)
+def test_usage_is_only_asked_of_providers_that_accept_it(
+    standin: StandInServer, provider: str, api_version: str | None, asked: bool
+) -> None:
+    host = standin.url.removeprefix("http://")
+    register_host(host, provider)
+    try:
+        if api_version is None:
+            c = client(standin, "openai_chat_stream_include_usage")
+        else:
+            c = openai.AzureOpenAI(
+                api_key="k",
+                api_version=api_version,
+                azure_endpoint=standin.scenario_url("openai_chat_stream_include_usage"),
+                max_retries=0,
+            )
+            _OPEN.append(c)
+        with capture_events(instrument=["openai"]) as events:
+            list(c.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    finally:
+        unregister_host(host)
+    assert ("stream_options" in standin.requests[-1].json()) is asked
+    assert only(events).provider == provider

@@ -157,11 +157,31 @@ def begin_call(
     )
 
 
+# Providers whose chat streams accept ``stream_options.include_usage``. Others (Mistral
+# sends usage anyway; unknown gateways are "openai" and do accept it) are left alone, so
+# that asking for usage can never turn a working call into a 400.
+_ACCEPTS_INCLUDE_USAGE = frozenset(
+    {"openai", "azure_openai", "deepseek", "openrouter", "xai", "together", "fireworks", "groq"}
+)
+_AZURE_INCLUDE_USAGE_SINCE = "2024-09-01"  # api-version that introduced stream_options
+
+
+def _accepts_include_usage(provider: str, instance: Any) -> bool:
+    if provider not in _ACCEPTS_INCLUDE_USAGE:
+        return False
+    if provider == "azure_openai":
+        version = getattr(getattr(instance, "_client", None), "_api_version", None)
+        return isinstance(version, str) and version >= _AZURE_INCLUDE_USAGE_SINCE
+    return True
+
+
 def _with_usage_requested(
-    ctx: SdkContext, surface: Surface, kwargs: dict[str, Any]
+    ctx: SdkContext, surface: Surface, call: Call, instance: Any, kwargs: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
     """Ask a chat-style stream for its usage when the caller did not; return (kwargs, injected)."""
     if not (surface.inject_usage and ctx.stream_usage and kwargs.get("stream") is True):
+        return kwargs, False
+    if not _accepts_include_usage(call.provider, instance):
         return kwargs, False
     options = kwargs.get("stream_options")
     if isinstance(options, dict):
@@ -357,7 +377,7 @@ def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
         call = begin_call(ctx, surface, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        sent, injected = _with_usage_requested(ctx, surface, kwargs)
+        sent, injected = _with_usage_requested(ctx, surface, call, instance, kwargs)
         token = _SUPPRESSED.set(True)  # suppressed(), without a generator on the hot path
         try:
             result = wrapped(*args, **sent)
@@ -380,7 +400,7 @@ def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
         call = begin_call(ctx, surface, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
-        sent, injected = _with_usage_requested(ctx, surface, kwargs)
+        sent, injected = _with_usage_requested(ctx, surface, call, instance, kwargs)
         token = _SUPPRESSED.set(True)
         try:
             result = await wrapped(*args, **sent)
