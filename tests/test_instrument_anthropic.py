@@ -426,7 +426,7 @@ async def test_async_batch_results(standin: StandInServer) -> None:
 
 
 def test_bedrock_and_vertex_clients(standin: StandInServer) -> None:
-    pytest.importorskip("boto3", reason="the Bedrock client needs boto3 (dev extra)")
+    # the Bedrock client signs requests with boto3 (in the dev extra)
     bedrock = anthropic.AnthropicBedrock(
         aws_access_key="a",
         aws_secret_key="b",
