@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +60,7 @@ class SQLiteExporter:
         self._connection: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        _EXPORTERS.add(self)
         dialect = _sql.SQLITE
         self._insert_call = dialect.insert_sql(_sql.CALLS, _sql.call_columns(dialect))
         self._insert_item = dialect.insert_sql(_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS)
@@ -98,6 +100,12 @@ class SQLiteExporter:
         self._connection = None
         self._lock = threading.Lock()
 
+    def _before_fork(self) -> None:
+        self._lock.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._lock.release()
+
     def shutdown(self) -> None:
         with self._lock:
             if self._connection is not None and self._pid == os.getpid():
@@ -108,3 +116,33 @@ class SQLiteExporter:
 def create_exporter(url: str, config: Config | None) -> SQLiteExporter:
     """Create the exporter for ``configure(database_url=...)``."""
     return SQLiteExporter(url)
+
+
+# SQLite keeps per-file lock state in process memory: a child forked in the
+# middle of a write inherits a "locked" state no connection of its own can
+# clear, and its first write hangs. So a fork waits for a batch in progress to
+# commit (the exporter lock is held exactly while a transaction is open).
+_EXPORTERS: weakref.WeakSet[SQLiteExporter] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for exporter in list(_EXPORTERS):
+        exporter._before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for exporter in list(_EXPORTERS):
+        exporter._after_fork_in_parent()
+
+
+def _after_fork_in_child() -> None:
+    for exporter in list(_EXPORTERS):
+        exporter.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import time
+import warnings
 from decimal import Decimal
 
 import pytest
@@ -171,3 +175,51 @@ def test_exporter_reopens_its_connection_after_a_fork(tmp_path) -> None:
     assert exporter._connection is not first
     exporter.shutdown()
     assert rows(db, "select count(*) from llm_cost_tracker_calls") == [(2,)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_forking_while_a_batch_is_being_written_never_hangs_the_child(tmp_path) -> None:
+    db = str(tmp_path / "fork.db")
+    exporter = SQLiteExporter(f"sqlite:///{db}")
+    stop = threading.Event()
+
+    def write_continuously() -> None:
+        while not stop.is_set():
+            exporter.export(
+                [
+                    UsageEvent(provider="openai", model="parent", operation="chat", usage=None)
+                    for _ in range(200)
+                ]
+            )
+
+    writer = threading.Thread(target=write_continuously)
+    writer.start()
+    try:
+        for _ in range(5):
+            with warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore", DeprecationWarning
+                )  # fork with threads: ours is handled
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                code = 1
+                try:
+                    exporter.export(
+                        [UsageEvent(provider="openai", model="child", operation="chat", usage=None)]
+                    )
+                    code = 0
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + 30
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                assert time.monotonic() < deadline, "the forked child hung writing to SQLite"
+                time.sleep(0.01)
+            assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        stop.set()
+        writer.join()
+        exporter.shutdown()
+    assert rows(db, "select count(*) from llm_cost_tracker_calls where model = 'child'") == [(5,)]
