@@ -54,7 +54,7 @@ def tests(session: nox.Session, sdks: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff format --check and ruff check."""
-    session.install("ruff>=0.6")
+    session.install("ruff==0.17.6")
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
 

@@ -18,7 +18,9 @@ def per_call_us(func: Callable[[], object], *, batch: int = 1000, repeats: int =
     return statistics.median(samples)
 
 
-def report(name: str, value_us: float, baseline_us: float | None = None, target_us: float | None = None) -> None:
+def report(
+    name: str, value_us: float, baseline_us: float | None = None, target_us: float | None = None
+) -> None:
     parts = [f"{name:<52} {value_us:8.3f} us"]
     if baseline_us:
         parts.append(f"({value_us / baseline_us:5.1f}x baseline {baseline_us:.3f} us)")

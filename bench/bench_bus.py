@@ -27,7 +27,13 @@ class Discard:
 
 
 def main() -> None:
-    event = UsageEvent(provider="openai", model="gpt-4o-mini", operation="chat", usage=None, tags={"feature": "chat"})
+    event = UsageEvent(
+        provider="openai",
+        model="gpt-4o-mini",
+        operation="chat",
+        usage=None,
+        tags={"feature": "chat"},
+    )
     raw: collections.deque[UsageEvent] = collections.deque()
 
     def baseline() -> None:

@@ -10,9 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from llm_cost_tracker import TokenUsage, UsageEvent
 from llm_cost_tracker.exporters import _sql
 from llm_cost_tracker.exporters.sqlite import SQLiteExporter, connect, migrate
+
+from llm_cost_tracker import TokenUsage, UsageEvent
 
 N = 50_000
 BATCH = 512
@@ -70,5 +71,10 @@ def main() -> None:
         raw = raw_rate(Path(tmp) / "raw.db", events)
         ours = exporter_rate(Path(tmp) / "ours.db", events)
     print(f"raw executemany of prebuilt rows (baseline)   {raw:10,.0f} events/s")
-    print(f"SQLiteExporter.export (rows built + written)  {ours:10,.0f} events/s  ({ours / raw:.0%} of raw)")
-    print("target: above 50,000 events/s with three tags each ->", "OK" if ours >= 50_000 else "MISSED")
+    print(
+        f"SQLiteExporter.export (rows built + written)  {ours:10,.0f} events/s  ({ours / raw:.0%} of raw)"
+    )
+    print(
+        "target: above 50,000 events/s with three tags each ->",
+        "OK" if ours >= 50_000 else "MISSED",
+    )

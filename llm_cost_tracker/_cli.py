@@ -29,10 +29,22 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("migrate", "llm_cost_tracker._cli_db", "create or upgrade the ledger tables"),
     ("sql", "llm_cost_tracker._cli_db", "run a SQL query against the ledger"),
     ("report", "llm_cost_tracker._cli_report", "write a spend report (HTML, JSON or Markdown)"),
-    ("demo", "llm_cost_tracker._demo", "see it work: real SDK calls to a local stand-in server, then a report"),
-    ("doctor", "llm_cost_tracker._doctor", "check the setup: database, schema, SDKs, prices, data quality"),
+    (
+        "demo",
+        "llm_cost_tracker._demo",
+        "see it work: real SDK calls to a local stand-in server, then a report",
+    ),
+    (
+        "doctor",
+        "llm_cost_tracker._doctor",
+        "check the setup: database, schema, SDKs, prices, data quality",
+    ),
     ("prices", "llm_cost_tracker._cli_prices", "list, explain, sync or check the prices in force"),
-    ("reprice", "llm_cost_tracker._cli_prices", "recompute the cost of unknown/partial (or all) stored calls"),
+    (
+        "reprice",
+        "llm_cost_tracker._cli_prices",
+        "recompute the cost of unknown/partial (or all) stored calls",
+    ),
     ("prune", "llm_cost_tracker._cli_prune", "delete calls older than an age, in batches"),
 ]
 

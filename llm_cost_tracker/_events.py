@@ -7,11 +7,11 @@ prompt or completion content: no field is meant for free text from a call.
 from __future__ import annotations
 
 import time
-from random import getrandbits as _getrandbits
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from random import getrandbits as _getrandbits
 from types import MappingProxyType
 from typing import Any, Literal
 
