@@ -51,6 +51,12 @@ def _reprice_round_trip(server: Any, url: str, tmp_path: Path, capsys: Any) -> N
         f"SELECT component, unit_price FROM {_sql.LINE_ITEMS} WHERE call_id = '{unknown.id}'",
     )
     assert {c: Decimal(str(p)) for c, p in items} == {"input": 2 / M, "output": 8 / M}
+    # The daily rollups that budgets and reports read moved with the new cost.
+    ((rolled_up, unpriced),) = server.query(
+        url, f"SELECT SUM(total_cost), SUM(unpriced_calls) FROM {_sql.ROLLUPS}"
+    )
+    assert Decimal(str(rolled_up)) == sum(rows.values())
+    assert int(unpriced) == 0
 
 
 @pytest.mark.postgres

@@ -155,6 +155,10 @@ def reprice(
                 ),
             )
     if not dry_run:
+        if result.changed:
+            # Costs changed in place: the daily rollups (PostgreSQL, MySQL) that
+            # budgets and reports read must change with them, in this transaction.
+            _sql.rebuild_rollups(cursor, dialect, start, end)
         connection.commit()
     return result
 
