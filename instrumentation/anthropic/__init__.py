@@ -15,7 +15,7 @@ from typing import Any
 
 from .._base import BaseInstrumentor, WrappedMethod
 from ..openai._extract import Extraction
-from ..openai._wrappers import SdkContext, Surface, async_wrapper, sync_wrapper, unwrap_all
+from ..openai._wrappers import SdkContext, Surface, async_wrapper, sync_wrapper
 from ._extract import AnthropicStreamState, extract_anthropic
 from ._wrappers import batch_results_wrapper, stream_manager_wrapper
 
@@ -123,11 +123,6 @@ class AnthropicInstrumentor(BaseInstrumentor):
                 (module, "AsyncBatches.results", batch_results_wrapper(ctx, is_async=True)),
             ]
         return table
-
-    def uninstrument(self, **kwargs: Any) -> None:
-        # wrapt 2's function wrappers are not wrapt.ObjectProxy instances, which
-        # the base class checks for; unwrap_all accepts both generations.
-        unwrap_all(self)
 
 
 __all__ = ["AnthropicInstrumentor"]

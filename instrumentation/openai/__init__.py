@@ -25,7 +25,7 @@ from ._extract import (
     extract_openai,
     get,
 )
-from ._wrappers import SdkContext, Surface, async_wrapper, sync_wrapper, unwrap_all
+from ._wrappers import SdkContext, Surface, async_wrapper, sync_wrapper
 
 
 def _extract_body(result: Any, kwargs: dict[str, Any]) -> Extraction:
@@ -134,11 +134,6 @@ class OpenAIInstrumentor(BaseInstrumentor):
             table.append((module, f"{cls}.{method}", sync_wrapper(ctx, surface)))
             table.append((module, f"Async{cls}.{method}", async_wrapper(ctx, surface)))
         return table
-
-    def uninstrument(self, **kwargs: Any) -> None:
-        # wrapt 2's function wrappers are not wrapt.ObjectProxy instances, which
-        # the base class checks for; unwrap_all accepts both generations.
-        unwrap_all(self)
 
 
 __all__ = ["OpenAIInstrumentor"]

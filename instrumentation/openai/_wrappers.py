@@ -429,25 +429,4 @@ __all__ = [
     "provider_of",
     "sync_wrapper",
     "unknown_usage",
-    "unwrap_all",
 ]
-
-
-def unwrap_all(instrumentor: Any) -> None:
-    """Restore every attribute an instrumentor wrapped (wrapt 1.x and 2.x function wrappers)."""
-    import wrapt
-
-    proxy_types = tuple({wrapt.ObjectProxy, getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)})
-    with instrumentor._lock:
-        if not instrumentor._is_instrumented:
-            return
-        while instrumentor._patched:
-            owner, name = instrumentor._patched.pop()
-            current = (
-                owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
-            )
-            if isinstance(current, proxy_types):
-                setattr(owner, name, current.__wrapped__)
-            else:
-                STATS.incr("errors.uninstrument.not_a_proxy")
-        instrumentor._is_instrumented = False
