@@ -15,7 +15,7 @@ from typing import Any
 
 from .._base import BaseInstrumentor, WrappedMethod
 from ..openai._extract import Extraction
-from ..openai._wrappers import SdkContext, Surface, async_wrapper, sync_wrapper
+from ..openai._wrappers import SdkContext, Surface, async_wrapper, sdk_types, sync_wrapper
 from ._extract import AnthropicStreamState, extract_anthropic
 from ._wrappers import batch_results_wrapper, stream_manager_wrapper
 
@@ -70,25 +70,15 @@ def provider_of_client(client: Any) -> str | None:
     return found
 
 
-def _types(module: str, *names: str) -> tuple[type, ...]:
-    import importlib
-
-    try:
-        loaded = importlib.import_module(module)
-    except ImportError:
-        return ()
-    return tuple(t for name in names if isinstance(t := getattr(loaded, name, None), type))
-
-
 def sdk_context() -> SdkContext:
     """The anthropic SDK's stream and raw-response types, for the wrappers."""
     return SdkContext(
         default_provider="anthropic",
-        stream_types=_types("anthropic._streaming", "Stream"),
-        async_stream_types=_types("anthropic._streaming", "AsyncStream"),
-        raw_types=_types("anthropic._legacy_response", "LegacyAPIResponse"),
-        lazy_raw_types=_types("anthropic._response", "APIResponse"),
-        async_lazy_raw_types=_types("anthropic._response", "AsyncAPIResponse"),
+        stream_types=sdk_types("anthropic._streaming", "Stream"),
+        async_stream_types=sdk_types("anthropic._streaming", "AsyncStream"),
+        raw_types=sdk_types("anthropic._legacy_response", "LegacyAPIResponse"),
+        lazy_raw_types=sdk_types("anthropic._response", "APIResponse"),
+        async_lazy_raw_types=sdk_types("anthropic._response", "AsyncAPIResponse"),
         provider_of_client=provider_of_client,
     )
 

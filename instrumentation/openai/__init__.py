@@ -25,7 +25,7 @@ from ._extract import (
     extract_openai,
     get,
 )
-from ._wrappers import SdkContext, Surface, async_wrapper, sync_wrapper
+from ._wrappers import SdkContext, Surface, async_wrapper, sdk_types, sync_wrapper
 
 
 def _extract_body(result: Any, kwargs: dict[str, Any]) -> Extraction:
@@ -95,25 +95,15 @@ _SURFACES: tuple[tuple[str, str, str, Surface], ...] = (
 )
 
 
-def _types(module: str, *names: str) -> tuple[type, ...]:
-    import importlib
-
-    try:
-        loaded = importlib.import_module(module)
-    except ImportError:
-        return ()
-    return tuple(t for name in names if isinstance(t := getattr(loaded, name, None), type))
-
-
 def sdk_context(*, stream_usage: bool = True) -> SdkContext:
     """The openai SDK's stream and raw-response types, for the wrappers."""
     return SdkContext(
         default_provider="openai",
-        stream_types=_types("openai._streaming", "Stream"),
-        async_stream_types=_types("openai._streaming", "AsyncStream"),
-        raw_types=_types("openai._legacy_response", "LegacyAPIResponse"),
-        lazy_raw_types=_types("openai._response", "APIResponse"),
-        async_lazy_raw_types=_types("openai._response", "AsyncAPIResponse"),
+        stream_types=sdk_types("openai._streaming", "Stream"),
+        async_stream_types=sdk_types("openai._streaming", "AsyncStream"),
+        raw_types=sdk_types("openai._legacy_response", "LegacyAPIResponse"),
+        lazy_raw_types=sdk_types("openai._response", "APIResponse"),
+        async_lazy_raw_types=sdk_types("openai._response", "AsyncAPIResponse"),
         stream_usage=stream_usage,
     )
 

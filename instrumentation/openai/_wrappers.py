@@ -419,6 +419,17 @@ def unknown_usage(result: Any, kwargs: dict[str, Any]) -> Extraction:
     return Extraction(usage=None, model=None)
 
 
+def sdk_types(module: str, *names: str) -> tuple[type, ...]:
+    """The classes ``names`` of ``module`` that this SDK version has (none if the module is missing)."""
+    import importlib
+
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError:
+        return ()
+    return tuple(t for name in names if isinstance(t := getattr(loaded, name, None), type))
+
+
 __all__ = [
     "CallRecorder",
     "RecordedIds",
@@ -427,6 +438,7 @@ __all__ = [
     "async_wrapper",
     "begin_call",
     "provider_of",
+    "sdk_types",
     "sync_wrapper",
     "unknown_usage",
 ]
