@@ -269,7 +269,7 @@ def check_ledger(connection: Any, url: str, days: int, now: datetime) -> list[Ch
     calls, unknown, no_usage_streams, errors = _query(
         connection,
         f"""SELECT COUNT(*),
-                   SUM(CASE WHEN cost_status = 'unknown' AND status = 'ok' THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN cost_status <> 'priced' AND status = 'ok' AND input_tokens IS NOT NULL THEN 1 ELSE 0 END),
                    SUM(CASE WHEN stream AND status = 'ok' AND input_tokens IS NULL THEN 1 ELSE 0 END),
                    SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END)
             FROM {_sql.CALLS} WHERE occurred_at >= {p}""",
@@ -290,7 +290,8 @@ def check_ledger(connection: Any, url: str, days: int, now: datetime) -> list[Ch
         models = _query(
             connection,
             f"""SELECT provider, model, COUNT(*) FROM {_sql.CALLS}
-                WHERE occurred_at >= {p} AND cost_status = 'unknown' AND status = 'ok'
+                WHERE occurred_at >= {p} AND cost_status <> 'priced' AND status = 'ok'
+                  AND input_tokens IS NOT NULL
                 GROUP BY provider, model ORDER BY 3 DESC""",
             (since,),
         )

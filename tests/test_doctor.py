@@ -118,3 +118,17 @@ def test_events_dropped_in_this_process_are_reported(tmp_path: Path) -> None:
     check = _by_name(run_checks(url))["dropped events"]
     assert check.level == "warn"
     assert "dropped.queue_full 7" in check.detail
+
+
+def test_a_call_with_unknown_usage_is_not_reported_as_a_missing_price(tmp_path: Path) -> None:
+    import llm_cost_tracker as lct
+
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    lct.configure(database_url=url, instrument=None, synchronous=True)
+    lct.track(provider="openai", model="gpt-4o-mini", usage={"input": 10, "output": 2})
+    lct.track(provider="openai", model="gpt-4o-mini", usage=None, stream=True)
+    lct.shutdown()
+    checks = _by_name(run_checks(url))
+    # The model has a price; what is missing is the stream's usage, and doctor says that.
+    assert checks["unpriced models"].level == "ok"
+    assert checks["streams without usage"].level == "warn"
