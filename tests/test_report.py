@@ -357,6 +357,11 @@ def test_html_is_self_contained_escaped_and_complete(
     assert "prefers-color-scheme: dark" in page
     assert "@media print" in page
     assert page.count('class="bar"') == len(report.daily)
+    # A model none of whose calls has a price shows "unknown", never $0.00.
+    row = re.search(r'<tr data-provider="openai" data-model="ft:custom-model">(.*?)</tr>', page)
+    assert row is not None
+    assert "unknown" in row.group(1)
+    assert "$0.00" not in row.group(1)
 
 
 def test_json_and_markdown(sqlite_ledger: tuple[str, list[UsageEvent]]) -> None:
@@ -370,6 +375,9 @@ def test_json_and_markdown(sqlite_ledger: tuple[str, list[UsageEvent]]) -> None:
     assert "## Spend by feature" in markdown
     assert "_untagged_" in markdown
     assert "| openai | gpt-4o-mini |" in markdown
+    custom = next(line for line in markdown.splitlines() if "ft:custom-model" in line)
+    assert "unknown" in custom
+    assert "$0.00" not in custom
     with pytest.raises(ValueError, match="unknown report format"):
         render(report, "pdf")
 

@@ -27,6 +27,13 @@ def _money_cell(value: Decimal | None) -> str:
     return f'<td class="num" data-value="{_e(format(value, "f"))}">{_e(money_text(value))}</td>'
 
 
+def _spend_cell(spend: Spend) -> str:
+    """The money cell of a slice: a dash, not $0.00, when none of its calls has a price."""
+    if spend.calls and spend.unpriced_calls == spend.calls:
+        return '<td class="num" title="no call here has a price">unknown</td>'
+    return _money_cell(spend.cost)
+
+
 def _section(section_id: str, title: str, content: str, intro: str = "") -> str:
     intro_html = f"<p>{intro}</p>" if intro else ""
     return (
@@ -166,7 +173,7 @@ def _models(report: Report) -> str:
         f'<tr data-provider="{_e(m.provider)}" data-model="{_e(m.model)}"><td>{_e(m.provider)}</td>'
         f"<td>{_e(m.model)}</td><td class=num>{_num(m.spend.calls)}</td>"
         f"<td class=num>{_num(m.spend.input_tokens)}</td><td class=num>{_num(m.spend.output_tokens)}</td>"
-        f"{_money_cell(m.spend.cost)}<td class=num>{_share(m.spend.cost, total)}</td></tr>"
+        f"{_spend_cell(m.spend)}<td class=num>{_share(m.spend.cost, total)}</td></tr>"
         for m in report.models
     ]
     return _table(
@@ -188,7 +195,7 @@ def _spend_row(label: str, spend: Spend, total: Decimal, css: str = "", value: s
     attrs = f' class="{css}"' if css else ""
     return (
         f'<tr{attrs} data-value-key="{_e(value)}"><td>{label}</td><td class=num>{_num(spend.calls)}</td>'
-        f"{_money_cell(spend.cost)}<td class=num>{_share(spend.cost, total)}</td></tr>"
+        f"{_spend_cell(spend)}<td class=num>{_share(spend.cost, total)}</td></tr>"
     )
 
 

@@ -44,6 +44,8 @@ def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
 
 
 def _spend_cells(spend: Spend) -> list[object]:
+    if spend.calls and spend.unpriced_calls == spend.calls:
+        return [f"{spend.calls:,}", "unknown"]  # no price at all: never shown as $0.00
     return [f"{spend.calls:,}", money_text(spend.cost)]
 
 
