@@ -231,6 +231,18 @@ _ROLLUP_FROM_CALLS = (
     f"FROM {CALLS}{{where}} GROUP BY 1, 2, 3, 4"
 )
 
+BUDGET_ALERTS = "llm_cost_tracker_budget_alerts"
+BUDGET_ALERTS_TABLE_SQL = f"""CREATE TABLE IF NOT EXISTS {BUDGET_ALERTS} (
+    id {{short}} PRIMARY KEY,
+    budget_type {{short}} NOT NULL,
+    scope {{text}} NOT NULL,
+    period {{short}} NOT NULL,
+    limit_amount {{money}} NOT NULL,
+    total {{money}} NOT NULL,
+    event_id {{short}},
+    fired_at {{time}} NOT NULL
+)"""
+
 MIGRATION_LIST: list[Migration] = [
     Migration(
         "0001_contract_tables",
@@ -336,6 +348,10 @@ MIGRATION_LIST: list[Migration] = [
         )
         for name, day in _ROLLUP_DAY.items()
     ),
+    # One row per budget crossing, claimed with insert-or-skip so that exactly
+    # one process fires the notify callback (llm_cost_tracker/_budget_shared.py).
+    # IF NOT EXISTS: budget readers created it themselves before this migration.
+    Migration("0007_budget_alerts", (BUDGET_ALERTS_TABLE_SQL,)),
 ]
 
 

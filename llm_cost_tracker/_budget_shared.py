@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-ALERTS = "llm_cost_tracker_budget_alerts"
+ALERTS = _sql.BUDGET_ALERTS
 ALERT_COLUMNS = (
     "id",
     "budget_type",
@@ -45,23 +45,12 @@ ALERT_COLUMNS = (
     "event_id",
     "fired_at",
 )
-ALERTS_TABLE_SQL = f"""CREATE TABLE IF NOT EXISTS {ALERTS} (
-    id {{short}} PRIMARY KEY,
-    budget_type {{short}} NOT NULL,
-    scope {{text}} NOT NULL,
-    period {{short}} NOT NULL,
-    limit_amount {{money}} NOT NULL,
-    total {{money}} NOT NULL,
-    event_id {{short}},
-    fired_at {{time}} NOT NULL
-)"""
+ALERTS_TABLE_SQL = _sql.BUDGET_ALERTS_TABLE_SQL
 _PLACES = Decimal("0.000000000001")
-ID_CHUNK = 500
+ID_CHUNK = 500  # event ids per "which of these are in the table" query
 # Dialects whose exporter keeps llm_cost_tracker_daily_rollups in the same
 # transaction as the calls (exporters/_sql.py, migration 0005_daily_rollups).
-ROLLUP_DIALECTS = frozenset(
-    {"postgres", "mysql"}
-)  # event ids per "which of these are in the table" query
+ROLLUP_DIALECTS = frozenset({"postgres", "mysql"})
 
 # How each dialect opens a read-only snapshot transaction on an autocommit connection.
 SNAPSHOT_BEGIN = {
