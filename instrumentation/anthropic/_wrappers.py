@@ -55,6 +55,19 @@ def _finish_from_snapshot(recorder: CallRecorder, stream: Any, error: BaseExcept
     )
 
 
+def _finish_manager(recorder: CallRecorder | None, attached: bool, stream: Any) -> None:
+    """Record a stream manager's call when its block exits, if the stream did not already."""
+    if recorder is None or recorder.done:
+        return
+    try:
+        if attached:
+            recorder.finish(None, exhausted=False)
+        else:
+            _finish_from_snapshot(recorder, stream, None)
+    except Exception:
+        STATS.failure("errors.instrumentation.stream_finish", "could not record a message stream")
+
+
 class SyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """A ``MessageStreamManager``: the call starts (and is recorded) when it is entered."""
 
@@ -96,17 +109,7 @@ class SyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         try:
             return self.__wrapped__.__exit__(exc_type, exc, tb)
         finally:
-            recorder = self._self_recorder
-            if recorder is not None and not recorder.done:
-                try:
-                    if self._self_attached:
-                        recorder.finish(None, exhausted=False)
-                    else:
-                        _finish_from_snapshot(recorder, self._self_stream, None)
-                except Exception:
-                    STATS.failure(
-                        "errors.instrumentation.stream_finish", "could not record a message stream"
-                    )
+            _finish_manager(self._self_recorder, self._self_attached, self._self_stream)
 
 
 class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -150,17 +153,7 @@ class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
-            recorder = self._self_recorder
-            if recorder is not None and not recorder.done:
-                try:
-                    if self._self_attached:
-                        recorder.finish(None, exhausted=False)
-                    else:
-                        _finish_from_snapshot(recorder, self._self_stream, None)
-                except Exception:
-                    STATS.failure(
-                        "errors.instrumentation.stream_finish", "could not record a message stream"
-                    )
+            _finish_manager(self._self_recorder, self._self_attached, self._self_stream)
 
 
 def stream_manager_wrapper(
