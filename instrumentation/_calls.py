@@ -1,40 +1,62 @@
 """Turning one intercepted call into a UsageEvent: shared by the SDK and transport instrumentors.
 
 ``start_call()`` snapshots everything that must be read in the caller's context
-when the call starts (tags, trace ids, the clock); ``finish_call()`` and
-``fail_call()`` build the event and hand it to the bus. None of them raise into
-the caller except a budget guardrail the user configured to raise or block.
+when the call starts (tags, the OpenTelemetry span, the clock). A call ends in
+one of two ways:
+
+- ``finish_later(call, read, source)``, the hot path: the caller's thread only
+  stops the clock and queues the call; the bus worker later runs
+  ``read(call, source)`` to read usage out of the response and build the event.
+  Nothing is parsed or built on the caller's thread.
+- ``finish_call()`` / ``fail_call()``: the event is built at once from fields
+  already known (errors, streams read to the end, manual paths).
+
+When a budget must see the cost in the caller's thread (``on_exceed`` "raise"
+or "block"), ``finish_later`` reads and prices at once instead. None of these
+raise into the caller except a budget guardrail the user configured to.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
 
-from .._api import current_call_tags, current_trace_ids, get_runtime
+from .._api import current_call_tags, current_span_context, get_runtime, trace_ids
 from .._errors import LLMCostTrackerError
 from .._events import TokenUsage, UsageEvent, UsageSource
 from .._stats import STATS
 from .._suppress import is_suppressed
 from .._tags import Tags
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+S = TypeVar("S")
+
+Reader = Callable[["Call", Any], "UsageEvent | None"]
+
 
 class Call:
-    """A call in flight: what was known when it started. Finishes at most once."""
+    """A call in flight: what was known when it started. Finishes at most once.
+
+    Also what the bus queues for a call finished with ``finish_later``: its
+    ``build()`` runs the reader on the worker.
+    """
 
     __slots__ = (
+        "_read",
+        "_source",
+        "ended",
         "finished",
-        "occurred_at",
         "operation",
         "provider",
         "request_model",
-        "span_id",
+        "span_context",
         "started",
+        "started_ns",
         "stream",
         "tags",
-        "trace_id",
     )
 
     def __init__(
@@ -45,10 +67,59 @@ class Call:
         self.request_model = request_model
         self.stream = stream
         self.tags = tags
-        self.trace_id, self.span_id = current_trace_ids()
-        self.occurred_at = datetime.now(timezone.utc)
+        self.span_context = current_span_context()
+        self.started_ns = time.time_ns()
         self.started = time.perf_counter()
+        self.ended = 0.0
         self.finished = False
+        self._read: Reader | None = None
+        self._source: Any = None
+
+    @property
+    def occurred_at(self) -> datetime:
+        """When the request started, in UTC, to the microsecond."""
+        return _EPOCH + timedelta(microseconds=self.started_ns // 1000)
+
+    def event(
+        self,
+        *,
+        usage: TokenUsage | None,
+        model: str | None,
+        usage_source: UsageSource,
+        pricing_mode: str = "standard",
+        provider_response_id: str | None = None,
+        status: str = "ok",
+        error_type: str | None = None,
+        provider: str | None = None,
+    ) -> UsageEvent:
+        """The event for this call, with what its response said. The call must have ended."""
+        trace_id, span_id = trace_ids(self.span_context)
+        return UsageEvent(
+            provider=provider or self.provider,
+            model=model or self.request_model or "unknown",
+            operation=self.operation,
+            usage=usage,
+            occurred_at=self.occurred_at,
+            latency_ms=(self.ended - self.started) * 1000.0,
+            pricing_mode=pricing_mode,
+            stream=self.stream,
+            usage_source=usage_source if usage is not None else "unknown",
+            status="error" if status == "error" else "ok",
+            error_type=error_type,
+            provider_response_id=provider_response_id,
+            request_model=self.request_model,
+            trace_id=trace_id,
+            span_id=span_id,
+            tags=self.tags,
+        )
+
+    def build(self) -> UsageEvent | None:
+        """Run the reader ``finish_later`` left (on the bus worker)."""
+        read, source = self._read, self._source
+        self._read = self._source = None  # the response goes as soon as it has been read
+        if read is None:
+            return None
+        return read(self, source)
 
 
 def start_call(
@@ -87,6 +158,35 @@ def start_call(
     return call
 
 
+def finish_later(call: Call, read: Callable[[Call, S], UsageEvent | None], source: S) -> None:
+    """Record ``call`` (once): the bus worker builds its event with ``read(call, source)``.
+
+    On the caller's thread this only stops the clock and queues the call.
+    ``source`` (a response object or body) is held until the worker has read
+    it, never stored. When a budget needs the cost now, reads at once; raises
+    only a budget's BudgetExceededError in "raise" mode.
+    """
+    if call.finished:
+        return
+    call.finished = True
+    call.ended = time.perf_counter()
+    runtime = get_runtime()
+    if runtime is None:
+        return
+    if runtime.price_event is None and runtime.after_call is None:
+        call._read = read
+        call._source = source
+        runtime.bus.defer(call)
+        return
+    try:
+        event = read(call, source)
+    except Exception:
+        STATS.failure("errors.instrumentation.finish", "could not record a finished call")
+        return
+    if event is not None:
+        runtime.deliver(event)
+
+
 def finish_call(
     call: Call,
     *,
@@ -103,24 +203,17 @@ def finish_call(
     if call.finished:
         return
     call.finished = True
+    call.ended = time.perf_counter()
     try:
-        event = UsageEvent(
-            provider=provider or call.provider,
-            model=model or call.request_model or "unknown",
-            operation=call.operation,
+        event = call.event(
             usage=usage,
-            occurred_at=call.occurred_at,
-            latency_ms=(time.perf_counter() - call.started) * 1000.0,
+            model=model,
+            usage_source=usage_source,
             pricing_mode=pricing_mode,
-            stream=call.stream,
-            usage_source=usage_source if usage is not None else "unknown",
-            status="error" if status == "error" else "ok",
-            error_type=error_type,
             provider_response_id=provider_response_id,
-            request_model=call.request_model,
-            trace_id=call.trace_id,
-            span_id=call.span_id,
-            tags=call.tags,
+            status=status,
+            error_type=error_type,
+            provider=provider,
         )
         runtime = get_runtime()
         if runtime is None:

@@ -10,6 +10,7 @@ first, guarded by a shared once-only finisher; garbage collection is not relied 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -58,38 +59,33 @@ class _Finisher:
         _finish(self.observer, error, exhausted=exhausted)
 
 
-class _Items:
-    """The per-item loop of a stream proxy, kept off the wrapt proxy so each item costs little."""
+def _items(wrapped: Any, observe: Any, finalize: Any) -> Iterator[Any]:
+    """The per-item loop of a stream proxy: a generator, the cheapest way to resume per item.
 
-    __slots__ = ("_finalize", "_observe", "_step")
-
-    def __init__(self, wrapped: Any, observe: Any, finalize: Any) -> None:
-        # SDK streams are their own iterators; anything else gets one here (nothing is read yet)
-        step = getattr(wrapped, "__next__", None)
-        self._step = step if step is not None else iter(wrapped).__next__
-        self._observe = observe
-        self._finalize = finalize
-
-    def __iter__(self) -> _Items:
-        return self
-
-    def __next__(self) -> Any:
-        while True:
+    Closing it (the caller broke out and the proxy was dropped, or garbage
+    collection) does not finalize the recording: ``close()`` and context-manager
+    exit on the proxy do, as they always have.
+    """
+    try:
+        for item in wrapped:
             try:
-                item = self._step()
-            except StopIteration:
-                self._finalize(None, exhausted=True)
-                raise
-            except BaseException as error:
-                self._finalize(error)
-                raise
-            try:
-                hide = self._observe(item)
+                hide = observe(item)
             except Exception:
                 STATS.failure("errors.instrumentation.stream_item", "could not read a stream item")
                 hide = False
             if not hide:
-                return item
+                yield item
+    except GeneratorExit:
+        raise
+    except BaseException as error:
+        finalize(error)
+        raise
+    finalize(None, exhausted=True)
+
+
+def _iterator(wrapped: Any) -> Any:
+    """The object to loop over: SDK streams are their own iterators (nothing is read yet)."""
+    return wrapped if hasattr(wrapped, "__next__") else iter(wrapped)
 
 
 class _AsyncItems:
@@ -131,13 +127,13 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped)
         self._self_finalize = _Finisher(observer)
-        self._self_items = _Items(wrapped, observer.observe, self._self_finalize)
+        self._self_items = _items(_iterator(wrapped), observer.observe, self._self_finalize)
 
-    def __iter__(self) -> _Items:
+    def __iter__(self) -> Iterator[Any]:
         return self._self_items
 
     def __next__(self) -> Any:
-        return self._self_items.__next__()
+        return next(self._self_items)
 
     def close(self) -> Any:
         try:

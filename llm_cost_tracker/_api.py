@@ -178,20 +178,34 @@ def current_call_tags(explicit: Mapping[str, str] | None = None) -> Tags:
     return resolve_tags(runtime.defaults, explicit)
 
 
-_trace_api: Any = None
+_get_current_span: Any = None
+
+
+def current_span_context() -> Any:
+    """The OpenTelemetry span context in force now (an immutable value), or None when there is none.
+
+    Cheap enough for every call's start; turning it into hex ids can wait
+    (``trace_ids()``), off the caller's thread.
+    """
+    global _get_current_span
+    if _get_current_span is None:
+        from opentelemetry.trace import get_current_span
+
+        _get_current_span = get_current_span
+    context = _get_current_span().get_span_context()
+    return context if context.is_valid else None
+
+
+def trace_ids(span_context: Any) -> tuple[str | None, str | None]:
+    """(trace_id, span_id) of a span context from ``current_span_context()``, in W3C hex form."""
+    if span_context is None:
+        return None, None
+    return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
 
 
 def current_trace_ids() -> tuple[str | None, str | None]:
     """Return (trace_id, span_id) in W3C hex form when an OpenTelemetry span is recording."""
-    global _trace_api
-    if _trace_api is None:
-        from opentelemetry import trace
-
-        _trace_api = trace
-    context = _trace_api.get_current_span().get_span_context()
-    if not context.is_valid:
-        return None, None
-    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+    return trace_ids(current_span_context())
 
 
 def record(event: UsageEvent) -> None:

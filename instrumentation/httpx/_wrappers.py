@@ -1,12 +1,15 @@
 """Wrappers for ``Client.send`` / ``AsyncClient.send`` of httpx and httpx2, and the body observer.
 
 A request to a host that is not an LLM provider costs one cached dict lookup.
-For an LLM endpoint, the call is started before the request is sent; a body
-already read is parsed at once, and a streamed body is observed chunk by chunk
-as the caller reads it (the response's ``stream`` is wrapped), then the call is
-finished exactly once: at the end of the body, on close, or on a read error.
-Bodies are parsed for usage only and never kept beyond the bounded windows of
-``_sse.py``.
+For an LLM endpoint, the call is started before the request is sent; a streamed
+body is observed chunk by chunk as the caller reads it (the response's
+``stream`` is wrapped), then the call is finished exactly once: at the end of
+the body, on close, or on a read error. Parsing is left to the bus worker: a
+body the client already read, and the request body (model, ``stream``), are
+held by reference until the worker has read their usage fields, then dropped;
+a streamed body is never kept beyond the bounded windows of ``_sse.py``. A
+budget preflight reads the request at once, because it must decide before the
+request is sent.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from collections.abc import (
 )
 from typing import Any
 
+from ..._api import get_runtime
 from ..._errors import LLMCostTrackerError
-from ..._events import UsageSource
+from ..._events import UsageEvent, UsageSource
 from ..._stats import STATS
 from ..._suppress import _SUPPRESSED, is_suppressed
-from .._calls import Call, finish_call, start_call
+from .._calls import Call, finish_later, start_call
 from .._hosts import _cache as _host_cache
 from .._hosts import provider_for_host
 from ..openai._extract import Extraction
@@ -87,12 +91,16 @@ class RequestJSON(Mapping[str, Any]):
         return len(self._parsed())
 
 
-def _request_fields(request: Any) -> tuple[RequestJSON, str | None, bool]:
-    """Return the request body (lazily parsed), the model it names and whether it asks to stream."""
+def _request_body(request: Any) -> bytes:
     try:
-        body = request.content
+        body: bytes = request.content
     except Exception:  # a streaming request body that was not read: nothing to learn
-        body = b""
+        return b""
+    return body
+
+
+def _request_fields(body: bytes) -> tuple[RequestJSON, str | None, bool]:
+    """Return the request body (lazily parsed), the model it names and whether it asks to stream."""
     if not body or _JSON_OBJECT_START.match(body) is None:
         return RequestJSON(b""), None, False
     match = _MODEL_RE.search(body, 0, REQUEST_SCAN_BYTES)
@@ -105,23 +113,29 @@ class Observation:
 
     __slots__ = (
         "_broken",
+        "_content",
         "_decoder",
         "_document",
         "_first",
         "_reader",
+        "_request_body",
         "_state",
         "_status",
         "_window",
         "call",
         "from_request",
+        "path",
         "request_model",
         "route",
     )
 
-    def __init__(self, call: Call, route: Route, request_model: str | None) -> None:
+    def __init__(self, call: Call, route: Route, request_model: str | None, path: str = "") -> None:
         self.call = call
         self.route = route
         self.request_model = request_model
+        self.path = path
+        self._request_body: bytes | None = None  # read on the worker: model, stream, from_request
+        self._content: bytes | None = None  # a body read whole, parsed on the worker
         self._status = 0
         self._state: StreamState | None = None
         self._reader: EventSplitter | LineSplitter | None = None
@@ -165,20 +179,20 @@ class Observation:
     # -- observing -----------------------------------------------------------------
 
     def read_whole(self, content: bytes) -> None:
-        """Take a body the client already read: a JSON body is parsed in place, not copied."""
+        """Take a body the client already read: a JSON body is kept by reference, parsed later."""
         if self._document is _UNREAD:
             self.feed(content)  # an event stream read whole, or a body with no usage to read
             return
+        self._content = content
+
+    def _parse_whole(self, content: bytes) -> Any:
         if len(content) <= FULL_BODY_BYTES:
             try:
-                self._document = json.loads(content)
+                return json.loads(content)
             except ValueError:
-                self._document = None
-            return
+                return None
         STATS.incr("transport.body_recovered_from_tail")
-        self._document = recover_document(
-            content[:HEAD_BYTES], content[-TAIL_BYTES:], self.route.usage_key
-        )
+        return recover_document(content[:HEAD_BYTES], content[-TAIL_BYTES:], self.route.usage_key)
 
     def feed(self, chunk: bytes) -> None:
         """Take a chunk of the body as the caller reads it. Never raises."""
@@ -217,25 +231,39 @@ class Observation:
     # -- finishing -------------------------------------------------------------------
 
     def finish(self, error: BaseException | None = None) -> None:
-        """Record the call (once) from what the body said. Raises only a budget's error in raise mode."""
+        """Record the call (once); the worker reads it. Raises only a budget's error in raise mode."""
         if self.call.finished:
             return
+        if error is not None:
+            outcome = ("error", type(error).__name__)
+        elif self._status >= 400:
+            outcome = ("error", f"http_{self._status}")
+        else:
+            outcome = ("ok", None)
+        finish_later(self.call, _read_observation, (self, outcome))
+
+    def event(self, status: str, error_type: str | None) -> UsageEvent:
+        """The call's event from what the request and the body said (on the bus worker)."""
+        call = self.call
+        body, self._request_body = self._request_body, None
+        if body is not None:  # read here rather than on the caller's thread
+            try:
+                data, model, stream = _request_fields(body)
+                self.request_model = call.request_model = model or model_from_path(self.path)
+                call.stream = call.stream or stream
+                if self.route.from_request is not None:
+                    self.from_request = self.route.from_request(data)
+            except Exception:
+                STATS.failure("errors.transport.request", "could not read an LLM request")
         try:
             found = self._extraction()
         except Exception:
             STATS.failure("errors.transport.parse", "could not read usage from a response")
             found = Extraction(usage=None)
-        if error is not None:
-            status, error_type = "error", type(error).__name__
-        elif self._status >= 400:
-            status, error_type = "error", f"http_{self._status}"
-        else:
-            status, error_type = "ok", None
-        source: UsageSource = "stream" if self.call.stream else "response"
+        source: UsageSource = "stream" if call.stream else "response"
         if self.from_request is not None and found.usage is None and status == "ok":
             found, source = self.from_request, "estimated"
-        finish_call(
-            self.call,
+        return call.event(
             usage=found.usage,
             model=found.model or self.request_model,
             usage_source=source,
@@ -249,11 +277,9 @@ class Observation:
         if self._broken:
             return Extraction(usage=None)
         if self._document is not _UNREAD:
-            return (
-                Extraction(usage=None)
-                if self._document is None
-                else self.route.parse(self._document)
-            )
+            content, self._content = self._content, None
+            document = self._document if content is None else self._parse_whole(content)
+            return Extraction(usage=None) if document is None else self.route.parse(document)
         if self._decoder is not None:
             decoder, self._decoder = self._decoder, None
             try:
@@ -287,16 +313,33 @@ def _decoder_for(response: Any, encoding: str) -> Any:
     return decoder() if decoder is not None else None
 
 
+def _read_observation(call: Call, source: tuple[Observation, tuple[str, str | None]]) -> UsageEvent:
+    observation, (status, error_type) = source
+    return observation.event(status, error_type)
+
+
 def start_observation(provider: str, request: Any, url: Any) -> Observation | None:
-    """Start recording a request to ``provider``; None when the path is not billed or recording is off."""
+    """Start recording a request to ``provider``; None when the path is not billed or recording is off.
+
+    Only a budget preflight reads the request body here (it must decide before
+    the request goes out); otherwise the body is read on the bus worker.
+    """
     if request.method != "POST":
         return None
     path = url.path
     route = route_for(provider, path)
     if route is None:
         return None
+    runtime = get_runtime()
+    if runtime is not None and runtime.before_call is None:
+        call = start_call(provider, route.operation, None, stream=route.stream)
+        if call is None:
+            return None
+        observation = Observation(call, route, None, path)
+        observation._request_body = _request_body(request)
+        return observation
     try:
-        data, model, stream = _request_fields(request)
+        data, model, stream = _request_fields(_request_body(request))
         if model is None:
             model = model_from_path(path)
     except Exception:
@@ -305,7 +348,7 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
     call = start_call(provider, route.operation, model, stream=stream or route.stream, request=data)
     if call is None:
         return None
-    observation = Observation(call, route, model)
+    observation = Observation(call, route, model, path)
     if route.from_request is not None:
         observation.from_request = route.from_request(data)
     return observation

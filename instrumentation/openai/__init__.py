@@ -73,7 +73,7 @@ EMBEDDINGS = Surface("embeddings", _extract_body)
 IMAGES = Surface("images", _extract_body, new_state=lambda: ChatStreamState(images=True))
 TRANSCRIPTIONS = Surface("transcriptions", _extract_audio, new_state=ChatStreamState)
 TRANSLATIONS = Surface("translations", _extract_audio)
-SPEECH = Surface("speech", _extract_speech, usage_source="estimated")
+SPEECH = Surface("speech", _extract_speech, usage_source="estimated", reads_request=True)
 
 # (module, class, method, surface); the Async twin of each class is patched too.
 _SURFACES: tuple[tuple[str, str, str, Surface], ...] = (

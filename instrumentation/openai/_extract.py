@@ -370,11 +370,24 @@ class ChatStreamState:
     """Accumulate a chat-completions (or legacy completions) stream: feed every chunk to ``add()``.
 
     Usage comes from the ``include_usage`` trailer, DeepSeek's last content
-    chunk or Groq's ``x_groq.usage``; the last one seen wins. Model, id and tier
-    come from the first chunk that carries them.
+    chunk or Groq's ``x_groq.usage``; the last one seen wins. Model and id
+    come from the first chunk that carries them, the tier from the last.
+
+    ``add()`` runs on the caller's thread for every chunk, so for SDK chunk
+    objects it only checks for usage and keeps references to the first, the
+    last and the usage-carrying chunk; ``result()`` reads the rest from those.
     """
 
-    __slots__ = ("images", "model", "response_id", "service_tier", "usage_obj")
+    __slots__ = (
+        "first",
+        "images",
+        "last",
+        "model",
+        "response_id",
+        "service_tier",
+        "usage_chunk",
+        "usage_obj",
+    )
 
     def __init__(self, *, images: bool = False) -> None:
         self.images = images  # an images stream: output tokens are image tokens
@@ -382,16 +395,30 @@ class ChatStreamState:
         self.response_id: str | None = None
         self.service_tier: str | None = None
         self.usage_obj: Any = None
+        self.first: Any = None
+        self.last: Any = None
+        self.usage_chunk: Any = None
 
     def add(self, chunk: Any) -> bool:
         """Take what ``chunk`` says about the call; return whether it is the usage-only trailer.
 
-        Runs once per streamed chunk, so it reads the chunk's fields once. Never
-        raises on a malformed chunk.
+        Never raises on a malformed chunk.
         """
-        values = getattr(chunk, "__dict__", None)
-        if type(values) is not dict or getattr(chunk, "__pydantic_extra__", None):
-            values = fields(chunk)  # a dict, or a model with extra fields (x_groq)
+        if type(chunk) is dict:
+            return self._add_values(chunk)
+        self.last = chunk
+        if self.first is None:
+            self.first = chunk
+        usage = getattr(chunk, "usage", None)
+        if usage is None:
+            return False  # Groq's x_groq.usage rides on the last chunk: result() reads it there
+        self.usage_obj = usage
+        self.usage_chunk = chunk
+        choices = getattr(chunk, "choices", None)
+        return type(choices) is list and not choices
+
+    def _add_values(self, values: Mapping[str, Any]) -> bool:
+        """A chunk as parsed JSON (raw responses): read its fields now."""
         if self.response_id is None or self.model is None:
             self.response_id = self.response_id or text_or_none(values.get("id"))
             self.model = self.model or text_or_none(values.get("model"))
@@ -400,24 +427,41 @@ class ChatStreamState:
             self.service_tier = tier
         usage = values.get("usage")
         if usage is None:
-            groq = values.get("x_groq")
-            if groq is None:
-                return False
-            usage = get(groq, "usage")
+            usage = get(values.get("x_groq"), "usage")
             if usage is None:
                 return False
         self.usage_obj = usage
         choices = values.get("choices")
         return type(choices) is list and not choices
 
+    def _from_chunks(self) -> tuple[str | None, str | None, str | None]:
+        """(model, response id, tier), from the chunk objects kept by ``add()``."""
+        model, response_id, tier = self.model, self.response_id, self.service_tier
+        kept = [c for c in (self.first, self.usage_chunk, self.last) if c is not None]
+        for chunk in kept:
+            if model is not None and response_id is not None:
+                break
+            model = model or text_or_none(get(chunk, "model"))
+            response_id = response_id or text_or_none(get(chunk, "id"))
+        for chunk in reversed(kept):
+            if tier is not None:
+                break
+            value = get(chunk, "service_tier")
+            tier = value if type(value) is str else None
+        return model, response_id, tier
+
     def result(self) -> Extraction:
         """What the stream said so far; usage None when no chunk carried usage."""
+        model, response_id, tier = self._from_chunks()
+        usage = self.usage_obj
+        if usage is None and self.last is not None:
+            usage = get(get(self.last, "x_groq"), "usage")
         return Extraction(
-            usage=usage_from_openai(self.usage_obj, images=self.images),
-            model=self.model,
-            response_id=self.response_id,
-            pricing_mode=pricing_mode_for_tier(self.service_tier),
-            service_tier=self.service_tier,
+            usage=usage_from_openai(usage, images=self.images),
+            model=model,
+            response_id=response_id,
+            pricing_mode=pricing_mode_for_tier(tier),
+            service_tier=tier,
         )
 
 

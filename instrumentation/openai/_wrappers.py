@@ -19,10 +19,10 @@ from typing import Any
 
 from ..._api import current_call_tags, get_runtime
 from ..._errors import LLMCostTrackerError
-from ..._events import UsageSource
+from ..._events import UsageEvent, UsageSource
 from ..._stats import STATS
 from ..._suppress import _SUPPRESSED, is_suppressed
-from .._calls import Call, fail_call, finish_call, start_call
+from .._calls import Call, fail_call, finish_call, finish_later, start_call
 from .._hosts import provider_for_host
 from .._streams import (
     AsyncRawResponseProxy,
@@ -84,6 +84,9 @@ class Surface:
     ``inject_usage`` asks chat-style streams for usage (``include_usage``).
     ``dedupe`` records each provider response id once. ``preflight`` runs the
     budget preflight (off for polls such as ``responses.retrieve``).
+    ``reads_request``: ``extract`` reads the call's keyword arguments (text to
+    speech counts its input's characters); other surfaces never get them, so
+    a finished call queued for the worker does not keep the prompt alive.
     """
 
     operation: str
@@ -94,6 +97,7 @@ class Surface:
     preflight: bool = True
     usage_source: UsageSource = "response"
     stream_usage_source: UsageSource = "stream"
+    reads_request: bool = False
 
 
 _HOSTS: dict[int, tuple[Any, str | None, int | None]] = {}  # id(url) -> (url, host, port)
@@ -193,32 +197,68 @@ def _with_usage_requested(
     return kwargs, False
 
 
-def _finish(
+def _event(
     ctx: SdkContext,
     surface: Surface,
     call: Call,
     found: Extraction | None,
-    *,
     usage_source: UsageSource,
-    provider: str | None = None,
-) -> None:
+) -> UsageEvent | None:
+    """The event for what ``surface.extract`` found; None when there is nothing (more) to record."""
     if found is None:
-        return
+        return None
     if (
         surface.dedupe
         and found.response_id is not None
         and not ctx.recorded.claim(found.response_id)
     ):
-        return
-    finish_call(
-        call,
+        return None
+    return call.event(
         usage=found.usage,
         model=found.model,
         usage_source=usage_source,
         pricing_mode=found.pricing_mode,
         provider_response_id=found.response_id,
-        provider=provider,
     )
+
+
+_NO_REQUEST: dict[str, Any] = {}
+
+ResultSource = tuple[SdkContext, Surface, Any, dict[str, Any]]
+
+
+def _read_result(call: Call, source: ResultSource) -> UsageEvent | None:
+    """Read a finished SDK result (on the bus worker, unless a budget needs it now)."""
+    ctx, surface, result, kwargs = source
+    return _event(ctx, surface, call, surface.extract(result, kwargs), surface.usage_source)
+
+
+def _read_body(call: Call, source: ResultSource) -> UsageEvent | None:
+    """Read a raw response's JSON body (bytes) the same way."""
+    import json
+
+    ctx, surface, content, kwargs = source
+    return _event(
+        ctx, surface, call, surface.extract(json.loads(content), kwargs), surface.usage_source
+    )
+
+
+def _finish_result(
+    ctx: SdkContext, surface: Surface, call: Call, result: Any, kwargs: dict[str, Any]
+) -> None:
+    """Record a finished result: only the clock stops here, the worker reads the result."""
+    request = kwargs if surface.reads_request else _NO_REQUEST
+    finish_later(call, _read_result, (ctx, surface, result, request))
+
+
+def _read_stream(call: Call, recorder: CallRecorder) -> UsageEvent | None:
+    """Read what a finished stream's state accumulated (on the bus worker)."""
+    found: Extraction = recorder.state.result()
+    complete = getattr(recorder.state, "complete", found.usage is not None)
+    if not complete and recorder.surface.dedupe and recorder.kwargs.get("background") is True:
+        return None  # a background response keeps running: a later retrieve records it
+    source: UsageSource = recorder.surface.stream_usage_source if complete else "estimated"
+    return _event(recorder.ctx, recorder.surface, call, found, source)
 
 
 def _show(item: Any) -> bool:
@@ -274,12 +314,7 @@ class CallRecorder:
         if error is not None and not isinstance(error, GeneratorExit):
             fail_call(self.call, error)
             return
-        found: Extraction = self.state.result()
-        complete = getattr(self.state, "complete", found.usage is not None)
-        if not complete and self.surface.dedupe and self.kwargs.get("background") is True:
-            return  # a background response keeps running: a later retrieve records it
-        source: UsageSource = self.surface.stream_usage_source if complete else "estimated"
-        _finish(self.ctx, self.surface, self.call, found, usage_source=source)
+        finish_later(self.call, _read_stream, self)
 
     # -- RawObserver
     def parsed(self, value: Any) -> Any:
@@ -291,26 +326,16 @@ class CallRecorder:
             return AsyncStreamProxy(value, self)
         if not self.done:
             self.done = True
-            _finish(
-                self.ctx,
-                self.surface,
-                self.call,
-                self.surface.extract(value, self.kwargs),
-                usage_source=self.surface.usage_source,
-            )
+            _finish_result(self.ctx, self.surface, self.call, value, self.kwargs)
         return value
 
     def body(self, content: bytes) -> None:
         if self.done:
             return
         if content.lstrip()[:1] in (b"{", b"["):
-            import json
-
             self.done = True
-            found = self.surface.extract(json.loads(content), self.kwargs)
-            _finish(
-                self.ctx, self.surface, self.call, found, usage_source=self.surface.usage_source
-            )
+            request = self.kwargs if self.surface.reads_request else _NO_REQUEST
+            finish_later(self.call, _read_body, (self.ctx, self.surface, content, request))
         elif self.state is not None:
             for event in sse_json_events(content):
                 self.state.add(event)
@@ -349,7 +374,7 @@ def _record_result(
         return SyncRawResponseProxy(result, CallRecorder(ctx, surface, call, kwargs, hide_trailer))
     if isinstance(result, ctx.async_lazy_raw_types):
         return AsyncRawResponseProxy(result, CallRecorder(ctx, surface, call, kwargs, hide_trailer))
-    _finish(ctx, surface, call, surface.extract(result, kwargs), usage_source=surface.usage_source)
+    _finish_result(ctx, surface, call, result, kwargs)
     return result
 
 
