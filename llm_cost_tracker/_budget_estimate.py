@@ -9,6 +9,7 @@ else 0. Images, audio and files are not counted, so the estimate is a floor.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -22,19 +23,62 @@ INPUT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "conten
 _INPUT_FIELD_SET = frozenset(INPUT_FIELDS)
 OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 MAX_NODES = 20_000  # walk at most this many values per request; past it the estimate is a floor
+# Lists up to this long of plain dicts and strings (chat messages, content
+# parts) are read in one tight loop; anything else goes through the general walk.
+_FLAT_LIST = 1024
 _TIERS = {"priority": "priority", "flex": "flex", "scale": "priority", "batch": "batch"}
 
 Estimator = Callable[[str, str, TokenUsage, str], "Decimal | None"]
 
 
+def _ceiling_float(amount: Decimal) -> float:
+    """Return a float no lower than ``amount`` (float() rounds to nearest: step one above)."""
+    return math.nextafter(float(amount), math.inf)
+
+
 def input_chars(request: Mapping[str, Any]) -> int:
     """Count the characters of every string under the request's input fields."""
     total = 0
-    stack: list[Any] = []
-    push = stack.append
+    rest: list[Any] | None = None  # values the general walk must read, made only when needed
     for name in request:
-        if name in _INPUT_FIELD_SET:
-            push(request[name])
+        if name not in _INPUT_FIELD_SET:
+            continue
+        value = request[name]
+        kind = type(value)
+        if kind is str:
+            total += len(value)
+        elif kind is list and len(value) <= _FLAT_LIST:
+            # The usual shape, read without the general walk: a list of
+            # messages (dicts of strings) or of strings. Exact-type checks:
+            # an ABC isinstance() costs several times more on this hot path.
+            for item in value:
+                if type(item) is dict:
+                    for field in item.values():
+                        if type(field) is str:
+                            total += len(field)
+                        elif field is not None:
+                            if rest is None:
+                                rest = []
+                            rest.append(field)
+                elif type(item) is str:
+                    total += len(item)
+                else:
+                    if rest is None:
+                        rest = []
+                    rest.append(item)
+        else:
+            if rest is None:
+                rest = []
+            rest.append(value)
+    if rest is not None:
+        total += _walk(rest)
+    return total
+
+
+def _walk(stack: list[Any]) -> int:
+    """Count the characters of every string under the values in ``stack`` (consumed)."""
+    total = 0
+    push = stack.append
     nodes = 0
     while stack:
         value = stack.pop()
@@ -42,9 +86,6 @@ def input_chars(request: Mapping[str, Any]) -> int:
         if nodes > MAX_NODES:
             STATS.incr("budget.estimate_truncated")
             break
-        # Exact-type checks first, strings counted without a trip through the
-        # stack: plain str/dict/list is what requests are made of, and an ABC
-        # isinstance() costs several times more on this hot path.
         kind = type(value)
         if kind is dict or kind is list or kind is tuple:
             for item in value.values() if kind is dict else value:
@@ -74,6 +115,9 @@ def _cap(value: object) -> int | None:
 
 def output_cap(request: Mapping[str, Any]) -> int:
     """Return the request's maximum output tokens, or 0 when it sets none."""
+    cap = request.get("max_tokens")
+    if type(cap) is int and cap > 0:
+        return cap  # OpenAI chat and Anthropic: the usual case, one lookup
     for name in OUTPUT_FIELDS:
         if name in request:
             cap = _cap(request[name])
@@ -116,53 +160,38 @@ def estimate_usage(request: Mapping[str, Any]) -> TokenUsage:
 
 
 class CostEstimator:
-    """Estimate a request's cost, caching each model's per-token rates.
+    """Estimate a request's cost: quick per-token rates cached per model, or the engine's exact figure.
 
     ``estimate(provider, model, usage, pricing_mode)`` is the pricing engine's
-    exact estimate. ``quick()`` uses per-token input and output rates learned
-    from it once per model (so tiered prices use the rate of a 1,000-token
-    call); the guard calls ``exact()`` only when the quick figure comes close
-    to what is left of a budget.
+    exact estimate. ``rates()`` learns per-token input and output rates from it
+    once per model and mode (so tiered prices use the rate of a 1,000-token
+    call), as floats rounded up; the guard calls ``exact()`` only when the quick
+    figure comes close to what is left of a budget.
     """
 
     def __init__(self, estimate: Estimator) -> None:
         self._estimate = estimate
-        self._rates: dict[tuple[str, str, str], tuple[Decimal, Decimal] | None] = {}
+        self._rates: dict[tuple[str, str, str], tuple[float, float] | None] = {}
 
-    def _rates_for(self, provider: str, model: str, mode: str) -> tuple[Decimal, Decimal] | None:
+    def rates(self, provider: str, model: str, mode: str) -> tuple[float, float] | None:
+        """Return (input, output) cost per token, no lower than exact; None without a known price."""
         key = (provider, model, mode)
         try:
             return self._rates[key]
         except KeyError:
             pass
-        rates: tuple[Decimal, Decimal] | None
+        rates: tuple[float, float] | None = None
         try:
             per_input = self._estimate(provider, model, TokenUsage(tokens={"input": 1000}), mode)
             per_output = self._estimate(provider, model, TokenUsage(tokens={"output": 1000}), mode)
         except Exception:
             STATS.failure("errors.budget.estimate", "estimating a request's cost failed")
             per_input = per_output = None
-        if per_input is None or per_output is None:
-            rates = None
-        else:
-            rates = (per_input / 1000, per_output / 1000)
+        if per_input is not None and per_output is not None:
+            rates = (_ceiling_float(per_input / 1000), _ceiling_float(per_output / 1000))
         if len(self._rates) < 10_000:
             self._rates[key] = rates
         return rates
-
-    def quick(
-        self, provider: str, model: str, input_tokens: int, output_tokens: int, mode: str
-    ) -> Decimal | None:
-        """Return ``input x rate + output x rate``; None when the model has no known price."""
-        try:
-            rates = self._rates[(provider, model, mode)]
-        except KeyError:
-            rates = self._rates_for(provider, model, mode)
-        if rates is None:
-            return None
-        if output_tokens:
-            return input_tokens * rates[0] + output_tokens * rates[1]
-        return input_tokens * rates[0]
 
     def exact(
         self, provider: str, model: str, input_tokens: int, output_tokens: int, mode: str

@@ -6,11 +6,19 @@ process's spend not yet seen there; without one, everything spent in-process.
 ``after_call`` adds a priced call and reports crossings; ``before_call`` refuses
 a request whose estimate does not fit in ``on_exceed="block"`` mode. Both read
 memory only: no database round trip ever happens on the caller's thread.
+
+The preflight is on every request's path, so it decides in floats when the
+answer is clear: each budget's room (limit minus spent) is kept as a float
+rounded down, the model's rates as floats rounded up, and a request whose
+doubled estimate fits in every room goes ahead at once. Anything closer is
+decided exactly, in Decimal, with the pricing engine's own estimate.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import threading
 import time
@@ -20,11 +28,17 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._budget_estimate import CostEstimator, estimate_tokens, pricing_mode_of
+from ._budget_estimate import (
+    CHARS_PER_TOKEN,
+    CostEstimator,
+    input_chars,
+    output_cap,
+    pricing_mode_of,
+)
 from ._errors import BudgetExceededError, _money
 from ._events import UsageEvent
 from ._stats import STATS
-from ._tags import Tags
+from ._tags import Tags, resolve_tags
 from .budgets import (
     GLOBAL_SCOPE,
     BudgetAlert,
@@ -43,12 +57,43 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (budget_type, period, scope)
+KeyEntry = tuple[Key, BudgetType, str, Decimal]  # (key, budget_type, scope, limit)
 _ZERO = Decimal(0)
 MAX_PENDING = 200_000  # local events awaiting their database row; past it the oldest are forgotten
+MAX_TAG_COMBINATIONS = 10_000  # cached preflight keys per period; past it the cache starts over
 # A quick (cached-rate) estimate is trusted when it uses less than half of
 # what is left; closer than that, or for very long prompts (tiered prices), the
-# pricing engine's exact estimate decides.
+# pricing engine's exact estimate decides. The float form of that test also
+# absorbs float rounding: rates round up, rooms round down, and the factor is
+# a hair over 2.
 _EXACT_ABOVE_INPUT_TOKENS = 100_000
+_MARGIN = 2.0 * (1.0 + 1e-9)
+
+
+def floor_float(amount: Decimal) -> float:
+    """Return a float no greater than ``amount`` (float() rounds to nearest: step one below)."""
+    return math.nextafter(float(amount), -math.inf)
+
+
+class _Period:
+    """The current UTC month and day and the preflight keys that depend on them.
+
+    Replaced as a whole when the day changes, so a preflight that read it
+    never mixes one day's keys with the next day's.
+    """
+
+    __slots__ = ("by_values", "day", "global_keys", "last_tags", "month", "until")
+
+    def __init__(self, until: float, month: str, day: str, global_keys: list[KeyEntry]) -> None:
+        self.until = until
+        self.month = month
+        self.day = day
+        self.global_keys = global_keys
+        # Keys for each combination of budgeted tag values seen this period.
+        self.by_values: dict[tuple[str | None, ...], list[KeyEntry]] = {}
+        # The last tags mapping seen and its keys: a with_tags() scope hands
+        # out the same mapping object for every call inside it.
+        self.last_tags: tuple[object, list[KeyEntry]] = (None, global_keys)
 
 
 class BudgetGuard:
@@ -79,17 +124,16 @@ class BudgetGuard:
         self._in_db_early: set[str] = set()
         self._alerted: set[Key] = set()
         self._last_event: dict[Key, UsageEvent] = {}
+        # Room left under each budget (limit - spent) as a float rounded down,
+        # for the preflight's quick test. Only ever written under ``_lock``, by
+        # whatever changes the totals; a key missing here is filled on demand.
+        self._room: dict[Key, float] = {}
         self.unpriced_calls = 0
         self.refreshed_at: datetime | None = None
-        self._period_until = 0.0
         self._tag_keys = tuple(budgets.per_tag)
-        self._global_keys: list[tuple[Key, BudgetType, str, Decimal]] = []
-        # Preflight keys for each combination of budgeted tag values, for the current periods.
-        self._keys_by_values: dict[
-            tuple[str | None, ...], list[tuple[Key, BudgetType, str, Decimal]]
-        ] = {}
-        self._month = ""
-        self._day = ""
+        self._per_call_floor = None if budgets.per_call is None else floor_float(budgets.per_call)
+        self._period = _Period(0.0, "", "", [])
+        self._last_rates: tuple[str, str, str, tuple[float, float] | None] = ("", "", "", None)
         # (budget_type, limit, tag key or None), daily before monthly, global before per tag.
         self._period_limits: list[tuple[BudgetType, Decimal, str | None]] = []
         for budget_type in ("daily", "monthly"):
@@ -107,6 +151,10 @@ class BudgetGuard:
     def attach(self, shared: SharedTotals) -> None:
         self.shared = shared
 
+    def use_tags(self, tags: Callable[[], Tags]) -> None:
+        """Read the tags a call carries with ``tags()`` (per-tag budgets need them)."""
+        self._tags = tags
+
     def stages(self) -> list[Callable[[UsageEvent], UsageEvent | None]]:
         """The bus stages this guard needs after pricing: in "notify" mode it counts there."""
         if self.budgets.on_exceed != "notify":
@@ -118,10 +166,8 @@ class BudgetGuard:
 
         return [budgets]
 
-    def _keys(
-        self, month: str, day: str, tags: Mapping[str, str]
-    ) -> list[tuple[Key, BudgetType, str, Decimal]]:
-        keys: list[tuple[Key, BudgetType, str, Decimal]] = []
+    def _keys(self, month: str, day: str, tags: Mapping[str, str]) -> list[KeyEntry]:
+        keys: list[KeyEntry] = []
         for budget_type, limit, tag_key in self._period_limits:
             if tag_key is None:
                 scope = GLOBAL_SCOPE
@@ -137,17 +183,21 @@ class BudgetGuard:
     def _spent(self, key: Key) -> Decimal:
         return self._db.get(key, _ZERO) + self._local.get(key, _ZERO)
 
-    def _current_periods(self) -> tuple[str, str]:
+    def _current_period(self) -> _Period:
+        period = self._period
         now = time.time()
-        if now >= self._period_until:
+        if now >= period.until:
             moment = datetime.fromtimestamp(now, timezone.utc)
             _, _, _, next_day = period_bounds(moment)
-            self._month, self._day = month_of(moment), day_of(moment)
-            self._global_keys = self._keys(self._month, self._day, {})
-            self._keys_by_values = {}
-            self._period_until = next_day.timestamp()
-            self._forget_past_periods(self._month, self._day)
-        return self._month, self._day
+            month, day = month_of(moment), day_of(moment)
+            period = _Period(next_day.timestamp(), month, day, self._keys(month, day, {}))
+            self._period = period
+            self._forget_past_periods(month, day)
+        return period
+
+    def _current_periods(self) -> tuple[str, str]:
+        period = self._current_period()
+        return period.month, period.day
 
     def _forget_past_periods(self, month: str, day: str) -> None:
         # Once a day: totals of finished periods can no longer trip anything.
@@ -156,6 +206,7 @@ class BudgetGuard:
                 for key in [k for k in table if k[1] not in (month, day)]:
                     del table[key]
             self._alerted = {k for k in self._alerted if k[1] in (month, day)}
+            self._room.clear()
 
     # -- after a call ---------------------------------------------------------
 
@@ -208,6 +259,7 @@ class BudgetGuard:
                 else:
                     total = self._spent(key) + cost
                     self._local[key] = self._local.get(key, _ZERO) + cost
+                    self._room[key] = floor_float(limit - total)
                 if shared:
                     self._last_event[key] = event
                 if total > limit:
@@ -261,6 +313,7 @@ class BudgetGuard:
             return
         cost, keys = entry
         for key in keys:
+            self._room.pop(key, None)
             left = self._local.get(key, _ZERO) - cost
             if left:
                 self._local[key] = left
@@ -290,54 +343,100 @@ class BudgetGuard:
     # -- before a call ----------------------------------------------------------
 
     def before_call(self, provider: str, model: str | None, request: Mapping[str, Any]) -> None:
-        """Raise BudgetExceededError when a request's estimated cost does not fit ("block" mode)."""
-        budgets = self.budgets
-        month, day = self._current_periods()
-        if budgets.per_tag and self._tags is not None:
-            tags = self._tags()
-            values = tuple(map(tags.get, self._tag_keys))
-            cached = self._keys_by_values.get(values)
-            if cached is None:
-                cached = self._keys(month, day, tags)
-                if len(self._keys_by_values) >= 10_000:
-                    self._keys_by_values.clear()
-                self._keys_by_values[values] = cached
-            keys = cached
+        """Raise BudgetExceededError when a request's estimated cost does not fit ("block" mode).
+
+        Far from every limit (the doubled quick estimate fits in each room) this
+        answers in floats; otherwise ``_check_exactly`` decides in Decimal.
+        """
+        period = self._period
+        if time.time() >= period.until:
+            period = self._current_period()
+        if self._tag_keys and self._tags is not None:
+            keys = self._tagged_keys(period, self._tags())
         else:
-            keys = self._global_keys
-        per_call = budgets.per_call
+            keys = period.global_keys
+        per_call = self._per_call_floor
         if not keys and per_call is None:
             return
-        input_tokens, output_tokens = estimate_tokens(request)
+        input_tokens = -(-input_chars(request) // CHARS_PER_TOKEN)
+        output_tokens = output_cap(request)
+        tier = request.get("service_tier")
+        mode = "standard" if tier is None else pricing_mode_of(request)
+        # Twice the quick estimate, rounded up; 0.0 when there is no estimate
+        # (no price for the model: only a budget already over its limit blocks).
+        bound = 0.0
         estimator = self.estimator
-        if estimator is None or not model:
-            estimate: Decimal | None = None
-            exact = True  # nothing better to ask for
-        else:
-            mode = pricing_mode_of(request)
+        if estimator is not None and model:
             if input_tokens > _EXACT_ABOVE_INPUT_TOKENS:
-                estimate = estimator.exact(provider, model, input_tokens, output_tokens, mode)
-                exact = True
+                self._check_exactly(provider, model, keys, input_tokens, output_tokens, mode)
+                return
+            last = self._last_rates  # one slot: most processes call one model most of the time
+            if last[0] == model and last[1] == provider and last[2] == mode:
+                rates = last[3]
             else:
-                estimate = estimator.quick(provider, model, input_tokens, output_tokens, mode)
-                exact = estimate is None
+                rates = estimator.rates(provider, model, mode)
+                self._last_rates = (model, provider, mode, rates)
+            if rates is not None:
+                bound = (input_tokens * rates[0] + output_tokens * rates[1]) * _MARGIN
+        if per_call is not None and not bound < per_call:
+            self._check_exactly(provider, model, keys, input_tokens, output_tokens, mode)
+            return
+        room = self._room
+        for entry in keys:
+            left = room.get(entry[0])
+            if left is None:
+                left = self._fill_room(entry[0], entry[3])
+            if not bound < left:
+                self._check_exactly(provider, model, keys, input_tokens, output_tokens, mode)
+                return
+
+    def _tagged_keys(self, period: _Period, tags: Mapping[str, str]) -> list[KeyEntry]:
+        """The preflight keys for a call carrying ``tags``: global ones plus its per-tag budgets."""
+        last = period.last_tags
+        if last[0] is tags:
+            return last[1]
+        values = tuple(map(tags.get, self._tag_keys))
+        keys = period.by_values.get(values)
+        if keys is None:
+            keys = self._keys(period.month, period.day, tags)
+            if len(period.by_values) >= MAX_TAG_COMBINATIONS:
+                period.by_values.clear()
+            period.by_values[values] = keys
+        period.last_tags = (tags, keys)
+        return keys
+
+    def _fill_room(self, key: Key, limit: Decimal) -> float:
+        with self._lock:
+            left = floor_float(limit - self._spent(key))
+            self._room[key] = left
+        return left
+
+    def _check_exactly(
+        self,
+        provider: str,
+        model: str | None,
+        keys: list[KeyEntry],
+        input_tokens: int,
+        output_tokens: int,
+        mode: str,
+    ) -> None:
+        """Block when ``spent + estimate > limit`` for any budget, in exact Decimal.
+
+        The estimate is the pricing engine's own (tiers applied); None when the
+        model has no known price, which blocks only a budget already over its limit.
+        """
+        estimator = self.estimator
+        estimate: Decimal | None = None
+        if estimator is not None and model:
+            estimate = estimator.exact(provider, model, input_tokens, output_tokens, mode)
+        per_call = self.budgets.per_call
         if per_call is not None and estimate is not None and estimate > per_call:
-            if not exact:
-                estimate = estimator.exact(provider, model, input_tokens, output_tokens, mode)  # type: ignore[union-attr,arg-type]
-                exact = True
-            if estimate is not None and estimate > per_call:
-                self._block("per_call", GLOBAL_SCOPE, estimate, per_call, estimate)
+            self._block("per_call", GLOBAL_SCOPE, estimate, per_call, estimate)
+        cost = _ZERO if estimate is None else estimate
         db, local = self._db, self._local
-        margin = None if exact or estimate is None else estimate * 2
         for key, budget_type, scope, limit in keys:
             spent = db.get(key, _ZERO) + local.get(key, _ZERO)
-            if margin is not None:
-                if spent + margin <= limit:
-                    continue  # the usual case: far from the limit, the quick figure is enough
-                # Close to the limit: let the pricing engine decide (tiers, exact rates).
-                estimate = estimator.exact(provider, model, input_tokens, output_tokens, mode)  # type: ignore[union-attr,arg-type]
-                margin = None
-            if spent + (_ZERO if estimate is None else estimate) > limit:
+            if spent + cost > limit:
                 self._block(budget_type, scope, spent, limit, estimate)
 
     def _block(
@@ -370,6 +469,7 @@ class BudgetGuard:
         alerts: list[BudgetAlert] = []
         with self._lock:
             self._db = totals
+            self._room.clear()
             for event_id in confirmed:
                 if event_id not in self._pending:
                     continue
@@ -462,6 +562,7 @@ class BudgetGuard:
         if self.shared is not None:
             self._pending.clear()
             self._local.clear()
+            self._room.clear()
             self.shared.after_fork()
 
 
@@ -544,6 +645,8 @@ def install_guard(runtime: Runtime, guard: BudgetGuard) -> None:
     and adds nothing to the caller's thread.
     """
     runtime.budget_guard = guard
+    # The call's tags, without looking the runtime up again on every preflight.
+    guard.use_tags(functools.partial(resolve_tags, runtime.defaults))
     if guard.budgets.on_exceed != "notify":
         runtime.price_event = guard.prepare
         runtime.after_call = guard.after_call
