@@ -27,6 +27,7 @@ from ._catalog import (
     parse_catalog,
 )
 from ._match import Match, find_entry, resolve_deployment
+from ._plans import quick_cost
 from ._price import Pricing, normalize_mode, price_usage
 from ._records import with_cost
 
@@ -101,12 +102,18 @@ class PriceStage:
             model = resolve_deployment(
                 event.provider, model, event.request_model, self._deployments
             )
+        usage = event.usage
         when = event.occurred_at
+        catalog = self._catalog or default_catalog()
+        if usage is not None and not usage.services and usage.reported_cost is None:
+            cost = quick_cost(
+                catalog, event.provider, model, event.pricing_mode, usage.tokens, when
+            )
+            if cost is not None:
+                return cost
         if when.tzinfo is None:  # events carry aware UTC times; a naive one is taken as UTC
             when = when.replace(tzinfo=timezone.utc)
-        pricing = price_usage(
-            self.catalog, event.provider, model, event.usage, event.pricing_mode, when
-        )
+        pricing = price_usage(catalog, event.provider, model, usage, event.pricing_mode, when)
         if pricing.cost.status != "priced" and event.usage is not None:
             self._count_unpriced(event.provider, model, event.pricing_mode, pricing)
         return pricing.cost

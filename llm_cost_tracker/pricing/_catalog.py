@@ -114,6 +114,7 @@ class Catalog:
     layers: tuple[CatalogInfo, ...] = ()
     _aliases: dict[str, str] = field(default_factory=dict)
     _cache: dict[Any, Any] = field(default_factory=dict)
+    _routes: dict[Any, Any] = field(default_factory=dict)  # the stage's line plans (pricing._plans)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:

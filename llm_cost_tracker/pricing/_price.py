@@ -220,6 +220,19 @@ def resolve_cached(
         if period.contains(when):
             period_name = period.name
             break
+    return _resolved(catalog, entry, index, version, mode, tier, period_name)
+
+
+def _resolved(
+    catalog: Catalog,
+    entry: PriceEntry,
+    index: int,
+    version: PriceVersion,
+    mode: str,
+    tier: Tier | None,
+    period_name: str | None,
+) -> Resolved:
+    """``resolve(...)`` through the catalog's cache."""
     key = (entry.key, index, mode, None if tier is None else tier.above_input_tokens, period_name)
     cache = catalog._cache
     resolved: Resolved | None = cache.get(key)

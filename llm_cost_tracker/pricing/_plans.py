@@ -1,0 +1,147 @@
+"""The pricing stage's fast path: everything that does not depend on the quantities, cached per component set.
+
+A call to a known model, in a given mode, with a given set of token components
+always gets the same entry, unit prices, units, line order and snapshot; only
+the quantities change. ``quick_cost`` keeps those in a ``LinePlan`` per
+(provider, model, mode, components) and price version, so pricing a call is a
+dictionary lookup, one multiplication per line and the records. Whatever the
+plan does not cover (provider-reported costs, service components, negative
+counts, a call that may reach a long-context tier, time-of-day periods, a
+component without a rate) returns None and takes the general path in
+``_price``, which gives the same result for what the plan covers (tested).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from operator import mul
+from typing import Any
+
+from .._events import Cost
+from ._catalog import Catalog
+from ._price import _resolved, lookup
+from ._records import make_cost, make_lines
+
+_ZERO = Decimal(0)
+_MAX_ROUTES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class LinePlan:
+    """The lines of a fully priced call with these components, less the quantities."""
+
+    components: tuple[str, ...]
+    units: tuple[str, ...]
+    unit_prices: tuple[Decimal, ...]
+    snapshot: dict[str, Any]  # copied per event; its nested tables are shared and never mutated
+    tier_floor: int | None  # a call with more tokens than this may be in a tier: general path
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The plans of one (provider, model, mode, components), one per price version.
+
+    ``plans[bisect_right(starts, when)]`` is the plan in force at ``when``
+    (``starts`` is empty when one version holds for all time); None where
+    there is no plan.
+    """
+
+    starts: tuple[datetime, ...]
+    plans: tuple[LinePlan | None, ...]
+
+
+_NO_ROUTE = Route(starts=(), plans=(None,))
+
+
+def build_route(
+    catalog: Catalog, provider: str, model: str, mode: str, components: tuple[str, ...]
+) -> Route:
+    """The route for a call with these (non-zero) components, from the catalog's resolved rates."""
+    match = lookup(catalog, provider, model)
+    if match is None:
+        return _NO_ROUTE
+    entry = match.entry
+    plans: list[LinePlan | None] = []
+    starts: list[datetime] = []
+    for index, version in enumerate(entry.versions):
+        if version.effective_from is None:
+            if index:  # rejected when parsed; the general path says what is wrong
+                return _NO_ROUTE
+        else:
+            if not index:
+                plans.append(None)  # before the first version: no price
+            starts.append(version.effective_from)
+        if version.periods:
+            plans.append(None)
+            continue
+        resolved = _resolved(catalog, entry, index, version, mode, None, None)
+        table = resolved.lines
+        if not all(c in table for c in components):
+            plans.append(None)
+            continue
+        snapshot = dict(resolved.header)
+        snapshot["rates"] = {c: table[c][2] for c in components}
+        plans.append(
+            LinePlan(
+                components=components,
+                units=tuple(table[c][0] for c in components),
+                unit_prices=tuple(table[c][1] for c in components),
+                snapshot=snapshot,
+                tier_floor=version.tiers[-1].above_input_tokens if version.tiers else None,
+            )
+        )
+    return Route(starts=tuple(starts), plans=tuple(plans))
+
+
+def quick_cost(
+    catalog: Catalog,
+    provider: str,
+    model: str,
+    mode: str,
+    tokens: Mapping[str, int],
+    when: datetime,
+) -> Cost | None:
+    """The Cost of a call with only token ``tokens``, or None when the general path must price it."""
+    counts = tuple(tokens.values())
+    try:
+        low = min(counts)
+    except (TypeError, ValueError):  # no tokens, or a count that is not a number
+        return None
+    if low > 0:
+        components = tuple(tokens)
+    elif low == 0:  # zero counts make no line (e.g. "output": 0 of an embedding)
+        components = tuple(c for c, n in tokens.items() if n)
+        counts = tuple(n for n in counts if n)
+        if not counts:
+            return None
+    else:
+        return None
+    key = (provider, model, mode, components)
+    routes = catalog._routes
+    route: Route | None = routes.get(key)
+    if route is None:
+        route = build_route(catalog, provider, model, mode, components)
+        if len(routes) >= _MAX_ROUTES:
+            routes.clear()
+        routes[key] = route
+    starts = route.starts
+    if starts and when.tzinfo is None:
+        return None
+    plan = route.plans[bisect_right(starts, when)]
+    if plan is None:
+        return None
+    floor = plan.tier_floor
+    if floor is not None and sum(counts) > floor:
+        return None
+    prices = plan.unit_prices
+    quantities = list(map(Decimal, counts))
+    costs = list(map(mul, quantities, prices))
+    lines = make_lines(plan.components, plan.units, quantities, prices, costs)
+    return make_cost(sum(costs, _ZERO), "priced", lines, plan.snapshot.copy())
+
+
+__all__ = ["LinePlan", "Route", "build_route", "quick_cost"]
