@@ -78,6 +78,65 @@ def _decimal(value: object) -> Decimal:
     return Decimal(str(value)).quantize(_PLACES)
 
 
+class SpendQueries:
+    """The SQL that reads month-to-date and day-to-date spend, overall and per value of a tag.
+
+    Overall totals come from the daily rollups where the exporter keeps them
+    (one row per day and model, so the read costs the same all month long),
+    else from the calls themselves. Per-tag totals always come from the calls.
+    """
+
+    def __init__(self, dialect: _sql.Dialect) -> None:
+        self.dialect = dialect
+        p = dialect.placeholder
+        key, value = dialect.quote("key"), dialect.quote("value")
+        self.uses_rollups = dialect.name in ROLLUP_DIALECTS
+        if self.uses_rollups:
+            self.global_sql = (
+                f"SELECT SUM(total_cost), SUM(CASE WHEN day >= {p} THEN total_cost END) "
+                f"FROM {_sql.ROLLUPS} WHERE day >= {p} AND day < {p}"
+            )
+        else:
+            self.global_sql = (
+                f"SELECT SUM(total_cost), SUM(CASE WHEN occurred_at >= {p} THEN total_cost END) "
+                f"FROM {_sql.CALLS} WHERE occurred_at >= {p} AND occurred_at < {p} "
+                "AND total_cost IS NOT NULL"
+            )
+        self.tag_sql = (
+            f"SELECT t.{value}, SUM(c.total_cost), "
+            f"SUM(CASE WHEN c.occurred_at >= {p} THEN c.total_cost END) "
+            f"FROM {_sql.CALLS} c JOIN {_sql.TAGS} t ON t.call_id = c.id "
+            f"WHERE t.{key} = {p} AND c.occurred_at >= {p} AND c.occurred_at < {p} "
+            f"AND c.total_cost IS NOT NULL GROUP BY t.{value}"
+        )
+
+    def read(self, cursor: Any, tag_keys: Sequence[str], now: datetime) -> dict[Key, Decimal]:
+        """Return the spend of the month and day around ``now``: overall, and per value of each tag key."""
+        totals: dict[Key, Decimal] = {}
+        month_start, next_month, day_start, _ = period_bounds(now)
+        month, day = month_of(now), day_of(now)
+        convert = self.dialect.convert_time
+        if self.uses_rollups:
+            bounds: tuple[Any, ...] = (day_start.date(), month_start.date(), next_month.date())
+        else:
+            bounds = (convert(day_start), convert(month_start), convert(next_month))
+        cursor.execute(self.global_sql, bounds)
+        row = cursor.fetchone()
+        if row is not None:
+            totals[("monthly", month, GLOBAL_SCOPE)] = _decimal(row[0])
+            totals[("daily", day, GLOBAL_SCOPE)] = _decimal(row[1])
+        for tag_key in tag_keys:
+            cursor.execute(
+                self.tag_sql,
+                (convert(day_start), tag_key, convert(month_start), convert(next_month)),
+            )
+            for value, month_total, day_total in cursor.fetchall():
+                scope = f"{tag_key}={value}"
+                totals[("monthly", month, scope)] = _decimal(month_total)
+                totals[("daily", day, scope)] = _decimal(day_total)
+        return totals
+
+
 def alert_id(alert: BudgetAlert) -> str:
     """The claim key: one row per budget, scope, period and limit, whoever crosses it first."""
     raw = f"{alert.budget_type}\x1f{alert.scope}\x1f{alert.period}\x1f{alert.limit}"
@@ -112,32 +171,8 @@ class SharedTotals:
         self._completed = 0  # number of the last refresh that completed
         self.last_refresh_seconds = 0.0
         self._refreshed = threading.Condition()
-        tag_keys = sorted(guard.budgets.per_tag)
-        self._tag_keys = tag_keys
-        p = self.dialect.placeholder
-        key, value = self.dialect.quote("key"), self.dialect.quote("value")
-        # Overall totals: from the daily rollups where the exporter keeps them (one
-        # row per day and model, so the read costs the same all month long), else
-        # from the calls themselves. Per-tag totals always come from the calls.
-        self._uses_rollups = self.dialect.name in ROLLUP_DIALECTS
-        if self._uses_rollups:
-            self._global_sql = (
-                f"SELECT SUM(total_cost), SUM(CASE WHEN day >= {p} THEN total_cost END) "
-                f"FROM {_sql.ROLLUPS} WHERE day >= {p} AND day < {p}"
-            )
-        else:
-            self._global_sql = (
-                f"SELECT SUM(total_cost), SUM(CASE WHEN occurred_at >= {p} THEN total_cost END) "
-                f"FROM {_sql.CALLS} WHERE occurred_at >= {p} AND occurred_at < {p} "
-                "AND total_cost IS NOT NULL"
-            )
-        self._tag_sql = (
-            f"SELECT t.{value}, SUM(c.total_cost), "
-            f"SUM(CASE WHEN c.occurred_at >= {p} THEN c.total_cost END) "
-            f"FROM {_sql.CALLS} c JOIN {_sql.TAGS} t ON t.call_id = c.id "
-            f"WHERE t.{key} = {p} AND c.occurred_at >= {p} AND c.occurred_at < {p} "
-            f"AND c.total_cost IS NOT NULL GROUP BY t.{value}"
-        )
+        self._tag_keys = sorted(guard.budgets.per_tag)
+        self._queries = SpendQueries(self.dialect)
         self._insert_alert = self.dialect.insert_sql(ALERTS, ALERT_COLUMNS)
 
     # -- lifecycle ------------------------------------------------------------
@@ -309,28 +344,7 @@ class SharedTotals:
 
     def _read(self, cursor: Any, totals: dict[Key, Decimal], confirmed: list[str]) -> None:
         """Read the totals, then which pending calls they include, inside one snapshot."""
-        now = datetime.now(timezone.utc)
-        month_start, next_month, day_start, _ = period_bounds(now)
-        month, day = month_of(now), day_of(now)
-        convert = self.dialect.convert_time
-        if self._uses_rollups:
-            bounds: tuple[Any, ...] = (day_start.date(), month_start.date(), next_month.date())
-        else:
-            bounds = (convert(day_start), convert(month_start), convert(next_month))
-        cursor.execute(self._global_sql, bounds)
-        row = cursor.fetchone()
-        if row is not None:
-            totals[("monthly", month, GLOBAL_SCOPE)] = _decimal(row[0])
-            totals[("daily", day, GLOBAL_SCOPE)] = _decimal(row[1])
-        for tag_key in self._tag_keys:
-            cursor.execute(
-                self._tag_sql,
-                (convert(day_start), tag_key, convert(month_start), convert(next_month)),
-            )
-            for value, month_total, day_total in cursor.fetchall():
-                scope = f"{tag_key}={value}"
-                totals[("monthly", month, scope)] = _decimal(month_total)
-                totals[("daily", day, scope)] = _decimal(day_total)
+        totals.update(self._queries.read(cursor, self._tag_keys, datetime.now(timezone.utc)))
         # Read after the totals, inside the same snapshot: every call reserved
         # before the snapshot began is asked about.
         pending = self.guard.pending_ids()

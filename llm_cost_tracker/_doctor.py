@@ -1,9 +1,10 @@
 """``llm-cost-tracker doctor``: check the setup end to end, one ``[ok] / [warn] / [fail]`` row per check.
 
 Configuration, the database (reachable, schema up to date), the SDKs and their
-instrumentors, the price catalog's age, and what the ledger says about the last
-seven days (unpriced models, streams without usage, errors), plus the spool and
-quarantine of undelivered events. Exits 1 when any check fails.
+instrumentors, the price catalog's age, what the ledger says about the last
+seven days (unpriced models, streams without usage, errors), the budgets in
+force with their current spend, plus the spool and quarantine of undelivered
+events. Exits 1 when any check fails.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, Literal
 
 from ._cli import EXIT_CHECK_FAILED, EXIT_OK, database_url
@@ -22,6 +24,11 @@ from ._cli import EXIT_CHECK_FAILED, EXIT_OK, database_url
 Level = Literal["ok", "warn", "fail", "info"]
 
 CATALOG_STALE_DAYS = 90
+_OVER_HINTS = {
+    "notify": "notify only: calls go ahead; the callback fired once for this crossing",
+    "raise": "each call raises BudgetExceededError once it is recorded, until the period ends",
+    "block": "new requests are refused before they are sent, until the period ends",
+}
 
 _EXAMPLES = """\
 examples:
@@ -325,6 +332,141 @@ def check_ledger(connection: Any, url: str, days: int, now: datetime) -> list[Ch
     return checks
 
 
+def _spend_from_database(
+    connection: Any, url: str, tag_keys: list[str], now: datetime
+) -> tuple[dict[tuple[str, str, str], Decimal] | None, str]:
+    """Month- and day-to-date spend as the budget thread reads it; (None, why) when unreadable."""
+    from ._budget_shared import SpendQueries
+    from .exporters import _sql
+
+    if connection is None:
+        return None, "no ledger yet: nothing recorded"
+    cursor = connection.cursor()
+    try:
+        dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+        return SpendQueries(dialect).read(cursor, tag_keys, now), ""
+    except Exception as error:
+        with suppress(Exception):
+            connection.rollback()
+        return None, f"cannot read the spend: {error}"
+    finally:
+        cursor.close()
+
+
+def check_budgets(url: str, config: Any, connection: Any, now: datetime) -> list[Check]:
+    """The budgets in force: limits, mode, per-tag keys, where totals come from, current spend.
+
+    Inside an app with budgets configured, reports that process's own view of
+    them; otherwise the budgets the environment sets, with the spend read from
+    the database the way every process's budget thread reads it.
+    """
+    from . import _api
+    from ._budget_guard import guard_of
+    from ._errors import _money
+    from .budgets import GLOBAL_SCOPE, day_of, month_of
+    from .exporters import _sql
+
+    runtime = _api._runtime
+    guard = None if runtime is None else guard_of(runtime)
+    budgets = guard.budgets if guard is not None else None if config is None else config.budgets
+    if budgets is None:
+        return [
+            Check(
+                "info",
+                "budgets",
+                "none configured",
+                "set LLM_COST_TRACKER_MONTHLY_BUDGET / _DAILY_BUDGET / _PER_CALL_BUDGET or "
+                "configure(budgets=Budgets(...)); see docs/budgets.md",
+            )
+        ]
+    now = now.astimezone(timezone.utc)
+    tag_keys = sorted(budgets.per_tag)
+    spent: dict[tuple[str, str, str], Decimal] | None
+    if guard is not None:
+        assert runtime is not None
+        shared_url = None if guard.shared is None else guard.shared.url
+        export_interval = runtime.config.export_interval
+        spent = {(v.budget_type, v.period, v.scope): v.spent for v in guard.views()}
+        why = ""
+        now = datetime.now(timezone.utc)  # the guard's own periods
+        source = "as this process sees it"
+    else:
+        in_memory = (
+            _sql.dialect_name_for_url(url) == "sqlite" and _sql.sqlite_path(url) == ":memory:"
+        )
+        shared_url = None if in_memory else url
+        export_interval = config.export_interval
+        if shared_url is None:
+            spent, why = None, "in-process totals are only visible inside the app"
+        else:
+            spent, why = _spend_from_database(connection, url, tag_keys, now)
+        source = "from the database"
+    if shared_url is None:
+        where = "in-process (no SQL database): each process counts only its own spend"
+    else:
+        staleness = export_interval + budgets.refresh_interval
+        where = (
+            f"shared through {_sql.redact_url(shared_url)}, read every {budgets.refresh_interval:g} s "
+            f"(another process's spend shows here within about {staleness:g} s)"
+        )
+    checks = [Check("ok", "budgets", f"on exceed: {budgets.on_exceed}; totals {where}")]
+    periods = {"monthly": month_of(now), "daily": day_of(now)}
+    for budget_type in ("monthly", "daily"):
+        limit = budgets.limits(budget_type)
+        if limit is None:
+            continue
+        period = periods[budget_type]
+        if spent is None:
+            checks.append(
+                Check("ok", f"budget {budget_type}", f"limit {_money(limit)}; spend unknown: {why}")
+            )
+            continue
+        total = spent.get((budget_type, period, GLOBAL_SCOPE), Decimal(0))
+        over = total > limit
+        detail = f"{_money(total)} of {_money(limit)} spent in {period} {source}"
+        checks.append(
+            Check(
+                "warn" if over else "ok",
+                f"budget {budget_type}",
+                detail
+                + (": over the limit" if over else f" ({total / limit:.0%})" if limit else ""),
+                _OVER_HINTS[budgets.on_exceed] if over else "",
+            )
+        )
+    if budgets.per_call is not None:
+        checks.append(Check("ok", "budget per_call", f"limit {_money(budgets.per_call)} per call"))
+    for tag_key in tag_keys:
+        limits = budgets.per_tag[tag_key]
+        each = ", ".join(
+            f"{t} {_money(getattr(limits, t))}"
+            for t in ("monthly", "daily")
+            if getattr(limits, t) is not None
+        )
+        name = f"budget per tag {tag_key}"
+        if spent is None:
+            checks.append(Check("ok", name, f"{each} for each value; spend unknown: {why}"))
+            continue
+        prefix = f"{tag_key}="
+        values: set[str] = set()
+        over_list: list[str] = []
+        for (budget_type, period, scope), total in sorted(spent.items()):
+            if not scope.startswith(prefix) or period != periods[budget_type]:
+                continue
+            values.add(scope)
+            limit = getattr(limits, budget_type)
+            if limit is not None and total > limit:
+                over_list.append(f"{scope} {_money(total)} of {_money(limit)} ({budget_type})")
+        detail = f"{each} for each value; {len(values)} value(s) with spend this period"
+        if over_list:
+            shown = "; ".join(over_list[:5]) + (
+                f"; and {len(over_list) - 5} more" if len(over_list) > 5 else ""
+            )
+            checks.append(Check("warn", name, f"{detail}, {len(over_list)} over: {shown}"))
+        else:
+            checks.append(Check("ok", name, f"{detail}, none over"))
+    return checks
+
+
 def check_delivery(url: str, config: Any) -> list[Check]:
     from .exporters import _sql
 
@@ -398,6 +540,7 @@ def run_checks(url: str, days: int = 7, now: datetime | None = None) -> list[Che
         checks += check_prices(config, now.date())
         if connection is not None:
             checks += check_ledger(connection, url, days, now)
+        checks += check_budgets(url, config, connection, now)
         checks += check_delivery(url, config)
         checks += check_process_counters()
     finally:
