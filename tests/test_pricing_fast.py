@@ -22,7 +22,7 @@ from llm_cost_tracker._events import Cost, LineItem, TokenUsage, UsageEvent
 from llm_cost_tracker.pricing import PriceStage, bundled_catalog, parse_catalog, with_cost
 from llm_cost_tracker.pricing._plans import quick_cost
 from llm_cost_tracker.pricing._price import price_usage
-from llm_cost_tracker.pricing._records import make_cost, make_line, make_lines
+from llm_cost_tracker.pricing._records import make_cost, make_line, make_priced_lines
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 MODES = ("standard", "batch", "flex", "priority", "priority+us_only", "default", "nonsense")
@@ -173,8 +173,9 @@ def test_a_price_version_taking_effect_while_running_is_used() -> None:
 
 def test_generated_records_are_the_real_classes() -> None:
     q, p = Decimal(3), Decimal("0.1")
-    lines = make_lines(("input", "output"), ("token", "token"), (q, q), (p, p), (q * p, q * p))
+    lines, total = make_priced_lines((("input", "token", p), ("output", "token", p)), (3, 3))
     expected = LineItem("input", "token", q, p, q * p)
+    assert str(total) == str(Decimal(0) + q * p + q * p)
     assert type(lines[0]) is LineItem
     assert lines[0] == expected
     assert hash(lines[0]) == hash(expected)

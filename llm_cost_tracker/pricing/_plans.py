@@ -18,15 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from operator import mul
 from typing import Any
 
 from .._events import Cost
 from ._catalog import Catalog
 from ._price import _resolved, lookup
-from ._records import make_cost, make_lines
+from ._records import make_cost, make_priced_lines
 
-_ZERO = Decimal(0)
 _MAX_ROUTES = 10_000
 
 
@@ -34,9 +32,7 @@ _MAX_ROUTES = 10_000
 class LinePlan:
     """The lines of a fully priced call with these components, less the quantities."""
 
-    components: tuple[str, ...]
-    units: tuple[str, ...]
-    unit_prices: tuple[Decimal, ...]
+    lines: tuple[tuple[str, str, Decimal], ...]  # (component, unit, unit price), in line order
     snapshot: dict[str, Any]  # copied per event; its nested tables are shared and never mutated
     tier_floor: int | None  # a call with more tokens than this may be in a tier: general path
 
@@ -87,9 +83,7 @@ def build_route(
         snapshot["rates"] = {c: table[c][2] for c in components}
         plans.append(
             LinePlan(
-                components=components,
-                units=tuple(table[c][0] for c in components),
-                unit_prices=tuple(table[c][1] for c in components),
+                lines=tuple((c, table[c][0], table[c][1]) for c in components),
                 snapshot=snapshot,
                 tier_floor=version.tiers[-1].above_input_tokens if version.tiers else None,
             )
@@ -129,19 +123,19 @@ def quick_cost(
             routes.clear()
         routes[key] = route
     starts = route.starts
-    if starts and when.tzinfo is None:
+    if not starts:
+        plan = route.plans[0]
+    elif when.tzinfo is None:  # the general path takes it as UTC
         return None
-    plan = route.plans[bisect_right(starts, when)]
+    else:
+        plan = route.plans[bisect_right(starts, when)]
     if plan is None:
         return None
     floor = plan.tier_floor
     if floor is not None and sum(counts) > floor:
         return None
-    prices = plan.unit_prices
-    quantities = list(map(Decimal, counts))
-    costs = list(map(mul, quantities, prices))
-    lines = make_lines(plan.components, plan.units, quantities, prices, costs)
-    return make_cost(sum(costs, _ZERO), "priced", lines, plan.snapshot.copy())
+    lines, total = make_priced_lines(plan.lines, counts)
+    return make_cost(total, "priced", lines, plan.snapshot.copy())
 
 
 __all__ = ["LinePlan", "Route", "build_route", "quick_cost"]

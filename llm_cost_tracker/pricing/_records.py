@@ -15,12 +15,14 @@ not handle, its constructor (or ``dataclasses.replace``) is used instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields, replace
 from decimal import Decimal
 from typing import Any
 
 from .._events import Cost, CostStatus, LineItem, UsageEvent
+
+_ZERO = Decimal(0)
 
 
 def _draft_class(cls: type) -> type | None:
@@ -52,8 +54,7 @@ def _generate(source: str, name: str, **globals_: Any) -> Any:
 def _line_builders() -> tuple[
     Callable[[str, str, Decimal, Decimal | None, Decimal | None], LineItem],
     Callable[
-        [Sequence[str], Sequence[str], Sequence[Decimal], Sequence[Decimal], Sequence[Decimal]],
-        tuple[LineItem, ...],
+        [Sequence[tuple[str, str, Decimal]], Iterable[int]], tuple[tuple[LineItem, ...], Decimal]
     ],
 ]:
     draft = _draft_class(LineItem)
@@ -69,30 +70,37 @@ def _line_builders() -> tuple[
         ) -> LineItem:
             return LineItem(component, unit, quantity, unit_price, cost)
 
-        def lines(
-            components: Sequence[str],
-            units: Sequence[str],
-            quantities: Sequence[Decimal],
-            unit_prices: Sequence[Decimal],
-            costs: Sequence[Decimal],
-        ) -> tuple[LineItem, ...]:
-            return tuple(map(LineItem, components, units, quantities, unit_prices, costs))
+        def priced(
+            specs: Sequence[tuple[str, str, Decimal]], counts: Iterable[int]
+        ) -> tuple[tuple[LineItem, ...], Decimal]:
+            out = []
+            total = _ZERO
+            for (component, unit, unit_price), count in zip(specs, counts, strict=True):
+                quantity = Decimal(count)
+                cost = quantity * unit_price
+                total += cost
+                out.append(LineItem(component, unit, quantity, unit_price, cost))
+            return tuple(out), total
 
-        return line, lines
+        return line, priced
     stores = "".join(f"    item.{n} = {n}\n" for n in names)
     one = f"def line({', '.join(names)}):\n    item = new(Draft)\n{stores}    item.__class__ = Record\n    return item\n"
     loop_stores = "".join(f"        item.{n} = {n}\n" for n in names)
-    many = (
-        "def lines(components, units, quantities, unit_prices, costs):\n"
+    priced = (
+        "def priced(specs, counts):\n"
         "    out = []\n"
-        f"    for {', '.join(names)} in zip(components, units, quantities, unit_prices, costs):\n"
+        "    total = ZERO\n"
+        "    for (component, unit, unit_price), count in zip(specs, counts, strict=True):\n"
+        "        quantity = Decimal(count)\n"
+        "        cost = quantity * unit_price\n"
+        "        total += cost\n"
         f"        item = new(Draft)\n{loop_stores}        item.__class__ = Record\n"
         "        out.append(item)\n"
-        "    return tuple(out)\n"
+        "    return tuple(out), total\n"
     )
     return (
         _generate(one, "line", Draft=draft, Record=LineItem),
-        _generate(many, "lines", Draft=draft, Record=LineItem),
+        _generate(priced, "priced", Draft=draft, Record=LineItem, Decimal=Decimal, ZERO=_ZERO),
     )
 
 
@@ -143,11 +151,14 @@ def _event_copier() -> Callable[[UsageEvent, Cost], UsageEvent]:
     return _generate(source, "copy", Draft=draft, Record=UsageEvent)  # type: ignore[no-any-return]
 
 
-make_line, make_lines = _line_builders()
+make_line, make_priced_lines = _line_builders()
 make_line.__doc__ = "``LineItem(component, unit, quantity, unit_price, cost)``."
-make_lines.__doc__ = (
-    "The LineItems of parallel sequences of components, units, quantities, prices and costs."
-)
+make_priced_lines.__doc__ = """The lines of a fully priced call and their total.
+
+One ``LineItem(component, unit, Decimal(count), unit_price, Decimal(count) * unit_price)``
+per ``(component, unit, unit_price)`` of ``specs`` and count of ``counts``; the
+total is ``Decimal(0)`` plus each line's cost in order, as the general path adds them.
+"""
 make_cost = _cost_builder()
 make_cost.__doc__ = "``Cost(total=..., status=..., line_items=..., snapshot=...)`` in USD."
 with_cost = _event_copier()
@@ -156,4 +167,4 @@ with_cost.__doc__ = (
 )
 
 
-__all__ = ["make_cost", "make_line", "make_lines", "with_cost"]
+__all__ = ["make_cost", "make_line", "make_priced_lines", "with_cost"]
