@@ -86,7 +86,7 @@ def _line_builders() -> tuple[
     stores = "".join(f"    item.{n} = {n}\n" for n in names)
     one = f"def line({', '.join(names)}):\n    item = new(Draft)\n{stores}    item.__class__ = Record\n    return item\n"
     loop_stores = "".join(f"        item.{n} = {n}\n" for n in names)
-    priced = (
+    many = (
         "def priced(specs, counts):\n"
         "    out = []\n"
         "    total = ZERO\n"
@@ -100,7 +100,7 @@ def _line_builders() -> tuple[
     )
     return (
         _generate(one, "line", Draft=draft, Record=LineItem),
-        _generate(priced, "priced", Draft=draft, Record=LineItem, Decimal=Decimal, ZERO=_ZERO),
+        _generate(many, "priced", Draft=draft, Record=LineItem, Decimal=Decimal, ZERO=_ZERO),
     )
 
 
