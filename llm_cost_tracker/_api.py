@@ -178,7 +178,36 @@ def current_call_tags(explicit: Mapping[str, str] | None = None) -> Tags:
     return resolve_tags(runtime.defaults, explicit)
 
 
-_get_current_span: Any = None
+def _current_span_reader() -> Callable[[], Any]:
+    """A function returning the current OpenTelemetry span, or None.
+
+    With OpenTelemetry's default contextvars runtime context (the usual case) it
+    reads the context variable directly, which is what ``get_current_span()``
+    does through four calls; with any other runtime context, the public API.
+    """
+    from opentelemetry import trace
+
+    try:
+        from opentelemetry import context as otel_context
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
+        runtime_context = otel_context._RUNTIME_CONTEXT
+        if type(runtime_context) is ContextVarsRuntimeContext:
+            current = runtime_context._current_context.get
+            span_type = trace.Span
+
+            def read() -> Any:
+                span = current().get(_SPAN_KEY)
+                return span if isinstance(span, span_type) else None
+
+            return read
+    except (ImportError, AttributeError):
+        pass
+    return trace.get_current_span
+
+
+_current_span: Callable[[], Any] | None = None
 
 
 def current_span_context() -> Any:
@@ -187,12 +216,13 @@ def current_span_context() -> Any:
     Cheap enough for every call's start; turning it into hex ids can wait
     (``trace_ids()``), off the caller's thread.
     """
-    global _get_current_span
-    if _get_current_span is None:
-        from opentelemetry.trace import get_current_span
-
-        _get_current_span = get_current_span
-    context = _get_current_span().get_span_context()
+    global _current_span
+    if _current_span is None:
+        _current_span = _current_span_reader()
+    span = _current_span()
+    if span is None:
+        return None
+    context = span.get_span_context()
     return context if context.is_valid else None
 
 

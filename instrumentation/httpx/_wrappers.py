@@ -119,6 +119,7 @@ class Observation:
         "_first",
         "_reader",
         "_request_body",
+        "_response",
         "_state",
         "_status",
         "_window",
@@ -136,6 +137,7 @@ class Observation:
         self.path = path
         self._request_body: bytes | None = None  # read on the worker: model, stream, from_request
         self._content: bytes | None = None  # a body read whole, parsed on the worker
+        self._response: Any = None  # a response the client already read, looked at on the worker
         self._status = 0
         self._state: StreamState | None = None
         self._reader: EventSplitter | LineSplitter | None = None
@@ -230,21 +232,34 @@ class Observation:
 
     # -- finishing -------------------------------------------------------------------
 
-    def finish(self, error: BaseException | None = None) -> None:
-        """Record the call (once); the worker reads it. Raises only a budget's error in raise mode."""
+    def finish(self, error: BaseException | None = None, response: Any = None) -> None:
+        """Record the call (once); the worker reads it. Raises only a budget's error in raise mode.
+
+        ``response``: one the client already read whole, whose headers and body
+        the worker looks at instead of this thread.
+        """
         if self.call.finished:
             return
-        if error is not None:
-            outcome = ("error", type(error).__name__)
-        elif self._status >= 400:
-            outcome = ("error", f"http_{self._status}")
-        else:
-            outcome = ("ok", None)
-        finish_later(self.call, _read_observation, (self, outcome))
+        self._response = response
+        error_type = None if error is None else type(error).__name__
+        finish_later(self.call, _read_observation, (self, error_type))
 
-    def event(self, status: str, error_type: str | None) -> UsageEvent:
+    def event(self, error_type: str | None) -> UsageEvent:
         """The call's event from what the request and the body said (on the bus worker)."""
         call = self.call
+        response, self._response = self._response, None
+        if response is not None:
+            try:
+                self.prepare(response, raw=False)
+                self.read_whole(response.content)
+            except Exception:
+                STATS.failure("errors.transport.attach", "could not observe an LLM response")
+        if error_type is not None:
+            status = "error"
+        elif self._status >= 400:
+            status, error_type = "error", f"http_{self._status}"
+        else:
+            status = "ok"
         body, self._request_body = self._request_body, None
         if body is not None:  # read here rather than on the caller's thread
             try:
@@ -313,9 +328,9 @@ def _decoder_for(response: Any, encoding: str) -> Any:
     return decoder() if decoder is not None else None
 
 
-def _read_observation(call: Call, source: tuple[Observation, tuple[str, str | None]]) -> UsageEvent:
-    observation, (status, error_type) = source
-    return observation.event(status, error_type)
+def _read_observation(call: Call, source: tuple[Observation, str | None]) -> UsageEvent:
+    observation, error_type = source
+    return observation.event(error_type)
 
 
 def start_observation(provider: str, request: Any, url: Any) -> Observation | None:
@@ -326,7 +341,8 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
     """
     if request.method != "POST":
         return None
-    path = url.path
+    reference = getattr(url, "_uri_reference", None)  # the raw path, without URL.path's unquoting
+    path = reference.path if reference is not None and "%" not in reference.path else url.path
     route = route_for(provider, path)
     if route is None:
         return None
@@ -357,14 +373,16 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
 def _attach(observation: Observation, response: Any, streamed: bool, stream_class: Any) -> None:
     """Read an already-read body now, or wrap the response's stream to observe it as it is read."""
     try:
-        # A transport may hand back a body it already loaded (MockTransport, caches): read it now.
-        streamed = streamed and not response.is_stream_consumed
-        observation.prepare(response, raw=streamed)
-        if not streamed:
-            observation.read_whole(response.content)
-        else:
-            response.stream = stream_class(response.stream, observation)
+        # A transport may hand back a body it already loaded (MockTransport, caches): the
+        # worker reads it, with its headers.
+        if not streamed or response.is_stream_consumed:
+            observation.finish(response=response)
             return
+        observation.prepare(response, raw=True)
+        response.stream = stream_class(response.stream, observation)
+        return
+    except LLMCostTrackerError:
+        raise
     except Exception:
         STATS.failure("errors.transport.attach", "could not observe an LLM response")
     observation.finish()
