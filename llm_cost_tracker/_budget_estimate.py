@@ -1,8 +1,8 @@
 """Preflight estimates for ``on_exceed="block"``: a request's tokens from its size, then its cost.
 
 Input tokens are the characters of every string in the request's content
-fields divided by 4 (the common rule of thumb for English text); the text is
-measured, never kept. Output tokens are the request's own cap
+fields divided by 4 (the common rule of thumb for English text), at most
+``MAX_INPUT_TOKENS``; the text is measured, never kept. Output tokens are the request's own cap
 (``max_tokens``, ``max_completion_tokens``, ``max_output_tokens``) when given,
 else 0. Images, audio and files are not counted, so the estimate is a floor.
 """
@@ -12,12 +12,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from ._events import TokenUsage
 from ._stats import STATS
 
 CHARS_PER_TOKEN = 4
+# The largest context window any model offers (Llama 4 Scout): a longer request
+# is refused by the provider, so no estimate goes past it. It also bounds what
+# any request to a model can cost, which lets the preflight skip measuring a
+# request when every budget has far more room than that.
+MAX_INPUT_TOKENS = 10_000_000
 # Request fields whose strings are sent to the model as input (OpenAI, Anthropic, Gemini).
 INPUT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "contents", "tools")
 _INPUT_FIELD_SET = frozenset(INPUT_FIELDS)
@@ -148,9 +153,14 @@ def pricing_mode_of(request: Mapping[str, Any]) -> str:
     return _TIERS.get(tier, "standard") if isinstance(tier, str) else "standard"
 
 
+def input_tokens_of(request: Mapping[str, Any]) -> int:
+    """Return the request's estimated input tokens: its characters / 4, rounded up, capped."""
+    return min(-(-input_chars(request) // CHARS_PER_TOKEN), MAX_INPUT_TOKENS)
+
+
 def estimate_tokens(request: Mapping[str, Any]) -> tuple[int, int]:
     """Return the request's estimated (input, output) tokens: input from its size, output from its cap."""
-    return -(-input_chars(request) // CHARS_PER_TOKEN), output_cap(request)
+    return input_tokens_of(request), output_cap(request)
 
 
 def estimate_usage(request: Mapping[str, Any]) -> TokenUsage:
@@ -159,36 +169,56 @@ def estimate_usage(request: Mapping[str, Any]) -> TokenUsage:
     return TokenUsage(tokens={"input": input_tokens, "output": output_tokens})
 
 
+# What CostEstimator.rates() returns, all floats no lower than the exact figures:
+# (input cost per token, output cost per token, the cost of MAX_INPUT_TOKENS of
+# input, output cost per token at that size). The last two are the most any
+# request to the model can cost, tiers included.
+Rates = tuple[float, float, float, float]
+
+
 class CostEstimator:
     """Estimate a request's cost: quick per-token rates cached per model, or the engine's exact figure.
 
     ``estimate(provider, model, usage, pricing_mode)`` is the pricing engine's
-    exact estimate. ``rates()`` learns per-token input and output rates from it
-    once per model and mode (so tiered prices use the rate of a 1,000-token
-    call), as floats rounded up; the guard calls ``exact()`` only when the quick
-    figure comes close to what is left of a budget.
+    exact estimate. ``rates()`` learns from it, once per model and mode, the
+    per-token rates of a 1,000-token call and what the largest possible request
+    costs (tiers included), as floats rounded up; the guard calls ``exact()``
+    only when the quick figure comes close to what is left of a budget.
     """
 
     def __init__(self, estimate: Estimator) -> None:
         self._estimate = estimate
-        self._rates: dict[tuple[str, str, str], tuple[float, float] | None] = {}
+        self._rates: dict[tuple[str, str, str], Rates | None] = {}
 
-    def rates(self, provider: str, model: str, mode: str) -> tuple[float, float] | None:
-        """Return (input, output) cost per token, no lower than exact; None without a known price."""
+    def rates(self, provider: str, model: str, mode: str) -> Rates | None:
+        """Return the model's cached ``Rates``; None without a known price."""
         key = (provider, model, mode)
         try:
             return self._rates[key]
         except KeyError:
             pass
-        rates: tuple[float, float] | None = None
+        rates: Rates | None = None
         try:
-            per_input = self._estimate(provider, model, TokenUsage(tokens={"input": 1000}), mode)
-            per_output = self._estimate(provider, model, TokenUsage(tokens={"output": 1000}), mode)
+            figures = [
+                self._estimate(provider, model, TokenUsage(tokens=tokens), mode)
+                for tokens in (
+                    {"input": 1000},
+                    {"output": 1000},
+                    {"input": MAX_INPUT_TOKENS},
+                    {"input": MAX_INPUT_TOKENS, "output": 1000},
+                )
+            ]
         except Exception:
             STATS.failure("errors.budget.estimate", "estimating a request's cost failed")
-            per_input = per_output = None
-        if per_input is not None and per_output is not None:
-            rates = (_ceiling_float(per_input / 1000), _ceiling_float(per_output / 1000))
+            figures = [None]
+        if None not in figures:
+            per_input, per_output, largest, largest_with_output = cast("list[Decimal]", figures)
+            rates = (
+                _ceiling_float(per_input / 1000),
+                _ceiling_float(per_output / 1000),
+                _ceiling_float(largest),
+                _ceiling_float(max(largest_with_output - largest, per_output) / 1000),
+            )
         if len(self._rates) < 10_000:
             self._rates[key] = rates
         return rates

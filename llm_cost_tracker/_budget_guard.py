@@ -28,13 +28,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._budget_estimate import (
-    CHARS_PER_TOKEN,
-    CostEstimator,
-    input_chars,
-    output_cap,
-    pricing_mode_of,
-)
+from ._budget_estimate import CostEstimator, Rates, input_tokens_of, output_cap, pricing_mode_of
 from ._errors import BudgetExceededError, _money
 from ._events import UsageEvent
 from ._stats import STATS
@@ -133,7 +127,7 @@ class BudgetGuard:
         self._tag_keys = tuple(budgets.per_tag)
         self._per_call_floor = None if budgets.per_call is None else floor_float(budgets.per_call)
         self._period = _Period(0.0, "", "", [])
-        self._last_rates: tuple[str, str, str, tuple[float, float] | None] = ("", "", "", None)
+        self._last_rates: tuple[str, str, str, Rates | None] = ("", "", "", None)
         # (budget_type, limit, tag key or None), daily before monthly, global before per tag.
         self._period_limits: list[tuple[BudgetType, Decimal, str | None]] = []
         for budget_type in ("daily", "monthly"):
@@ -345,8 +339,13 @@ class BudgetGuard:
     def before_call(self, provider: str, model: str | None, request: Mapping[str, Any]) -> None:
         """Raise BudgetExceededError when a request's estimated cost does not fit ("block" mode).
 
-        Far from every limit (the doubled quick estimate fits in each room) this
-        answers in floats; otherwise ``_check_exactly`` decides in Decimal.
+        Three steps, each only when the one before cannot answer: (1) every
+        budget has room for twice the most any request to this model can cost
+        (its largest input, tiers included, plus the request's output cap), so
+        the request is not even measured; (2) twice the request's quick estimate
+        fits in every room; (3) the exact decision, in Decimal, with the
+        pricing engine's own estimate. Steps 1 and 2 compare floats rounded
+        towards blocking; step 3 is the documented rule.
         """
         period = self._period
         if time.time() >= period.until:
@@ -358,37 +357,42 @@ class BudgetGuard:
         per_call = self._per_call_floor
         if not keys and per_call is None:
             return
-        input_tokens = -(-input_chars(request) // CHARS_PER_TOKEN)
-        output_tokens = output_cap(request)
-        tier = request.get("service_tier")
-        mode = "standard" if tier is None else pricing_mode_of(request)
-        # Twice the quick estimate, rounded up; 0.0 when there is no estimate
-        # (no price for the model: only a budget already over its limit blocks).
-        bound = 0.0
+        least = math.inf if per_call is None else per_call  # the smallest room of all
+        room = self._room
+        for entry in keys:
+            left = room.get(entry[0])
+            if left is None:
+                left = self._fill_room(entry[0], entry[3])
+            if left < least:
+                least = left
         estimator = self.estimator
+        rates = None
         if estimator is not None and model:
-            if input_tokens > _EXACT_ABOVE_INPUT_TOKENS:
-                self._check_exactly(provider, model, keys, input_tokens, output_tokens, mode)
-                return
+            tier = request.get("service_tier")
+            mode = "standard" if tier is None else pricing_mode_of(request)
             last = self._last_rates  # one slot: most processes call one model most of the time
             if last[0] == model and last[1] == provider and last[2] == mode:
                 rates = last[3]
             else:
                 rates = estimator.rates(provider, model, mode)
                 self._last_rates = (model, provider, mode, rates)
-            if rates is not None:
-                bound = (input_tokens * rates[0] + output_tokens * rates[1]) * _MARGIN
-        if per_call is not None and not bound < per_call:
-            self._check_exactly(provider, model, keys, input_tokens, output_tokens, mode)
+        if estimator is None or not model or rates is None:
+            # No price, no estimate: only a budget already over its limit blocks.
+            if least <= 0.0:
+                self._check_exactly(keys, None)
             return
-        room = self._room
-        for entry in keys:
-            left = room.get(entry[0])
-            if left is None:
-                left = self._fill_room(entry[0], entry[3])
-            if not bound < left:
-                self._check_exactly(provider, model, keys, input_tokens, output_tokens, mode)
-                return
+        output_tokens = output_cap(request)
+        if (rates[2] + output_tokens * rates[3]) * _MARGIN < least:
+            return  # (1) no request to this model could come near any limit
+        input_tokens = input_tokens_of(request)
+        if (
+            input_tokens <= _EXACT_ABOVE_INPUT_TOKENS
+            and (input_tokens * rates[0] + output_tokens * rates[1]) * _MARGIN < least
+        ):
+            return  # (2)
+        self._check_exactly(
+            keys, estimator.exact(provider, model, input_tokens, output_tokens, mode)
+        )
 
     def _tagged_keys(self, period: _Period, tags: Mapping[str, str]) -> list[KeyEntry]:
         """The preflight keys for a call carrying ``tags``: global ones plus its per-tag budgets."""
@@ -411,24 +415,12 @@ class BudgetGuard:
             self._room[key] = left
         return left
 
-    def _check_exactly(
-        self,
-        provider: str,
-        model: str | None,
-        keys: list[KeyEntry],
-        input_tokens: int,
-        output_tokens: int,
-        mode: str,
-    ) -> None:
-        """Block when ``spent + estimate > limit`` for any budget, in exact Decimal.
+    def _check_exactly(self, keys: list[KeyEntry], estimate: Decimal | None) -> None:
+        """Block when ``estimate > per_call`` or ``spent + estimate > limit``, in exact Decimal.
 
-        The estimate is the pricing engine's own (tiers applied); None when the
+        ``estimate`` is the pricing engine's own (tiers applied); None when the
         model has no known price, which blocks only a budget already over its limit.
         """
-        estimator = self.estimator
-        estimate: Decimal | None = None
-        if estimator is not None and model:
-            estimate = estimator.exact(provider, model, input_tokens, output_tokens, mode)
         per_call = self.budgets.per_call
         if per_call is not None and estimate is not None and estimate > per_call:
             self._block("per_call", GLOBAL_SCOPE, estimate, per_call, estimate)

@@ -18,7 +18,12 @@ import pytest
 import llm_cost_tracker as lct
 from llm_cost_tracker import budgets
 from llm_cost_tracker._api import get_runtime
-from llm_cost_tracker._budget_estimate import MAX_NODES, input_chars
+from llm_cost_tracker._budget_estimate import (
+    MAX_INPUT_TOKENS,
+    MAX_NODES,
+    estimate_usage,
+    input_chars,
+)
 from llm_cost_tracker._budget_guard import BudgetGuard, guard_of
 from llm_cost_tracker._events import TokenUsage
 from llm_cost_tracker._stats import STATS
@@ -79,6 +84,41 @@ def test_at_the_limit_is_allowed_one_token_over_is_blocked() -> None:
     budgets.check("test", "flat", {"max_tokens": 5})
     with pytest.raises(lct.BudgetExceededError):
         budgets.check("test", "flat", {"max_tokens": 6})
+
+
+class Unreadable(list[Any]):
+    """A request field that fails when anything walks it: shows whether the request was measured."""
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("measured")
+
+
+def test_a_request_is_measured_only_when_its_largest_possible_cost_comes_near_a_limit() -> None:
+    # At $1 per million input tokens, the largest request there can be
+    # (MAX_INPUT_TOKENS of input) costs $10, and 1,000 output tokens $0.002.
+    request = {"messages": Unreadable(), "max_tokens": 1000}
+    configure(monthly="100")
+    budgets.check("test", "flat", request)  # $100 of room: > 2 x $10.002, not measured
+    configure(monthly="20.005")
+    budgets.check("test", "flat", request)
+    configure(monthly="20.004")  # 2 x $10.002 does not fit: measure it
+    with pytest.raises(RuntimeError, match="measured"):
+        budgets.check("test", "flat", request)
+    configure(per_call="20")  # the same for a per-call limit
+    with pytest.raises(RuntimeError, match="measured"):
+        budgets.check("test", "flat", request)
+
+
+def test_the_input_estimate_stops_at_the_largest_context_window() -> None:
+    chunk = "a" * 4_000_000
+    request = {"input": [chunk] * 11, "max_tokens": 7}  # 44M characters, 11M tokens by size
+    assert estimate_usage(request).tokens == {"input": MAX_INPUT_TOKENS, "output": 7}
+    configure(monthly="10.000014")  # exactly the capped estimate: $10 + $0.000014
+    budgets.check("test", "flat", request)
+    configure(monthly="10.000013")
+    with pytest.raises(lct.BudgetExceededError) as raised:
+        budgets.check("test", "flat", request)
+    assert raised.value.estimate == Decimal("10.000014")
 
 
 def test_per_call_limit_is_exact_too() -> None:
