@@ -1,7 +1,17 @@
 """The pricing stage per event: a 4-component Claude call (input, cache read, 5m write, output).
 
-Baseline, measured in the same run: ``dataclasses.replace(event, cost=...)``
-with a ready-made Cost, i.e. what any stage that attaches a cost pays anyway.
+Measured in the same run, rounds interleaved:
+
+- baseline: ``dataclasses.replace(event, cost=...)`` with a ready-made Cost,
+  what a stage attaching a cost the plain way pays anyway;
+- records floor: building the 4 LineItems, the Cost and the event copy with the
+  stage's own record builders, no pricing at all;
+- general path: ``price_usage`` (match, rates in force, a line per component),
+  which the stage used for every event before it cached line plans, and still
+  uses for what a plan does not cover;
+- an embedding-shaped event (``output: 0``) and a long-context event (whose
+  token sum may reach the model's tier), which the stage handles differently.
+
 Target: under 10 us median per event.
 """
 
@@ -9,38 +19,42 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
 from llm_cost_tracker._events import Cost, TokenUsage, UsageEvent
 from llm_cost_tracker.pricing import PriceStage, bundled_catalog, with_cost
+from llm_cost_tracker.pricing._price import price_usage
 from llm_cost_tracker.pricing._records import make_cost, make_line
 
 ROUNDS = 60
 PER_ROUND = 500
 
 
-def _event(i: int) -> UsageEvent:
+def _event(i: int, **tokens: int) -> UsageEvent:
     return UsageEvent(
         provider="anthropic",
         model="claude-sonnet-4-5-20250929",
         operation="messages",
         usage=TokenUsage(
-            tokens={"input": 2048 + i, "cache_read": 1800, "cache_write_5m": 148, "output": 503}
+            tokens=tokens
+            or {"input": 2048 + i, "cache_read": 1800, "cache_write_5m": 148, "output": 503}
         ),
         occurred_at=datetime(2026, 11, 20, tzinfo=timezone.utc),
     )
 
 
-def _measure(functions: dict[str, object], events: list[UsageEvent]) -> dict[str, list[float]]:
+def _measure(
+    functions: dict[str, tuple[Callable[[UsageEvent], object], list[UsageEvent]]],
+) -> dict[str, list[float]]:
     """Per-event times in us, rounds interleaved so that load on a shared machine hits all alike."""
     samples: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(ROUNDS):
-        for name, fn in functions.items():
-            call = fn  # a stage: event -> event
+        for name, (call, events) in functions.items():
             started = time.perf_counter()
             for event in events:
-                call(event)  # type: ignore[operator]
+                call(event)
             samples[name].append((time.perf_counter() - started) / len(events) * 1e6)
     return samples
 
@@ -55,7 +69,9 @@ def main() -> None:
     load_ms = (time.perf_counter() - started) * 1e3
     events = [_event(i) for i in range(PER_ROUND)]
     stage = PriceStage()
-    stage(events[0])  # warm the match and rate caches
+    cold_started = time.perf_counter()
+    stage(events[0])  # the first event finds the entry and builds its rates and line plan
+    cold_us = (time.perf_counter() - cold_started) * 1e6
     ready = stage(events[0]).cost
     fixed = Cost(total=ready.total, status=ready.status, line_items=ready.line_items)
 
@@ -72,41 +88,62 @@ def main() -> None:
         )
         return with_cost(event, make_cost(ready.total, "priced", lines, {}))
 
+    catalog = bundled_catalog()
+
+    def general(event: UsageEvent) -> UsageEvent:
+        usage = event.usage
+        cost = price_usage(
+            catalog, event.provider, event.model, usage, event.pricing_mode, event.occurred_at
+        ).cost
+        return with_cost(event, cost)
+
+    assert general(events[1]) == stage(events[1])  # the two paths agree exactly (tests check all)
+    embeddings = [_event(i, input=900 + i, output=0) for i in range(PER_ROUND)]
+    long_context = [
+        _event(i, input=150_000 + i, cache_read=60_000, output=900) for i in range(PER_ROUND)
+    ]
+    stage(embeddings[0])
+    stage(long_context[0])
     samples = _measure(
         {
-            "noop": _noop,
-            "baseline": baseline,
-            "records": records,
-            "stage": stage,
-            "cost": stage.cost,
-        },
-        events,
+            "noop": (_noop, events),
+            "baseline": (baseline, events),
+            "records": (records, events),
+            "stage": (stage, events),
+            "cost": (stage.cost, events),
+            "general": (general, events),
+            "zero": (stage, embeddings),
+            "tier": (stage, long_context),
+        }
     )
     median = {name: statistics.median(values) for name, values in samples.items()}
     best = {name: min(values) for name, values in samples.items()}
-    cold_stage = PriceStage()
-    cold_started = time.perf_counter()
-    cold_stage(_event(0))
-    print(f"catalog load (first use):            {load_ms:8.2f} ms")
-    print(
-        f"first event after load:               {(time.perf_counter() - cold_started) * 1e6:8.2f} us"
-    )
+    print(f"{'catalog load (first use)':40}{load_ms:8.2f}ms")
+    print(f"{'first event after load (cold caches)':40}{cold_us:8.2f}us")
     rows = [
         ("baseline replace(event, cost=...)", "baseline"),
         ("records floor (4 LineItems, Cost, copy)", "records"),
+        ("general path (price_usage + copy)", "general"),
         ("PriceStage, 4-component event", "stage"),
         ("  of which pricing (stage.cost)", "cost"),
+        ("PriceStage, 2 components, output 0", "zero"),
+        ("PriceStage, sum over the tier floor", "tier"),
     ]
-    print(f"{'':38}{'median':>10}{'best':>10}   ({ROUNDS} rounds x {PER_ROUND} events)")
+    print(f"{'':40}{'median':>10}{'best':>10}   ({ROUNDS} rounds x {PER_ROUND} events)")
     for label, name in rows:
-        print(f"{label:38}{median[name]:8.2f}us{best[name]:8.2f}us")
+        print(f"{label:40}{median[name]:8.2f}us{best[name]:8.2f}us")
+    for label, name in (("baseline", "baseline"), ("general path", "general")):
+        print(
+            f"{'ratio stage / ' + label:40}{median['stage'] / median[name]:9.2f}x"
+            f"{best['stage'] / best[name]:9.2f}x"
+        )
     print(
-        f"{'ratio stage / baseline':38}{median['stage'] / median['baseline']:9.2f}x{best['stage'] / best['baseline']:9.2f}x"
+        f"{'pricing logic above the records floor':40}"
+        f"{median['stage'] - median['records']:8.2f}us{best['stage'] - best['records']:8.2f}us"
     )
-    logic = median["stage"] - median["records"]
-    print(f"{'pricing logic above the records floor':38}{logic:8.2f}us")
     print(
-        f"{'machine calibration: empty stage call':38}{median['noop'] * 1000:7.0f}ns{best['noop'] * 1000:8.0f}ns"
+        f"{'machine calibration: empty stage call':40}"
+        f"{median['noop'] * 1000:7.0f}ns{best['noop'] * 1000:8.0f}ns"
     )
     verdict = "met" if median["stage"] < 10 else "NOT met"
     print(f"target < 10 us median per event: {verdict}")

@@ -204,3 +204,25 @@ def test_generated_records_are_the_real_classes() -> None:
     assert event.cost.status == "unknown"
     with pytest.raises(dataclasses.FrozenInstanceError):
         copied.model = "x"  # type: ignore[misc]
+
+
+def test_the_constructor_fallbacks_build_the_same_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If a record class ever changes shape, the builders fall back to its constructor."""
+    from llm_cost_tracker.pricing import _records
+
+    monkeypatch.setattr(_records, "_draft_class", lambda cls: None)
+    line, priced = _records._line_builders()
+    cost_of = _records._cost_builder()
+    copy = _records._event_copier()
+    specs = (("input", "token", Decimal("0.000003")), ("output", "token", Decimal("0.000015")))
+    fallback_lines, fallback_total = priced(specs, (2048, 503))
+    lines, total = make_priced_lines(specs, (2048, 503))
+    assert fallback_lines == lines
+    assert str(fallback_total) == str(total)
+    assert line("input", "token", Decimal(1), None, None) == make_line(
+        "input", "token", Decimal(1), None, None
+    )
+    cost = cost_of(total, "priced", lines, {"entry": "x"})
+    assert cost == make_cost(total, "priced", lines, {"entry": "x"})
+    event = UsageEvent(provider="openai", model="m", operation="chat", usage=None)
+    assert copy(event, cost) == with_cost(event, cost)

@@ -104,7 +104,9 @@ class PriceStage:
             )
         usage = event.usage
         when = event.occurred_at
-        catalog = self._catalog or _default or bundled_catalog()
+        catalog = self._catalog
+        if catalog is None:
+            catalog = _default if _default is not None else bundled_catalog()
         if usage is not None and not usage.services and usage.reported_cost is None:
             cost = quick_cost(
                 catalog, event.provider, model, event.pricing_mode, usage.tokens, when
