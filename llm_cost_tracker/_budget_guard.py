@@ -28,7 +28,15 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._budget_estimate import CostEstimator, Rates, input_tokens_of, output_cap, pricing_mode_of
+from ._budget_estimate import (
+    CHARS_PER_TOKEN,
+    MAX_INPUT_TOKENS,
+    CostEstimator,
+    Rates,
+    input_chars,
+    output_cap,
+    pricing_mode_of,
+)
 from ._errors import BudgetExceededError, _money
 from ._events import UsageEvent
 from ._stats import STATS
@@ -384,7 +392,9 @@ class BudgetGuard:
         output_tokens = output_cap(request)
         if (rates[2] + output_tokens * rates[3]) * _MARGIN < least:
             return  # (1) no request to this model could come near any limit
-        input_tokens = input_tokens_of(request)
+        input_tokens = -(-input_chars(request) // CHARS_PER_TOKEN)  # as input_tokens_of()
+        if input_tokens > MAX_INPUT_TOKENS:
+            input_tokens = MAX_INPUT_TOKENS
         if (
             input_tokens <= _EXACT_ABOVE_INPUT_TOKENS
             and (input_tokens * rates[0] + output_tokens * rates[1]) * _MARGIN < least
