@@ -22,7 +22,7 @@ from llm_cost_tracker._events import Cost, LineItem, TokenUsage, UsageEvent
 from llm_cost_tracker.pricing import PriceStage, bundled_catalog, parse_catalog, with_cost
 from llm_cost_tracker.pricing._plans import quick_cost
 from llm_cost_tracker.pricing._price import price_usage
-from llm_cost_tracker.pricing._records import make_cost, make_line, make_priced_lines
+from llm_cost_tracker.pricing._records import make_cost, make_line, make_priced_cost
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 MODES = ("standard", "batch", "flex", "priority", "priority+us_only", "default", "nonsense")
@@ -173,9 +173,14 @@ def test_a_price_version_taking_effect_while_running_is_used() -> None:
 
 def test_generated_records_are_the_real_classes() -> None:
     q, p = Decimal(3), Decimal("0.1")
-    lines, total = make_priced_lines((("input", "token", p), ("output", "token", p)), (3, 3))
+    snapshot = {"entry": "x"}
+    priced = make_priced_cost((("input", "token", p), ("output", "token", p)), (3, 3), snapshot)
+    lines = priced.line_items
     expected = LineItem("input", "token", q, p, q * p)
-    assert str(total) == str(Decimal(0) + q * p + q * p)
+    assert type(priced) is Cost
+    assert priced == Cost(total=q * p + q * p, status="priced", line_items=lines, snapshot=snapshot)
+    assert str(priced.total) == str(Decimal(0) + q * p + q * p)
+    assert priced.snapshot is snapshot
     assert type(lines[0]) is LineItem
     assert lines[0] == expected
     assert hash(lines[0]) == hash(expected)
@@ -211,18 +216,19 @@ def test_the_constructor_fallbacks_build_the_same_records(monkeypatch: pytest.Mo
     from llm_cost_tracker.pricing import _records
 
     monkeypatch.setattr(_records, "_draft_class", lambda cls: None)
-    line, priced = _records._line_builders()
+    line = _records._line_builder()
+    priced = _records._priced_cost_builder()
     cost_of = _records._cost_builder()
     copy = _records._event_copier()
+    for built in (line, priced, cost_of, copy):  # the plain functions, not generated code
+        assert built.__code__.co_filename == _records.__file__
     specs = (("input", "token", Decimal("0.000003")), ("output", "token", Decimal("0.000015")))
-    fallback_lines, fallback_total = priced(specs, (2048, 503))
-    lines, total = make_priced_lines(specs, (2048, 503))
-    assert fallback_lines == lines
-    assert str(fallback_total) == str(total)
+    fallback = priced(specs, (2048, 503), {"entry": "x"})
+    cost = make_priced_cost(specs, (2048, 503), {"entry": "x"})
+    assert _exact(fallback) == _exact(cost)
     assert line("input", "token", Decimal(1), None, None) == make_line(
         "input", "token", Decimal(1), None, None
     )
-    cost = cost_of(total, "priced", lines, {"entry": "x"})
-    assert cost == make_cost(total, "priced", lines, {"entry": "x"})
+    assert cost_of(cost.total, "priced", cost.line_items, {"entry": "x"}) == cost
     event = UsageEvent(provider="openai", model="m", operation="chat", usage=None)
     assert copy(event, cost) == with_cost(event, cost)

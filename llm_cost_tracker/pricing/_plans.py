@@ -23,7 +23,7 @@ from typing import Any
 from .._events import Cost
 from ._catalog import Catalog
 from ._price import _resolved, lookup
-from ._records import make_cost, make_priced_lines
+from ._records import make_priced_cost
 
 _MAX_ROUTES = 10_000
 
@@ -134,8 +134,7 @@ def quick_cost(
     floor = plan.tier_floor
     if floor is not None and sum(counts) > floor:
         return None
-    lines, total = make_priced_lines(plan.lines, counts)
-    return make_cost(total, "priced", lines, plan.snapshot.copy())
+    return make_priced_cost(plan.lines, counts, plan.snapshot.copy())
 
 
 __all__ = ["LinePlan", "Route", "build_route", "quick_cost"]

@@ -23,11 +23,17 @@ from typing import Any
 from .._events import Cost, CostStatus, LineItem, UsageEvent
 
 _ZERO = Decimal(0)
+_LINE_FIELDS = ("component", "unit", "quantity", "unit_price", "cost")
+_COST_FIELDS = ("total", "status", "currency", "line_items", "snapshot")
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 def _draft_class(cls: type) -> type | None:
     """A plain class with the slots of ``cls`` whose instances can become ``cls`` instances, or None."""
-    names = tuple(f.name for f in fields(cls))
+    names = _names(cls)
     slots = cls.__dict__.get("__slots__")
     if (
         hasattr(cls, "__post_init__")
@@ -51,15 +57,9 @@ def _generate(source: str, name: str, **globals_: Any) -> Any:
     return namespace[name]
 
 
-def _line_builders() -> tuple[
-    Callable[[str, str, Decimal, Decimal | None, Decimal | None], LineItem],
-    Callable[
-        [Sequence[tuple[str, str, Decimal]], Iterable[int]], tuple[tuple[LineItem, ...], Decimal]
-    ],
-]:
+def _line_builder() -> Callable[[str, str, Decimal, Decimal | None, Decimal | None], LineItem]:
     draft = _draft_class(LineItem)
-    names = tuple(f.name for f in fields(LineItem))
-    if draft is None or names != ("component", "unit", "quantity", "unit_price", "cost"):
+    if draft is None or _names(LineItem) != _LINE_FIELDS:
 
         def line(
             component: str,
@@ -70,37 +70,81 @@ def _line_builders() -> tuple[
         ) -> LineItem:
             return LineItem(component, unit, quantity, unit_price, cost)
 
+        return line
+    source = (
+        "def line(component, unit, quantity, unit_price, cost):\n"
+        "    item = new(Draft)\n"
+        "    item.component = component\n"
+        "    item.unit = unit\n"
+        "    item.quantity = quantity\n"
+        "    item.unit_price = unit_price\n"
+        "    item.cost = cost\n"
+        "    item.__class__ = LineItem\n"
+        "    return item\n"
+    )
+    return _generate(source, "line", Draft=draft, LineItem=LineItem)  # type: ignore[no-any-return]
+
+
+def _priced_cost_builder() -> Callable[
+    [Sequence[tuple[str, str, Decimal]], Iterable[int], dict[str, Any]], Cost
+]:
+    line_draft, cost_draft = _draft_class(LineItem), _draft_class(Cost)
+    if (
+        line_draft is None
+        or cost_draft is None
+        or _names(LineItem) != _LINE_FIELDS
+        or _names(Cost) != _COST_FIELDS
+    ):
+
         def priced(
-            specs: Sequence[tuple[str, str, Decimal]], counts: Iterable[int]
-        ) -> tuple[tuple[LineItem, ...], Decimal]:
-            out = []
+            specs: Sequence[tuple[str, str, Decimal]],
+            counts: Iterable[int],
+            snapshot: dict[str, Any],
+        ) -> Cost:
+            lines = []
             total = _ZERO
             for (component, unit, unit_price), count in zip(specs, counts, strict=True):
                 quantity = Decimal(count)
                 cost = quantity * unit_price
                 total += cost
-                out.append(LineItem(component, unit, quantity, unit_price, cost))
-            return tuple(out), total
+                lines.append(LineItem(component, unit, quantity, unit_price, cost))
+            return Cost(total=total, status="priced", line_items=tuple(lines), snapshot=snapshot)
 
-        return line, priced
-    stores = "".join(f"    item.{n} = {n}\n" for n in names)
-    one = f"def line({', '.join(names)}):\n    item = new(Draft)\n{stores}    item.__class__ = Record\n    return item\n"
-    loop_stores = "".join(f"        item.{n} = {n}\n" for n in names)
-    many = (
-        "def priced(specs, counts):\n"
-        "    out = []\n"
+        return priced
+    source = (
+        "def priced(specs, counts, snapshot):\n"
+        "    lines = []\n"
         "    total = ZERO\n"
         "    for (component, unit, unit_price), count in zip(specs, counts, strict=True):\n"
         "        quantity = Decimal(count)\n"
         "        cost = quantity * unit_price\n"
         "        total += cost\n"
-        f"        item = new(Draft)\n{loop_stores}        item.__class__ = Record\n"
-        "        out.append(item)\n"
-        "    return tuple(out), total\n"
+        "        item = new(LineDraft)\n"
+        "        item.component = component\n"
+        "        item.unit = unit\n"
+        "        item.quantity = quantity\n"
+        "        item.unit_price = unit_price\n"
+        "        item.cost = cost\n"
+        "        item.__class__ = LineItem\n"
+        "        lines.append(item)\n"
+        "    result = new(CostDraft)\n"
+        "    result.total = total\n"
+        "    result.status = 'priced'\n"
+        "    result.currency = 'USD'\n"
+        "    result.line_items = tuple(lines)\n"
+        "    result.snapshot = snapshot\n"
+        "    result.__class__ = Cost\n"
+        "    return result\n"
     )
-    return (
-        _generate(one, "line", Draft=draft, Record=LineItem),
-        _generate(many, "priced", Draft=draft, Record=LineItem, Decimal=Decimal, ZERO=_ZERO),
+    return _generate(  # type: ignore[no-any-return]
+        source,
+        "priced",
+        LineDraft=line_draft,
+        LineItem=LineItem,
+        CostDraft=cost_draft,
+        Cost=Cost,
+        Decimal=Decimal,
+        ZERO=_ZERO,
     )
 
 
@@ -108,8 +152,7 @@ def _cost_builder() -> Callable[
     [Decimal | None, CostStatus, tuple[LineItem, ...], dict[str, Any]], Cost
 ]:
     draft = _draft_class(Cost)
-    names = tuple(f.name for f in fields(Cost))
-    if draft is None or names != ("total", "status", "currency", "line_items", "snapshot"):
+    if draft is None or _names(Cost) != _COST_FIELDS:
 
         def cost(
             total: Decimal | None,
@@ -128,15 +171,15 @@ def _cost_builder() -> Callable[
         "    item.currency = 'USD'\n"
         "    item.line_items = line_items\n"
         "    item.snapshot = snapshot\n"
-        "    item.__class__ = Record\n"
+        "    item.__class__ = Cost\n"
         "    return item\n"
     )
-    return _generate(source, "cost", Draft=draft, Record=Cost)  # type: ignore[no-any-return]
+    return _generate(source, "cost", Draft=draft, Cost=Cost)  # type: ignore[no-any-return]
 
 
 def _event_copier() -> Callable[[UsageEvent, Cost], UsageEvent]:
     draft = _draft_class(UsageEvent)
-    names = tuple(f.name for f in fields(UsageEvent))
+    names = _names(UsageEvent)
     if draft is None or "cost" not in names:
 
         def copy(event: UsageEvent, cost: Cost) -> UsageEvent:
@@ -146,14 +189,15 @@ def _event_copier() -> Callable[[UsageEvent, Cost], UsageEvent]:
     stores = "".join(f"    item.{n} = {'cost' if n == 'cost' else f'event.{n}'}\n" for n in names)
     source = (
         "def copy(event, cost):\n"
-        f"    item = new(Draft)\n{stores}    item.__class__ = Record\n    return item\n"
+        f"    item = new(Draft)\n{stores}    item.__class__ = UsageEvent\n    return item\n"
     )
-    return _generate(source, "copy", Draft=draft, Record=UsageEvent)  # type: ignore[no-any-return]
+    return _generate(source, "copy", Draft=draft, UsageEvent=UsageEvent)  # type: ignore[no-any-return]
 
 
-make_line, make_priced_lines = _line_builders()
+make_line = _line_builder()
 make_line.__doc__ = "``LineItem(component, unit, quantity, unit_price, cost)``."
-make_priced_lines.__doc__ = """The lines of a fully priced call and their total.
+make_priced_cost = _priced_cost_builder()
+make_priced_cost.__doc__ = """The Cost of a fully priced call: its lines and their total.
 
 One ``LineItem(component, unit, Decimal(count), unit_price, Decimal(count) * unit_price)``
 per ``(component, unit, unit_price)`` of ``specs`` and count of ``counts``; the
@@ -167,4 +211,4 @@ with_cost.__doc__ = (
 )
 
 
-__all__ = ["make_cost", "make_line", "make_priced_lines", "with_cost"]
+__all__ = ["make_cost", "make_line", "make_priced_cost", "with_cost"]
