@@ -30,6 +30,7 @@ SDK_TESTS = [
     "tests/test_instrument_anthropic.py",
     "tests/test_streams.py",
     "tests/test_httpx_transport.py",
+    "tests/test_deferred_recording.py",
 ]
 
 
