@@ -9,8 +9,9 @@ memory only: no database round trip ever happens on the caller's thread.
 
 The preflight is on every request's path, so it decides in floats when the
 answer is clear: each budget's room (limit minus spent) is kept as a float
-rounded down, the model's rates as floats rounded up, and a request whose
-doubled estimate fits in every room goes ahead at once. Anything closer is
+rounded down and the model's rates as floats rounded up. When every room could
+take twice the most any request to the model can cost, the request is not even
+measured; when twice its estimate fits, it goes ahead. Anything closer is
 decided exactly, in Decimal, with the pricing engine's own estimate.
 """
 
