@@ -129,6 +129,27 @@ def test_the_benchmark_event_takes_the_fast_path() -> None:
     assert list(cost.snapshot["rates"]) == list(tokens)
 
 
+def test_long_context_calls_take_the_fast_path_at_the_tier_rates() -> None:
+    catalog = bundled_catalog()
+    model = "claude-sonnet-4-5-20250929"
+    # 210,000 tokens, 150,000 + 60,000 of them input: the >200k tier, for the whole call.
+    tiered = {"input": 150_000, "cache_read": 60_000, "output": 900}
+    # 200,900 tokens but 200,000 input: not over the threshold.
+    base = {"input": 140_000, "cache_read": 60_000, "output": 900}
+    for tokens, tier, input_rate in (
+        (tiered, "input_tokens>200000", "6"),
+        (base, "base", "3"),
+    ):
+        cost = quick_cost(catalog, "anthropic", model, "standard", tokens, NOW)
+        assert cost is not None
+        assert cost.snapshot["tier"] == tier
+        assert cost.snapshot["rates"]["input"]["rate"] == input_rate
+        usage = TokenUsage(tokens=tokens)
+        assert _exact(cost) == _exact(
+            price_usage(catalog, "anthropic", model, usage, "standard", NOW).cost
+        )
+
+
 def test_each_event_gets_its_own_snapshot_mapping() -> None:
     stage = PriceStage()
     event = UsageEvent(

@@ -6,8 +6,7 @@ the quantities change. ``quick_cost`` keeps those in a ``LinePlan`` per
 (provider, model, mode, components) and price version, so pricing a call is a
 dictionary lookup, one multiplication per line and the records. Whatever the
 plan does not cover (provider-reported costs, service components, negative
-counts, a call that may reach a long-context tier, time-of-day periods, a
-component without a rate) returns None and takes the general path in
+counts, time-of-day periods, a component without a rate) returns None and takes the general path in
 ``_price``, which gives the same result for what the plan covers (tested).
 """
 
@@ -15,13 +14,15 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from itertools import compress
 from typing import Any
 
+from .._components import INPUT_COMPONENTS
 from .._events import Cost
-from ._catalog import Catalog
+from ._catalog import Catalog, PriceEntry, PriceVersion, Tier
 from ._price import _resolved, lookup
 from ._records import make_priced_cost
 
@@ -34,7 +35,9 @@ class LinePlan:
 
     lines: tuple[tuple[str, str, Decimal], ...]  # (component, unit, unit price), in line order
     snapshot: dict[str, Any]  # copied per event; its nested tables are shared and never mutated
-    tier_floor: int | None  # a call with more tokens than this may be in a tier: general path
+    tier_floor: int | None = None  # lowest long-context threshold: above it, look at the tiers
+    inputs: tuple[bool, ...] = ()  # which lines count as input tokens for the tiers
+    tiers: tuple[tuple[int, LinePlan | None], ...] = ()  # (threshold, plan), highest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,27 @@ class Route:
 
 
 _NO_ROUTE = Route(starts=(), plans=(None,))
+
+
+def _plan(
+    catalog: Catalog,
+    entry: PriceEntry,
+    index: int,
+    version: PriceVersion,
+    mode: str,
+    tier: Tier | None,
+    components: tuple[str, ...],
+) -> LinePlan | None:
+    """The plan for ``components`` under these rates, or None when one of them has no rate."""
+    resolved = _resolved(catalog, entry, index, version, mode, tier, None)
+    table = resolved.lines
+    if not all(c in table for c in components):
+        return None
+    snapshot = dict(resolved.header)
+    snapshot["rates"] = {c: table[c][2] for c in components}
+    return LinePlan(
+        lines=tuple((c, table[c][0], table[c][1]) for c in components), snapshot=snapshot
+    )
 
 
 def build_route(
@@ -74,20 +98,21 @@ def build_route(
         if version.periods:
             plans.append(None)
             continue
-        resolved = _resolved(catalog, entry, index, version, mode, None, None)
-        table = resolved.lines
-        if not all(c in table for c in components):
-            plans.append(None)
-            continue
-        snapshot = dict(resolved.header)
-        snapshot["rates"] = {c: table[c][2] for c in components}
-        plans.append(
-            LinePlan(
-                lines=tuple((c, table[c][0], table[c][1]) for c in components),
-                snapshot=snapshot,
-                tier_floor=version.tiers[-1].above_input_tokens if version.tiers else None,
+        plan = _plan(catalog, entry, index, version, mode, None, components)
+        if plan is not None and version.tiers:
+            plan = replace(
+                plan,
+                tier_floor=version.tiers[-1].above_input_tokens,
+                inputs=tuple(c in INPUT_COMPONENTS for c in components),
+                tiers=tuple(
+                    (
+                        tier.above_input_tokens,
+                        _plan(catalog, entry, index, version, mode, tier, components),
+                    )
+                    for tier in version.tiers
+                ),
             )
-        )
+        plans.append(plan)
     return Route(starts=tuple(starts), plans=tuple(plans))
 
 
@@ -132,8 +157,15 @@ def quick_cost(
     if plan is None:
         return None
     floor = plan.tier_floor
+    # Every token counted is at least every input token: most calls skip the exact sum.
     if floor is not None and sum(counts) > floor:
-        return None
+        input_tokens = sum(compress(counts, plan.inputs))
+        for threshold, tiered in plan.tiers:
+            if input_tokens > threshold:  # the whole call at the tier's rates
+                plan = tiered
+                if plan is None:
+                    return None
+                break
     return make_priced_cost(plan.lines, counts, plan.snapshot.copy())
 
 
