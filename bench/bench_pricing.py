@@ -9,8 +9,9 @@ Measured in the same run, rounds interleaved:
 - general path: ``price_usage`` (match, rates in force, a line per component),
   which the stage used for every event before it cached line plans, and still
   uses for what a plan does not cover;
-- an embedding-shaped event (``output: 0``) and a long-context event (whose
-  token sum may reach the model's tier), which the stage handles differently.
+- an embedding-shaped event (``output: 0``: zero counts make no line) and a
+  long-context event (210k input tokens: the model's >200k tier, for the whole
+  call), which take the same cached-plan path by other branches.
 
 Target: under 10 us median per event.
 """
@@ -134,7 +135,7 @@ def main() -> None:
         ("PriceStage, 4-component event", "stage"),
         ("  of which pricing (stage.cost)", "cost"),
         ("PriceStage, 2 components, output 0", "zero"),
-        ("PriceStage, sum over the tier floor", "tier"),
+        ("PriceStage, in the >200k-token tier", "tier"),
     ]
     print(
         f"{'':40}{'median':>10}{'best':>10}{'cpu med':>10}"
