@@ -3,11 +3,12 @@
 A call to a known model, in a given mode, with a given set of token components
 always gets the same entry, unit prices, units, line order and snapshot; only
 the quantities change. ``quick_cost`` keeps those in a ``LinePlan`` per
-(provider, model, mode, components) and price version, so pricing a call is a
-dictionary lookup, one multiplication per line and the records. Whatever the
-plan does not cover (provider-reported costs, service components, negative
-counts, time-of-day periods, a component without a rate) returns None and takes the general path in
-``_price``, which gives the same result for what the plan covers (tested).
+(provider, model, mode, components), price version and long-context tier, so
+pricing a call is a dictionary lookup, one multiplication per line and the
+records. Whatever a plan does not cover (provider-reported costs, service
+components, negative counts, time-of-day periods, a component without a rate)
+returns None and takes the general path in ``_price``, which gives the same
+result for what the plans cover (tests/test_pricing_fast.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from .._components import INPUT_COMPONENTS
 from .._events import Cost
 from ._catalog import Catalog, PriceEntry, PriceVersion, Tier
-from ._price import _resolved, lookup
+from ._price import lookup, resolve_version
 from ._records import make_priced_cost
 
 _MAX_ROUTES = 10_000
@@ -66,7 +67,7 @@ def _plan(
     components: tuple[str, ...],
 ) -> LinePlan | None:
     """The plan for ``components`` under these rates, or None when one of them has no rate."""
-    resolved = _resolved(catalog, entry, index, version, mode, tier, None)
+    resolved = resolve_version(catalog, entry, index, version, mode, tier, None)
     table = resolved.lines
     if not all(c in table for c in components):
         return None

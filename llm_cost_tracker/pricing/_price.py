@@ -220,10 +220,10 @@ def resolve_cached(
         if period.contains(when):
             period_name = period.name
             break
-    return _resolved(catalog, entry, index, version, mode, tier, period_name)
+    return resolve_version(catalog, entry, index, version, mode, tier, period_name)
 
 
-def _resolved(
+def resolve_version(
     catalog: Catalog,
     entry: PriceEntry,
     index: int,
@@ -232,7 +232,7 @@ def _resolved(
     tier: Tier | None,
     period_name: str | None,
 ) -> Resolved:
-    """``resolve(...)`` through the catalog's cache."""
+    """The rates of a known ``version`` (and tier, period) of ``entry``, through the catalog's cache."""
     key = (entry.key, index, mode, None if tier is None else tier.above_input_tokens, period_name)
     cache = catalog._cache
     resolved: Resolved | None = cache.get(key)
@@ -372,4 +372,5 @@ __all__ = [
     "price_usage",
     "price_with_entry",
     "resolve_cached",
+    "resolve_version",
 ]
