@@ -236,7 +236,7 @@ def test_the_constructor_fallbacks_build_the_same_records(monkeypatch: pytest.Mo
     """If a record class ever changes shape, the builders fall back to its constructor."""
     from llm_cost_tracker.pricing import _records
 
-    monkeypatch.setattr(_records, "_draft_class", lambda cls: None)
+    monkeypatch.setattr(_records, "_draft_class", lambda cls, **_: None)
     line = _records._line_builder()
     priced = _records._priced_cost_builder()
     cost_of = _records._cost_builder()
@@ -253,3 +253,27 @@ def test_the_constructor_fallbacks_build_the_same_records(monkeypatch: pytest.Mo
     assert cost_of(cost.total, "priced", cost.line_items, {"entry": "x"}) == cost
     event = UsageEvent(provider="openai", model="m", operation="chat", usage=None)
     assert copy(event, cost) == with_cost(event, cost)
+
+
+def test_drafts_only_for_record_shapes_they_can_fill() -> None:
+    from llm_cost_tracker.pricing._records import _draft_class
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        value: int
+
+        def __post_init__(self) -> None:
+            if self.value < 0:
+                raise ValueError(self.value)
+
+    @dataclasses.dataclass(frozen=True)
+    class Unslotted:
+        value: int
+
+    assert _draft_class(Checked) is None  # new values must pass its checks
+    draft = _draft_class(Checked, copies=True)  # copying a checked instance is fine
+    assert draft is not None
+    assert _draft_class(Unslotted) is None
+    for cls in (LineItem, Cost):
+        assert _draft_class(cls) is not None
+    assert _draft_class(UsageEvent, copies=True) is not None

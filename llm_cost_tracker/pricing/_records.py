@@ -31,12 +31,16 @@ def _names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
-def _draft_class(cls: type) -> type | None:
-    """A plain class with the slots of ``cls`` whose instances can become ``cls`` instances, or None."""
+def _draft_class(cls: type, *, copies: bool = False) -> type | None:
+    """A plain class with the slots of ``cls`` whose instances can become ``cls`` instances, or None.
+
+    A class with a ``__post_init__`` gets None (its checks must run on new
+    values) unless the drafts only ``copies`` fields of instances that ran them.
+    """
     names = _names(cls)
     slots = cls.__dict__.get("__slots__")
     if (
-        hasattr(cls, "__post_init__")
+        (hasattr(cls, "__post_init__") and not copies)
         or not isinstance(slots, tuple)
         or sorted(slots) != sorted(names)
         or not all(n.isidentifier() for n in names)
@@ -178,7 +182,7 @@ def _cost_builder() -> Callable[
 
 
 def _event_copier() -> Callable[[UsageEvent, Cost], UsageEvent]:
-    draft = _draft_class(UsageEvent)
+    draft = _draft_class(UsageEvent, copies=True)
     names = _names(UsageEvent)
     if draft is None or "cost" not in names:
 
