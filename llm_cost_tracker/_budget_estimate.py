@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from ._events import TokenUsage
 from ._stats import STATS
@@ -180,10 +180,11 @@ class CostEstimator:
     """Estimate a request's cost: quick per-token rates cached per model, or the engine's exact figure.
 
     ``estimate(provider, model, usage, pricing_mode)`` is the pricing engine's
-    exact estimate. ``rates()`` learns from it, once per model and mode, the
-    per-token rates of a 1,000-token call and what the largest possible request
-    costs (tiers included), as floats rounded up; the guard calls ``exact()``
-    only when the quick figure comes close to what is left of a budget.
+    exact estimate. ``rates()`` learns from it, once per model and mode (the
+    guard calls ``forget()`` every hour), the per-token rates of a 1,000-token
+    call and what the largest possible request costs (tiers included), as
+    floats rounded up; the guard calls ``exact()`` only when the quick figure
+    comes close to what is left of a budget.
     """
 
     def __init__(self, estimate: Estimator) -> None:
@@ -210,18 +211,28 @@ class CostEstimator:
             ]
         except Exception:
             STATS.failure("errors.budget.estimate", "estimating a request's cost failed")
-            figures = [None]
-        if None not in figures:
-            per_input, per_output, largest, largest_with_output = cast("list[Decimal]", figures)
+            figures = [None, None, None, None]
+        per_input, per_output, largest, largest_with_output = figures
+        if per_input is not None and per_output is not None:
+            # The largest request at the small request's rates, in case the
+            # long-context tier has no price for this mode (None) or a lower one.
+            top_output = per_output
+            if largest is not None and largest_with_output is not None:
+                top_output = max(per_output, largest_with_output - largest)
+            largest = max(largest or per_input, per_input * (MAX_INPUT_TOKENS // 1000))
             rates = (
                 _ceiling_float(per_input / 1000),
                 _ceiling_float(per_output / 1000),
                 _ceiling_float(largest),
-                _ceiling_float(max(largest_with_output - largest, per_output) / 1000),
+                _ceiling_float(top_output / 1000),
             )
         if len(self._rates) < 10_000:
             self._rates[key] = rates
         return rates
+
+    def forget(self) -> None:
+        """Drop the cached rates (prices can change on the hour: time-of-day periods, new versions)."""
+        self._rates = {}
 
     def exact(
         self, provider: str, model: str, input_tokens: int, output_tokens: int, mode: str

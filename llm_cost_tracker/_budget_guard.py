@@ -50,7 +50,6 @@ from .budgets import (
     BudgetView,
     day_of,
     month_of,
-    period_bounds,
 )
 
 if TYPE_CHECKING:
@@ -190,12 +189,19 @@ class BudgetGuard:
         period = self._period
         now = time.time()
         if now >= period.until:
+            # Rolled every hour: the cached rates go too, since prices can
+            # change on the hour (time-of-day periods, a new catalog version).
             moment = datetime.fromtimestamp(now, timezone.utc)
-            _, _, _, next_day = period_bounds(moment)
             month, day = month_of(moment), day_of(moment)
-            period = _Period(next_day.timestamp(), month, day, self._keys(month, day, {}))
-            self._period = period
-            self._forget_past_periods(month, day)
+            next_hour = (now // 3600 + 1) * 3600
+            new = _Period(next_hour, month, day, self._keys(month, day, {}))
+            self._period = new
+            self._last_rates = ("", "", "", None)
+            if self.estimator is not None:
+                self.estimator.forget()
+            if day != period.day:
+                self._forget_past_periods(month, day)
+            period = new
         return period
 
     def _current_periods(self) -> tuple[str, str]:

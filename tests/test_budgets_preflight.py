@@ -303,3 +303,79 @@ def test_a_huge_request_walk_is_bounded_and_counted() -> None:
     huge = {"input": [["x"]] * (MAX_NODES * 2)}
     assert input_chars(huge) < MAX_NODES * 2
     assert STATS.get("budget.estimate_truncated") == 1
+
+
+TIERED = {
+    "test/tiered": {
+        "rates": {"input": "1", "output": "2"},
+        # Past 200,000 input tokens the whole call costs four times as much.
+        "tiers": [{"above_input_tokens": 200_000, "rates": {"input": "4", "output": "8"}}],
+    }
+}
+
+
+def configure_tiered(**budget_kwargs: Any) -> None:
+    lct.configure(
+        database_url=None,
+        instrument=None,
+        synchronous=True,
+        pricing_overrides=TIERED,
+        budgets=lct.Budgets(on_exceed="block", **budget_kwargs),
+    )
+
+
+def test_long_context_prices_bound_the_largest_request_and_decide_exactly() -> None:
+    # The largest request costs 10M x $4/M = $40 at the long-context rate
+    # ($10 at the base rate): $50 of room is not enough to skip measuring it.
+    request = {"messages": Unreadable(), "max_tokens": 10}
+    configure_tiered(monthly="50")
+    with pytest.raises(RuntimeError, match="measured"):
+        budgets.check("test", "tiered", request)
+    configure_tiered(monthly="81")
+    budgets.check("test", "tiered", request)  # > 2 x $40.00008: not measured
+    # 300,000 input tokens are priced at the long-context rate: $1.20, exactly.
+    long_prompt = {"input": "a" * 1_200_000}
+    configure_tiered(monthly="1.2")
+    budgets.check("test", "tiered", long_prompt)
+    configure_tiered(monthly="1.199999")
+    with pytest.raises(lct.BudgetExceededError) as raised:
+        budgets.check("test", "tiered", long_prompt)
+    assert raised.value.estimate == Decimal("1.2")
+
+
+def test_rates_are_learned_again_every_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard = configure(monthly="100")
+    budgets.check("test", "flat", tokens(10))
+    asked = count_engine_calls(guard)
+    budgets.check("test", "flat", tokens(10))
+    assert asked == []  # cached
+    import llm_cost_tracker._budget_guard as guard_module
+
+    later = time.time() + 3600
+    monkeypatch.setattr(guard_module.time, "time", lambda: later)
+    budgets.check("test", "flat", tokens(10))
+    assert len(asked) == 4  # prices can change on the hour (time-of-day periods): asked again
+    budgets.check("test", "flat", tokens(10))
+    assert len(asked) == 4
+
+
+def test_without_a_long_context_price_the_largest_request_is_bounded_at_the_base_rate() -> None:
+    lct.configure(
+        database_url=None,
+        instrument=None,
+        synchronous=True,
+        pricing_overrides={
+            "test/moded": {
+                "rates": {"input": "1", "output": "2"},
+                "modes": {"priority": {"input": "2", "output": "4"}},  # twice the rates...
+                # ...but the long-context tier has no priority price.
+                "tiers": [{"above_input_tokens": 200_000, "rates": {"input": "4", "output": "8"}}],
+            }
+        },
+        budgets=lct.Budgets(monthly="30", on_exceed="block"),
+    )
+    request = {"messages": Unreadable(), "service_tier": "priority"}
+    # 10M tokens at the priority base rate ($2/M) is $20: $30 of room is not enough.
+    with pytest.raises(RuntimeError, match="measured"):
+        budgets.check("test", "moded", request)
+    budgets.check("test", "moded", {"input": "a" * 4000, "service_tier": "priority"})
