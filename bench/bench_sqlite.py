@@ -1,14 +1,25 @@
 """SQLite export throughput: events with three tags each, against the raw driver limit.
 
-Baseline, measured in the same run: ``executemany`` of the very same rows,
-already built, into the same schema (what sqlite3 itself can do).
+Baselines, measured in the same run into the same schema (a database migrated
+by ``migrate()``), with the rows already built, one transaction per 512 events:
+
+- the best raw ``sqlite3`` write found: multi-row ``INSERT OR IGNORE ... VALUES``
+  of 128 rows per statement, columns that are NULL in every row of the batch
+  left out (the sqlite3 module binds a None far slower than a number or text);
+- plain ``executemany`` of the full rows, the obvious way (for reference).
+
+The exporter's figure includes building the rows from the events. Each is the
+best of a few interleaved rounds (the shared VM's load moves single runs).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
+from itertools import chain, compress
 from pathlib import Path
+from typing import Any
 
 from llm_cost_tracker.exporters import _sql
 from llm_cost_tracker.exporters.sqlite import SQLiteExporter, connect, migrate
@@ -17,6 +28,9 @@ from llm_cost_tracker import TokenUsage, UsageEvent
 
 N = 50_000
 BATCH = 512
+ROUNDS = 3
+ROWS_PER_STATEMENT = 128
+TARGET = 50_000
 
 
 def make_events() -> list[UsageEvent]:
@@ -32,22 +46,83 @@ def make_events() -> list[UsageEvent]:
     ]
 
 
-def raw_rate(path: Path, events: list[UsageEvent]) -> float:
+Table = tuple[str, tuple[str, ...]]
+TABLES: tuple[Table, ...] = (
+    (_sql.CALLS, _sql.call_columns(_sql.SQLITE)),
+    (_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS),
+    (_sql.TAGS, _sql.TAG_COLUMNS),
+)
+
+
+def table_rows(events: list[UsageEvent]) -> list[list[tuple[Any, ...]]]:
+    """Per table (calls, line items, tags), the rows of ``events`` as the SQL contract builds them."""
     dialect = _sql.SQLITE
+    return [
+        [_sql.call_row(e, dialect) for e in events],
+        [r for e in events for r in _sql.line_item_rows(e, dialect)],
+        [r for e in events for r in _sql.tag_rows(e)],
+    ]
+
+
+def prepared_batches(events: list[UsageEvent]) -> list[list[tuple[str, list[Any], int]]]:
+    """Per batch and table: (multi-row INSERT for 128 rows, values flattened, row count), NULL columns left out."""
+    batches = []
+    for start in range(0, N, BATCH):
+        statements = []
+        for (table, columns), rows in zip(
+            TABLES, table_rows(events[start : start + BATCH]), strict=True
+        ):
+            present = [any(v is not None for v in column) for column in zip(*rows, strict=True)]
+            names = ", ".join(_sql.SQLITE.quote(c) for c in compress(columns, present))
+            marks = "(" + ", ".join(["?"] * sum(present)) + ")"
+            values = list(chain.from_iterable(compress(row, present) for row in rows))
+            insert = f"INSERT OR IGNORE INTO {table} ({names}) VALUES "
+            statements.append((insert, marks, values, len(rows), sum(present)))
+        batches.append(statements)
+    return batches
+
+
+def raw_best(path: Path, batches: list[Any]) -> float:
     connection = connect(f"sqlite:///{path}")
     migrate(connection)
-    calls = [_sql.call_row(e, dialect) for e in events]
-    items = [r for e in events for r in _sql.line_item_rows(e, dialect)]
-    tags = [r for e in events for r in _sql.tag_rows(e)]
-    insert_call = dialect.insert_sql(_sql.CALLS, _sql.call_columns(dialect))
-    insert_item = dialect.insert_sql(_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS)
-    insert_tag = dialect.insert_sql(_sql.TAGS, _sql.TAG_COLUMNS)
+    sql_for: dict[tuple[str, int], str] = {}
+
+    def sql(insert: str, marks: str, rows: int) -> str:
+        key = (insert, rows)
+        if key not in sql_for:
+            sql_for[key] = insert + ", ".join([marks] * rows)
+        return sql_for[key]
+
+    started = time.perf_counter()
+    for statements in batches:
+        connection.execute("BEGIN")
+        for insert, marks, values, rows, width in statements:
+            offset = 0
+            while rows:
+                count = min(rows, ROWS_PER_STATEMENT)
+                connection.execute(
+                    sql(insert, marks, count), values[offset : offset + count * width]
+                )
+                offset += count * width
+                rows -= count
+        connection.commit()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return N / elapsed
+
+
+def raw_executemany(path: Path, events: list[UsageEvent]) -> float:
+    connection = connect(f"sqlite:///{path}")
+    migrate(connection)
+    calls, items, tags = table_rows(events)
+    dialect = _sql.SQLITE
+    inserts = [dialect.insert_sql(table, columns) for table, columns in TABLES]
     started = time.perf_counter()
     for start in range(0, N, BATCH):
         connection.execute("BEGIN")
-        connection.executemany(insert_call, calls[start : start + BATCH])
-        connection.executemany(insert_item, items[start * 2 : (start + BATCH) * 2])
-        connection.executemany(insert_tag, tags[start * 3 : (start + BATCH) * 3])
+        connection.executemany(inserts[0], calls[start : start + BATCH])
+        connection.executemany(inserts[1], items[start * 2 : (start + BATCH) * 2])
+        connection.executemany(inserts[2], tags[start * 3 : (start + BATCH) * 3])
         connection.commit()
     elapsed = time.perf_counter() - started
     connection.close()
@@ -67,14 +142,26 @@ def exporter_rate(path: Path, events: list[UsageEvent]) -> float:
 
 def main() -> None:
     events = make_events()
+    batches = prepared_batches(events)
+    runs: dict[str, Callable[[Path], float]] = {
+        "raw": lambda path: raw_best(path, batches),
+        "ours": lambda path: exporter_rate(path, events),
+        "executemany": lambda path: raw_executemany(path, events),
+    }
+    best = dict.fromkeys(runs, 0.0)
     with tempfile.TemporaryDirectory() as tmp:
-        raw = raw_rate(Path(tmp) / "raw.db", events)
-        ours = exporter_rate(Path(tmp) / "ours.db", events)
-    print(f"raw executemany of prebuilt rows (baseline)   {raw:10,.0f} events/s")
+        for round_ in range(ROUNDS):
+            for name, run in runs.items():
+                best[name] = max(best[name], run(Path(tmp) / f"{name}-{round_}.db"))
+    raw, ours, many = best["raw"], best["ours"], best["executemany"]
+    print(f"{N:,} events, 3 tags and 2 line items each, {BATCH} per transaction; best of {ROUNDS}")
+    print(f"raw sqlite3, multi-row INSERTs of prebuilt rows (baseline) {raw:10,.0f} events/s")
+    print(f"raw sqlite3, executemany of prebuilt rows (reference)      {many:10,.0f} events/s")
     print(
-        f"SQLiteExporter.export (rows built + written)  {ours:10,.0f} events/s  ({ours / raw:.0%} of raw)"
+        f"SQLiteExporter.export (rows built + written)               {ours:10,.0f} events/s"
+        f"  ({ours / raw:.0%} of the baseline)"
     )
     print(
-        "target: above 50,000 events/s with three tags each ->",
-        "OK" if ours >= 50_000 else "MISSED",
+        f"target: above {TARGET:,} events/s with three tags each ->",
+        "OK" if ours >= TARGET else "MISSED",
     )

@@ -84,9 +84,22 @@ class Dialect:
         return column
 
 
+_SECONDS_TEXT: dict[tuple[int, ...], str] = {}  # recent whole UTC seconds, as SQLite time text
+
+
 def _sqlite_time(value: datetime) -> str:
     # A fixed-width UTC text sorts chronologically and works with date()/strftime().
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    # The same text as strftime("%Y-%m-%d %H:%M:%S.%f") at a fraction of the cost
+    # (the exporter formats one per call): events of a batch share their second.
+    second = (value.year, value.month, value.day, value.hour, value.minute, value.second)
+    text = _SECONDS_TEXT.get(second)
+    if text is None:
+        if len(_SECONDS_TEXT) >= 4096:
+            _SECONDS_TEXT.clear()
+        text = _SECONDS_TEXT[second] = value.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{text}.{value.microsecond:06d}"
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -243,6 +256,18 @@ BUDGET_ALERTS_TABLE_SQL = f"""CREATE TABLE IF NOT EXISTS {BUDGET_ALERTS} (
     fired_at {{time}} NOT NULL
 )"""
 
+
+def _sqlite_rebuild(table: str, body: str, columns: Sequence[str]) -> tuple[str, ...]:
+    """Statements that rebuild ``table`` as a WITHOUT ROWID table of ``body``, keeping its rows."""
+    names = ", ".join(columns)
+    return (
+        f"CREATE TABLE {table}_rebuilt ({body}) WITHOUT ROWID",
+        f"INSERT INTO {table}_rebuilt ({names}) SELECT {names} FROM {table} ORDER BY 1, 2",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_rebuilt RENAME TO {table}",
+    )
+
+
 MIGRATION_LIST: list[Migration] = [
     Migration(
         "0001_contract_tables",
@@ -352,6 +377,43 @@ MIGRATION_LIST: list[Migration] = [
     # one process fires the notify callback (llm_cost_tracker/_budget_shared.py).
     # IF NOT EXISTS: budget readers created it themselves before this migration.
     Migration("0007_budget_alerts", (BUDGET_ALERTS_TABLE_SQL,)),
+    # SQLite only: the write path's layout (see exporters/sqlite.py). Tags and
+    # line items become WITHOUT ROWID tables clustered by (call_id, key|component):
+    # one B-tree per row instead of a table plus its primary-key index. The
+    # (key, value) tag index and the (cost_status, occurred_at) call index go:
+    # every report, budget and documented query reaches tags through a call
+    # (time index, then the tags' primary key), and the status index served
+    # only re-pricing, which filters by time first. Rebuilt the documented way
+    # (new table, copy, drop, rename), rows unchanged; legacy_alter_table keeps
+    # the rename from re-checking users' views on the table.
+    Migration(
+        "0008_sqlite_write_layout",
+        (
+            "PRAGMA legacy_alter_table = ON",
+            *_sqlite_rebuild(
+                TAGS,
+                """call_id {id} NOT NULL,
+                {key} {short} NOT NULL,
+                {value} {text} NOT NULL,
+                PRIMARY KEY (call_id, {key})""",
+                ("call_id", "{key}", "{value}"),
+            ),
+            *_sqlite_rebuild(
+                LINE_ITEMS,
+                """call_id {id} NOT NULL,
+                component {short} NOT NULL,
+                unit {short} NOT NULL,
+                quantity {quantity} NOT NULL,
+                unit_price {money},
+                cost {money},
+                PRIMARY KEY (call_id, component)""",
+                LINE_ITEM_COLUMNS,
+            ),
+            "DROP INDEX IF EXISTS llm_cost_tracker_calls_status_time",
+            "PRAGMA legacy_alter_table = OFF",
+        ),
+        only=("sqlite",),
+    ),
 ]
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 import threading
 import weakref
 from collections.abc import Sequence
+from itertools import chain, compress, repeat
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .._components import COMPONENTS
 from .._events import UsageEvent
 from . import _sql
 
@@ -25,7 +28,12 @@ def connect(url: str, *, timeout: float = 30.0) -> sqlite3.Connection:
     if path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(
-        path, timeout=timeout, check_same_thread=False, isolation_level=None
+        path,
+        timeout=timeout,
+        check_same_thread=False,
+        isolation_level=None,
+        # The exporter prepares one multi-row INSERT per (table, NULL columns, row count).
+        cached_statements=512,
     )
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
@@ -61,10 +69,6 @@ class SQLiteExporter:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         _EXPORTERS.add(self)
-        dialect = _sql.SQLITE
-        self._insert_call = dialect.insert_sql(_sql.CALLS, _sql.call_columns(dialect))
-        self._insert_item = dialect.insert_sql(_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS)
-        self._insert_tag = dialect.insert_sql(_sql.TAGS, _sql.TAG_COLUMNS)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None and self._pid == os.getpid():
@@ -77,19 +81,13 @@ class SQLiteExporter:
         return connection
 
     def export(self, events: Sequence[UsageEvent]) -> None:
-        dialect = _sql.SQLITE
-        calls = [_sql.call_row(e, dialect) for e in events]
-        items = [row for e in events for row in _sql.line_item_rows(e, dialect)]
-        tags = [row for e in events for row in _sql.tag_rows(e)]
+        rows = batch_rows(events)
         with self._lock:
             connection = self._connect()
             try:
                 connection.execute("BEGIN")
-                connection.executemany(self._insert_call, calls)
-                if items:
-                    connection.executemany(self._insert_item, items)
-                if tags:
-                    connection.executemany(self._insert_tag, tags)
+                for table, present, values in rows:
+                    write_rows(connection, table, present, values)
                 connection.commit()
             except BaseException:
                 connection.rollback()
@@ -111,6 +109,125 @@ class SQLiteExporter:
             if self._connection is not None and self._pid == os.getpid():
                 self._connection.close()
             self._connection = None
+
+
+# -- the write path -----------------------------------------------------------
+# What a batch costs on SQLite is mostly per row and per bound value, so rows go
+# in as multi-row INSERTs (one statement per up to 128 rows: executemany() pays
+# a statement reset per row), and NULLs are bound as little as possible: the
+# sqlite3 module adapts a bound None through its adapter registry, several
+# times the cost of a number or a string. A column that is NULL in every row
+# of the batch is left out of the INSERT (and so is NULL).
+
+Present = tuple[bool, ...]  # per column of a table: is it in the INSERT?
+Rows = tuple[
+    tuple[str, tuple[str, ...]], Present, list[Any]
+]  # table, columns, values row after row
+
+_CALLS = (_sql.CALLS, _sql.call_columns(_sql.SQLITE))
+_ITEMS = (_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS)
+_TAGS = (_sql.TAGS, _sql.TAG_COLUMNS)
+_ALL_TAG_COLUMNS: Present = (True, True, True)
+_UNPRICED_ITEM: Present = (True, True, True, True, False, False)
+_ROWS_PER_STATEMENT = 128  # x 25 call columns stays far below SQLite's 32,766 variables
+_is_not = operator.is_not
+
+
+def _filled(table: tuple[str, tuple[str, ...]], rows: list[tuple[Any, ...]]) -> Rows:
+    """``rows`` flattened, without the columns that are NULL in all of them."""
+    nones = repeat(None)
+    present = tuple(any(map(_is_not, column, nones)) for column in zip(*rows, strict=True))
+    if all(present):
+        return table, present, list(chain.from_iterable(rows))
+    return table, present, list(chain.from_iterable(map(compress, rows, repeat(present))))
+
+
+def batch_rows(events: Sequence[UsageEvent]) -> list[Rows]:
+    """The rows of ``events`` for the calls, line items and tags tables, ready for ``write_rows``.
+
+    The values are those of ``_sql.call_row``, ``_sql.line_item_rows`` and
+    ``_sql.tag_rows`` for SQLite (tests/test_sqlite_exporter.py compares
+    them), built with fewer conversions: a token count is bound as an integer,
+    which the NUMERIC column stores exactly as it stored the count's decimal text.
+    """
+    if not events:
+        return []
+    sqlite = _sql.SQLITE
+    call_row = _sql.call_row
+    decimal_text = _sql._decimal_text
+    components = COMPONENTS
+    calls = [call_row(event, sqlite) for event in events]
+    priced: list[tuple[Any, ...]] = []
+    unpriced: list[Any] = []
+    tags: list[Any] = []
+    for event in events:
+        event_id = event.id
+        line_items = event.cost.line_items
+        if line_items:
+            priced += [
+                (
+                    event_id,
+                    li.component,
+                    li.unit,
+                    decimal_text(li.quantity),
+                    decimal_text(li.unit_price),
+                    decimal_text(li.cost),
+                )
+                for li in line_items
+            ]
+        elif event.usage is not None:
+            usage = event.usage
+            for name, n in usage.tokens.items():
+                if n:
+                    unpriced += (event_id, name, components[name].unit, n)
+            for name, q in usage.services.items():
+                if q:
+                    unpriced += (event_id, name, components[name].unit, decimal_text(q))
+        for key, value in event.tags.items():
+            tags += (event_id, key, value)
+    batch = [_filled(_CALLS, calls)]
+    if priced:
+        batch.append(_filled(_ITEMS, priced))
+    if unpriced:
+        batch.append((_ITEMS, _UNPRICED_ITEM, unpriced))
+    if tags:
+        batch.append((_TAGS, _ALL_TAG_COLUMNS, tags))
+    return batch
+
+
+def write_rows(
+    connection: sqlite3.Connection,
+    table: tuple[str, tuple[str, ...]],
+    present: Present,
+    values: list[Any],
+) -> None:
+    """Insert-or-skip the rows flattened in ``values``, filling the ``present`` columns of ``table``."""
+    width = sum(present)
+    rows = len(values) // width
+    start = 0
+    while rows:
+        # 128 rows at a time, then the rest in powers of two: few distinct statements to prepare.
+        count = _ROWS_PER_STATEMENT if rows >= _ROWS_PER_STATEMENT else 1 << (rows.bit_length() - 1)
+        end = start + count * width
+        connection.execute(_insert_sql(table, present, count), values[start:end])
+        start = end
+        rows -= count
+
+
+_STATEMENTS: dict[tuple[str, Present, int], str] = {}
+
+
+def _insert_sql(table: tuple[str, tuple[str, ...]], present: Present, rows: int) -> str:
+    key = (table[0], present, rows)
+    sql = _STATEMENTS.get(key)
+    if sql is None:
+        columns = list(compress(table[1], present))
+        one = f"({', '.join(['?'] * len(columns))})"
+        names = ", ".join(_sql.SQLITE.quote(c) for c in columns)
+        sql = f"INSERT OR IGNORE INTO {table[0]} ({names}) VALUES {', '.join([one] * rows)}"
+        if len(_STATEMENTS) < 4096:
+            _STATEMENTS[key] = sql
+    return sql
 
 
 def create_exporter(url: str, config: Config | None) -> SQLiteExporter:

@@ -223,3 +223,141 @@ def test_forking_while_a_batch_is_being_written_never_hangs_the_child(tmp_path) 
         writer.join()
         exporter.shutdown()
     assert rows(db, "select count(*) from llm_cost_tracker_calls where model = 'child'") == [(5,)]
+
+
+# -- the write layout (migration 0008) and the fast write path ------------------
+
+
+def _contract_rows(db: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the three contract tables with each value's storage class, in a stable order."""
+    connection = sqlite3.connect(db)
+    out = {}
+    for table, columns in (
+        (_sql.CALLS, _sql.call_columns(_sql.SQLITE)),
+        (_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS),
+        (_sql.TAGS, _sql.TAG_COLUMNS),
+    ):
+        names = [_sql.SQLITE.quote(c) for c in columns]
+        select = ", ".join(f"{n}, typeof({n})" for n in names)
+        out[table] = connection.execute(
+            f"SELECT {select} FROM {table} ORDER BY {', '.join(names)}"
+        ).fetchall()
+    connection.close()
+    return out
+
+
+def _write_plainly(connection: sqlite3.Connection, events: list[UsageEvent]) -> None:
+    """The rows the SQL contract builds, inserted one by one (what the exporter did before 0008)."""
+    d = _sql.SQLITE
+    connection.execute("BEGIN")
+    connection.executemany(
+        d.insert_sql(_sql.CALLS, _sql.call_columns(d)), [_sql.call_row(e, d) for e in events]
+    )
+    connection.executemany(
+        d.insert_sql(_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS),
+        [r for e in events for r in _sql.line_item_rows(e, d)],
+    )
+    connection.executemany(
+        d.insert_sql(_sql.TAGS, _sql.TAG_COLUMNS), [r for e in events for r in _sql.tag_rows(e)]
+    )
+    connection.execute("COMMIT")
+
+
+def _varied_events() -> list[UsageEvent]:
+    from sql_events import make_events
+
+    events = make_events(300, seed=5)
+    odd = [
+        UsageEvent(
+            provider="openai",
+            model="m",
+            operation="chat",
+            usage=TokenUsage(
+                tokens={"input": 2**40, "output": 1}, services={"web_search": Decimal("1.5")}
+            ),
+            tags={"quote": 'it\'s "q"', "unicode": "naïve 東京 💸", "empty": ""},
+            latency_ms=0.0,
+            error_type="",
+        ),
+        UsageEvent(provider="anthropic", model="m", operation="messages", usage=None),
+        PRICED,
+    ]
+    return events + odd
+
+
+def test_exporter_rows_equal_the_contract_rows_value_for_value(tmp_path) -> None:
+    events = _varied_events()
+    ours, plain = str(tmp_path / "ours.db"), str(tmp_path / "plain.db")
+    exporter = SQLiteExporter(f"sqlite:///{ours}")
+    # Batches of mixed shapes: a column NULL in some rows only, in all rows, in none.
+    for start in range(0, len(events), 97):
+        exporter.export(events[start : start + 97])
+    exporter.export(events[-1:])
+    exporter.shutdown()
+    connection = connect(f"sqlite:///{plain}")
+    migrate(connection)
+    _write_plainly(connection, events)
+    connection.close()
+    stored = _contract_rows(ours)
+    assert stored == _contract_rows(plain)
+    assert len(stored[_sql.CALLS]) == len({e.id for e in events})
+    # Token counts, bound as integers now, are stored as the decimal text was: INTEGER.
+    quantities = {r[6:8] for r in stored[_sql.LINE_ITEMS] if r[2] == "input"}
+    assert (2**40, "integer") in quantities
+    assert {kind for _, kind in quantities} == {"integer"}
+
+
+def _database_at_0007(db: str) -> sqlite3.Connection:
+    """A database as the migrations before 0008 left it (rowid tags and line items, four indexes)."""
+    connection = connect(f"sqlite:///{db}")
+    d = _sql.SQLITE
+    connection.execute(_sql.MIGRATIONS_TABLE_SQL.format(**d.types))
+    for migration in _sql.MIGRATION_LIST:
+        if migration.name.startswith("0008") or (migration.only and "sqlite" not in migration.only):
+            continue
+        for statement in migration.render(d):
+            connection.execute(statement)
+        connection.execute(
+            f"INSERT INTO {_sql.MIGRATIONS} (name, applied_at) VALUES (?, '2026-01-01')",
+            (migration.name,),
+        )
+    return connection
+
+
+def test_migration_0008_keeps_every_row_of_an_existing_database(tmp_path) -> None:
+    db = str(tmp_path / "old.db")
+    events = _varied_events()
+    connection = _database_at_0007(db)
+    _write_plainly(connection, events)
+    # A user's own view on the tags must survive the table's rebuild.
+    connection.execute(
+        f"CREATE VIEW team_tags AS SELECT call_id, value FROM {_sql.TAGS} WHERE key = 'feature'"
+    )
+    connection.close()
+    before = _contract_rows(db)
+    assert rows(
+        db, "select count(*) from sqlite_master where name = 'llm_cost_tracker_call_tags_kv'"
+    ) == [(1,)]
+
+    connection = connect(f"sqlite:///{db}")
+    assert migrate(connection) == ["0008_sqlite_write_layout"]
+    connection.close()
+
+    assert _contract_rows(db) == before
+    schema = dict(rows(db, "select name, sql from sqlite_master where type = 'table'"))
+    assert schema[_sql.TAGS].endswith("WITHOUT ROWID")
+    assert schema[_sql.LINE_ITEMS].endswith("WITHOUT ROWID")
+    indexes = {
+        r[0]
+        for r in rows(db, "select name from sqlite_master where type = 'index' and sql is not null")
+    }
+    assert indexes == {"llm_cost_tracker_calls_time", "llm_cost_tracker_calls_model_time"}
+    assert rows(db, "select count(*) from team_tags") == [
+        (sum(1 for e in events if "feature" in e.tags),)
+    ]
+    assert rows(db, "pragma integrity_check") == [("ok",)]
+    # Replaying what is already there inserts nothing, through the new write path.
+    exporter = SQLiteExporter(f"sqlite:///{db}")
+    exporter.export(events)
+    exporter.shutdown()
+    assert _contract_rows(db) == before
