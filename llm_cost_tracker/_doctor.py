@@ -382,8 +382,7 @@ def check_budgets(url: str, config: Any, connection: Any, now: datetime) -> list
     now = now.astimezone(timezone.utc)
     tag_keys = sorted(budgets.per_tag)
     spent: dict[tuple[str, str, str], Decimal] | None
-    if guard is not None:
-        assert runtime is not None
+    if guard is not None and runtime is not None:
         shared_url = None if guard.shared is None else guard.shared.url
         export_interval = runtime.config.export_interval
         spent = {(v.budget_type, v.period, v.scope): v.spent for v in guard.views()}
