@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 import warnings
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -361,3 +362,17 @@ def test_migration_0008_keeps_every_row_of_an_existing_database(tmp_path) -> Non
     exporter.export(events)
     exporter.shutdown()
     assert _contract_rows(db) == before
+
+
+def test_call_rows_are_the_contract_call_rows() -> None:
+    from llm_cost_tracker.exporters.sqlite import call_rows
+
+    from llm_cost_tracker.pricing import price_event
+
+    events = _varied_events()
+    # Priced by the real pricing stage: snapshots whose parts are shared between calls.
+    events += [
+        price_event(replace(e, cost=lct.Cost(total=None, status="unknown"))) for e in events[:40]
+    ]
+    assert sum(e.cost.status == "priced" for e in events[-40:]) >= 30
+    assert call_rows(events) == [_sql.call_row(e, _sql.SQLITE) for e in events]
