@@ -148,7 +148,7 @@ def start_call(
     before = runtime.before_call
     if before is not None:
         try:
-            before(provider, request_model, request or {})
+            before(provider, request_model, request or {}, call.tags)
         except LLMCostTrackerError:
             raise  # a budget set to "block": the one deliberate raise
         except Exception:

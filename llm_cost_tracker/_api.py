@@ -35,7 +35,9 @@ class Runtime:
         # raise BudgetExceededError before a request is sent ("block");
         # after_call may raise it in the caller's thread once the call is
         # recorded ("raise"). Everything else they do must not raise.
-        self.before_call: Callable[[str, str | None, Mapping[str, Any]], None] | None = None
+        self.before_call: (
+            Callable[[str, str | None, Mapping[str, Any], Tags | None], None] | None
+        ) = None
         self.after_call: Callable[[UsageEvent], None] | None = None
         # Set with budgets: prices an event in the caller's thread, so after_call
         # sees its cost and the bus gets it already priced.

@@ -351,8 +351,17 @@ class BudgetGuard:
 
     # -- before a call ----------------------------------------------------------
 
-    def before_call(self, provider: str, model: str | None, request: Mapping[str, Any]) -> None:
+    def before_call(
+        self,
+        provider: str,
+        model: str | None,
+        request: Mapping[str, Any],
+        tags: Tags | None = None,
+    ) -> None:
         """Raise BudgetExceededError when a request's estimated cost does not fit ("block" mode).
+
+        ``tags``: the tags the call carries (instrumentation passes the ones it
+        snapshotted); when None, those in force now are read.
 
         Three steps, each only when the one before cannot answer: (1) every
         budget has room for twice the most any request to this model can cost
@@ -365,8 +374,11 @@ class BudgetGuard:
         period = self._period
         if time.time() >= period.until:
             period = self._current_period()
-        if self._tag_keys and self._tags is not None:
-            keys = self._tagged_keys(period, self._tags())
+        reader = self._tags
+        if tags is None and self._tag_keys and reader is not None:
+            tags = reader()
+        if self._tag_keys and tags is not None:
+            keys = self._tagged_keys(period, tags)
         else:
             keys = period.global_keys
         per_call = self._per_call_floor

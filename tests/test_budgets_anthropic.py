@@ -154,3 +154,30 @@ def test_notify_fires_once_and_returns_the_sdk_result(standin: StandInServer) ->
         ("monthly", cost * 3, events[2].id),
     ]
     assert all(a.on_exceed == "notify" and a.scope == "global" for a in alerts)
+
+
+def test_the_preflight_judges_the_tags_the_call_is_recorded_with(standin: StandInServer) -> None:
+    """A callable default_tags runs once per request: the preflight and the event share its answer."""
+    tenants = iter(["acme", "globex", "acme", "globex"])
+    produced: list[str] = []
+
+    def default_tags() -> dict[str, str]:
+        produced.append(next(tenants))
+        return {"tenant_id": produced[-1]}
+
+    cost = one_call_cost(standin)
+    budgets = lct.Budgets(per_tag={"tenant_id": {"monthly": cost / 2}}, on_exceed="block")
+    with (
+        capture_events(
+            instrument=["anthropic"], default_tags=default_tags, budgets=budgets
+        ) as events,
+        client(standin) as c,
+    ):
+        c.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)  # acme
+        c.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)  # globex
+        sent = len(standin.requests)
+        with pytest.raises(lct.BudgetExceededError, match="tenant_id=acme"):
+            c.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+        assert len(standin.requests) == sent
+    assert produced == ["acme", "globex", "acme"]  # once per request, not once more for the check
+    assert [e.tags["tenant_id"] for e in events] == ["acme", "globex"]
