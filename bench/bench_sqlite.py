@@ -25,6 +25,7 @@ from llm_cost_tracker.exporters import _sql
 from llm_cost_tracker.exporters.sqlite import SQLiteExporter, connect, migrate
 
 from llm_cost_tracker import TokenUsage, UsageEvent
+from llm_cost_tracker.pricing import price_event
 
 N = 50_000
 BATCH = 512
@@ -140,8 +141,8 @@ def exporter_rate(path: Path, events: list[UsageEvent]) -> float:
     return (N - 1) / elapsed
 
 
-def main() -> None:
-    events = make_events()
+def measure(events: list[UsageEvent]) -> dict[str, float]:
+    """Best events/s of the three writers over interleaved rounds."""
     batches = prepared_batches(events)
     runs: dict[str, Callable[[Path], float]] = {
         "raw": lambda path: raw_best(path, batches),
@@ -153,15 +154,30 @@ def main() -> None:
         for round_ in range(ROUNDS):
             for name, run in runs.items():
                 best[name] = max(best[name], run(Path(tmp) / f"{name}-{round_}.db"))
+    return best
+
+
+def report(title: str, best: dict[str, float]) -> None:
     raw, ours, many = best["raw"], best["ours"], best["executemany"]
-    print(f"{N:,} events, 3 tags and 2 line items each, {BATCH} per transaction; best of {ROUNDS}")
-    print(f"raw sqlite3, multi-row INSERTs of prebuilt rows (baseline) {raw:10,.0f} events/s")
-    print(f"raw sqlite3, executemany of prebuilt rows (reference)      {many:10,.0f} events/s")
+    print(title)
+    print(f"  raw sqlite3, multi-row INSERTs of prebuilt rows (baseline) {raw:10,.0f} events/s")
+    print(f"  raw sqlite3, executemany of prebuilt rows (reference)      {many:10,.0f} events/s")
     print(
-        f"SQLiteExporter.export (rows built + written)               {ours:10,.0f} events/s"
+        f"  SQLiteExporter.export (rows built + written)               {ours:10,.0f} events/s"
         f"  ({ours / raw:.0%} of the baseline)"
     )
+
+
+def main() -> None:
+    events = make_events()
+    print(f"{N:,} events, {BATCH} per transaction, best of {ROUNDS} interleaved rounds")
+    best = measure(events)
+    report("unpriced, 3 tags and 2 line items each (the target's workload):", best)
     print(
         f"target: above {TARGET:,} events/s with three tags each ->",
-        "OK" if ours >= TARGET else "MISSED",
+        "OK" if best["ours"] >= TARGET else "MISSED",
     )
+    # The same calls through the real pricing stage: a pricing snapshot (JSON)
+    # per call and priced line items, as an application with prices writes them.
+    priced = [price_event(e) for e in events]
+    report("priced by the bundled catalog, same tags and line items:", measure(priced))

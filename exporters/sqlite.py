@@ -117,7 +117,8 @@ class SQLiteExporter:
 # a statement reset per row), and NULLs are bound as little as possible: the
 # sqlite3 module adapts a bound None through its adapter registry, several
 # times the cost of a number or a string. A column that is NULL in every row
-# of the batch is left out of the INSERT (and so is NULL).
+# of the batch is left out of the INSERT, and so is NULL: the contract tables
+# have no column DEFAULTs (a test keeps it so).
 
 Present = tuple[bool, ...]  # per column of a table: is it in the INSERT?
 Rows = tuple[

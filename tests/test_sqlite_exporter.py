@@ -376,3 +376,17 @@ def test_call_rows_are_the_contract_call_rows() -> None:
     ]
     assert sum(e.cost.status == "priced" for e in events[-40:]) >= 30
     assert call_rows(events) == [_sql.call_row(e, _sql.SQLITE) for e in events]
+
+
+def test_contract_columns_have_no_default_so_a_column_left_out_is_null(tmp_path) -> None:
+    # The exporter leaves a column out of its INSERT when the whole batch has
+    # NULL there: that is only the same as writing NULL while no column has a DEFAULT.
+    db = str(tmp_path / "defaults.db")
+    connection = connect(f"sqlite:///{db}")
+    migrate(connection)
+    for table in (_sql.CALLS, _sql.LINE_ITEMS, _sql.TAGS):
+        defaults = [
+            r[1] for r in connection.execute(f"PRAGMA table_info({table})") if r[4] is not None
+        ]
+        assert defaults == [], table
+    connection.close()
