@@ -43,6 +43,24 @@ class Runtime:
         # sees its cost and the bus gets it already priced.
         self.price_event: Callable[[UsageEvent], UsageEvent] | None = None
         self.budget_guard: Any = None
+        # True while no hook above is set: instrumentation may then take its lean
+        # path (nothing to check before the call, nothing to price in the caller's
+        # thread). Kept in step by set_hooks().
+        self.lean = True
+
+    def set_hooks(
+        self,
+        *,
+        before_call: Callable[[str, str | None, Mapping[str, Any], Tags | None], None]
+        | None = None,
+        after_call: Callable[[UsageEvent], None] | None = None,
+        price_event: Callable[[UsageEvent], UsageEvent] | None = None,
+    ) -> None:
+        """Install the budget hooks (None removes one)."""
+        self.before_call = before_call
+        self.after_call = after_call
+        self.price_event = price_event
+        self.lean = before_call is None and after_call is None and price_event is None
 
     def deliver(self, event: UsageEvent) -> None:
         """Hand a finished call to the bus, pricing and budget-checking it first when budgets ask.
@@ -201,6 +219,8 @@ def _current_span_reader() -> Callable[[], Any]:
 
             def read() -> Any:
                 span = current().get(_SPAN_KEY)
+                if span is None:
+                    return None  # no span: skip the (ABC) isinstance check
                 return span if isinstance(span, span_type) else None
 
             return read

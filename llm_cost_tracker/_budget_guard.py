@@ -668,10 +668,11 @@ def install_guard(runtime: Runtime, guard: BudgetGuard) -> None:
     runtime.budget_guard = guard
     # The call's tags, without looking the runtime up again on every preflight.
     guard.use_tags(functools.partial(resolve_tags, runtime.defaults))
-    if guard.budgets.on_exceed != "notify":
-        runtime.price_event = guard.prepare
-        runtime.after_call = guard.after_call
-    if guard.budgets.on_exceed == "block":
-        runtime.before_call = guard.before_call
+    mode = guard.budgets.on_exceed
+    runtime.set_hooks(
+        before_call=guard.before_call if mode == "block" else None,
+        after_call=guard.after_call if mode != "notify" else None,
+        price_event=guard.prepare if mode != "notify" else None,
+    )
     if guard.shared is not None:
         guard.shared.start()

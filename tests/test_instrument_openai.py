@@ -756,13 +756,21 @@ def test_our_failure_never_reaches_the_caller(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug in our code")
 
-    monkeypatch.setattr(_wrappers, "_record_result", broken)
+    monkeypatch.setattr(_wrappers, "_record_result", broken)  # the general path
+    monkeypatch.setattr(_wrappers, "_is_plain", broken)  # the lean path (no budget hooks)
     c = client(standin, "openai_chat_cached_gpt4omini")
     with capture_events(instrument=["openai"]) as events:
         result = c.chat.completions.create(model="m", messages=MESSAGES)
     assert result.id == "chatcmpl-BNi420iFNtIOHzy8Gq2fVS5utTus7"
     assert events == []
     assert STATS.get("errors.instrumentation.record") == 1
+    with capture_events(
+        instrument=["openai"], budgets=lct.Budgets(monthly=100, on_exceed="raise")
+    ) as events:
+        result = c.chat.completions.create(model="m", messages=MESSAGES)
+    assert result.id == "chatcmpl-BNi420iFNtIOHzy8Gq2fVS5utTus7"
+    assert events == []
+    assert STATS.get("errors.instrumentation.record") == 2
 
     monkeypatch.undo()
     monkeypatch.setattr(_extract.ChatStreamState, "add", broken)

@@ -12,16 +12,20 @@ re-raised unmodified; our own failures are counted and never reach the caller.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import _api
 from ..._api import current_call_tags, get_runtime
 from ..._errors import LLMCostTrackerError
 from ..._events import UsageEvent, UsageSource
 from ..._stats import STATS
 from ..._suppress import _SUPPRESSED, is_suppressed
+from ..._tags import resolve_tags
+from .. import _hosts
 from .._calls import Call, fail_call, finish_call, finish_later, start_call
 from .._hosts import provider_for_host
 from .._streams import (
@@ -72,6 +76,10 @@ class SdkContext:
     provider_of_client: Callable[[Any], str | None] = lambda client: None
     stream_usage: bool = True
     recorded: RecordedIds = field(default_factory=RecordedIds)
+    # id(client) -> (client, its base URL, host registry generation, provider)
+    providers: dict[int, tuple[Any, Any, int, str]] = field(default_factory=dict)
+    # result type -> True when it is a plain result (not a stream or raw response)
+    plain_types: dict[type, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,10 +126,26 @@ def _host_and_port(url: Any) -> tuple[str | None, int | None]:
 
 
 def provider_of(ctx: SdkContext, instance: Any) -> str:
-    """The provider a resource's client talks to: its class (Bedrock, Vertex), else its base URL's host."""
+    """The provider a resource's client talks to: its class (Bedrock, Vertex), else its base URL's host.
+
+    Remembered per client, its base URL object and the host registry's generation.
+    """
     client = getattr(instance, "_client", None)
     if client is None:
         return ctx.default_provider
+    url = getattr(client, "_base_url", None)
+    generation = _hosts._generation
+    cached = ctx.providers.get(id(client))
+    if cached is not None and cached[0] is client and cached[1] is url and cached[2] == generation:
+        return cached[3]
+    provider = _provider_of_client(ctx, client)
+    if len(ctx.providers) >= 1024:  # clients are few; bounded all the same
+        ctx.providers.clear()
+    ctx.providers[id(client)] = (client, url, generation, provider)  # kept: its id stays unique
+    return provider
+
+
+def _provider_of_client(ctx: SdkContext, client: Any) -> str:
     named = ctx.provider_of_client(client)
     if named is not None:
         return named
@@ -395,10 +419,89 @@ def _safely_record(
         return result
 
 
+def _lean_call(
+    ctx: SdkContext, surface: Surface, instance: Any, kwargs: dict[str, Any]
+) -> Call | None:
+    """Start a call on the lean path: a plain (not streamed) call with no budget hook in the way.
+
+    None means "take the general path" (recording off or suppressed, a stream,
+    a budget preflight, a budget that prices in the caller's thread).
+    """
+    runtime = _api._runtime
+    if (
+        runtime is None
+        or not runtime.lean
+        or kwargs.get("stream") is True
+        or not surface.preflight
+        or _SUPPRESSED.get()
+    ):
+        return None
+    model = kwargs.get("model")
+    return Call(
+        provider_of(ctx, instance),
+        surface.operation,
+        model if type(model) is str else None,
+        False,
+        resolve_tags(runtime.defaults),
+    )
+
+
+def _is_plain(ctx: SdkContext, result: Any) -> bool:
+    """Whether ``result`` is a finished SDK object, not a stream or raw response (per type, cached)."""
+    kind = type(result)
+    plain = ctx.plain_types.get(kind)
+    if plain is None:
+        plain = not issubclass(
+            kind,
+            ctx.stream_types
+            + ctx.async_stream_types
+            + ctx.raw_types
+            + ctx.lazy_raw_types
+            + ctx.async_lazy_raw_types,
+        )
+        ctx.plain_types[kind] = plain
+    return plain
+
+
+def _finish_lean(ctx: SdkContext, surface: Surface, call: Call, result: Any, kwargs: Any) -> Any:
+    """Record a lean call's result: the clock stops and the call is queued; the worker reads it."""
+    if not _is_plain(ctx, result):
+        return _record_result(ctx, surface, call, result, kwargs, False)
+    runtime = _api._runtime
+    call.finished = True
+    call.ended = time.perf_counter()
+    if runtime is not None:
+        call._read = _read_result
+        call._source = (ctx, surface, result, kwargs if surface.reads_request else _NO_REQUEST)
+        runtime.bus.defer(call)
+    return result
+
+
 def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
     """A wrapt wrapper recording a synchronous SDK method described by ``surface``."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            lean = _lean_call(ctx, surface, instance, kwargs)
+        except Exception:
+            STATS.failure("errors.instrumentation.start", "could not start recording a call")
+            return wrapped(*args, **kwargs)
+        if lean is not None:
+            token = _SUPPRESSED.set(True)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as error:
+                fail_call(lean, error)
+                raise
+            finally:
+                _SUPPRESSED.reset(token)
+            try:
+                return _finish_lean(ctx, surface, lean, result, kwargs)
+            except LLMCostTrackerError:
+                raise
+            except Exception:
+                STATS.failure("errors.instrumentation.record", "could not record an SDK call")
+                return result
         call = begin_call(ctx, surface, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
@@ -422,6 +525,27 @@ def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
     async def wrapper(
         wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        try:
+            lean = _lean_call(ctx, surface, instance, kwargs)
+        except Exception:
+            STATS.failure("errors.instrumentation.start", "could not start recording a call")
+            return await wrapped(*args, **kwargs)
+        if lean is not None:
+            token = _SUPPRESSED.set(True)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as error:
+                fail_call(lean, error)
+                raise
+            finally:
+                _SUPPRESSED.reset(token)
+            try:
+                return _finish_lean(ctx, surface, lean, result, kwargs)
+            except LLMCostTrackerError:
+                raise
+            except Exception:
+                STATS.failure("errors.instrumentation.record", "could not record an SDK call")
+                return result
         call = begin_call(ctx, surface, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
