@@ -81,8 +81,12 @@ class SQLiteExporter:
         return connection
 
     def export(self, events: Sequence[UsageEvent]) -> None:
-        rows = batch_rows(events)
         with self._lock:
+            # Built under the lock too: building allocates, so the garbage collector
+            # often runs here, and a sqlite3 object it finalizes closes inside
+            # SQLite's global mutexes. A fork then (the lock is what a fork waits
+            # for) would leave the child's first connect() waiting on them forever.
+            rows = batch_rows(events)
             connection = self._connect()
             try:
                 connection.execute("BEGIN")

@@ -196,7 +196,13 @@ def test_forking_while_a_batch_is_being_written_never_hangs_the_child(tmp_path) 
     writer = threading.Thread(target=write_continuously)
     writer.start()
     try:
-        for _ in range(5):
+        for _ in range(10):
+            # Garbage the collector will finalize, often on the writer's thread: a
+            # sqlite3 connection closing there must not be caught mid-close by the fork.
+            for _ in range(20):
+                garbage: list[object] = [sqlite3.connect(db)]
+                garbage.append(garbage)
+            del garbage
             with warnings.catch_warnings():
                 warnings.simplefilter(
                     "ignore", DeprecationWarning
@@ -223,7 +229,7 @@ def test_forking_while_a_batch_is_being_written_never_hangs_the_child(tmp_path) 
         stop.set()
         writer.join()
         exporter.shutdown()
-    assert rows(db, "select count(*) from llm_cost_tracker_calls where model = 'child'") == [(5,)]
+    assert rows(db, "select count(*) from llm_cost_tracker_calls where model = 'child'") == [(10,)]
 
 
 # -- the write layout (migration 0008) and the fast write path ------------------
