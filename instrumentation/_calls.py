@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextvars import Context, copy_context
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -28,7 +29,7 @@ from .._errors import LLMCostTrackerError
 from .._events import TokenUsage, UsageEvent, UsageSource
 from .._stats import STATS
 from .._suppress import is_suppressed
-from .._tags import Tags
+from .._tags import DefaultTagSource, Tags, resolve_tags
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -45,6 +46,8 @@ class Call:
     """
 
     __slots__ = (
+        "_context",
+        "_defaults",
         "_read",
         "_source",
         "ended",
@@ -66,7 +69,7 @@ class Call:
         self.operation = operation
         self.request_model = request_model
         self.stream = stream
-        self.tags = tags
+        self.tags: Tags | None = tags
         self.span_context = current_span_context()
         self.started_ns = time.time_ns()
         self.started = time.perf_counter()
@@ -74,6 +77,39 @@ class Call:
         self.finished = False
         self._read: Reader | None = None
         self._source: Any = None
+        self._context: Context | None = None
+        self._defaults: DefaultTagSource | None = None
+
+    @classmethod
+    def lean(
+        cls,
+        provider: str,
+        operation: str,
+        request_model: str | None,
+        defaults: DefaultTagSource,
+    ) -> Call:
+        """A call whose tags and span are read later, from a copy of the caller's context.
+
+        Copying the context is one C call; reading the tag scopes and the
+        OpenTelemetry span out of it waits for ``event()``, on the bus worker.
+        ``defaults`` must not be a callable source (those run in the caller's thread).
+        """
+        call = cls.__new__(cls)
+        call.provider = provider
+        call.operation = operation
+        call.request_model = request_model
+        call.stream = False
+        call.tags = None
+        call.span_context = None
+        call._context = copy_context()
+        call._defaults = defaults
+        call.started_ns = time.time_ns()
+        call.started = time.perf_counter()
+        call.ended = 0.0
+        call.finished = False
+        call._read = None
+        call._source = None
+        return call
 
     @property
     def occurred_at(self) -> datetime:
@@ -93,6 +129,10 @@ class Call:
         provider: str | None = None,
     ) -> UsageEvent:
         """The event for this call, with what its response said. The call must have ended."""
+        context = self._context
+        if context is not None:  # a lean call: what the caller's context held when it started
+            self._context = None
+            self.tags, self.span_context = context.run(_snapshot, self._defaults or _NO_DEFAULTS)
         trace_id, span_id = trace_ids(self.span_context)
         return UsageEvent(
             provider=provider or self.provider,
@@ -110,7 +150,7 @@ class Call:
             request_model=self.request_model,
             trace_id=trace_id,
             span_id=span_id,
-            tags=self.tags,
+            tags=self.tags if self.tags is not None else {},
         )
 
     def build(self) -> UsageEvent | None:
@@ -120,6 +160,13 @@ class Call:
         if read is None:
             return None
         return read(self, source)
+
+
+_NO_DEFAULTS = DefaultTagSource(None)
+
+
+def _snapshot(defaults: DefaultTagSource) -> tuple[Tags, Any]:
+    return resolve_tags(defaults), current_span_context()
 
 
 def start_call(

@@ -348,9 +348,13 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
         return None
     runtime = get_runtime()
     if runtime is not None and runtime.before_call is None:
-        call = start_call(provider, route.operation, None, stream=route.stream)
-        if call is None:
-            return None
+        if runtime.defaults.dynamic:  # a default_tags callable runs in the caller's thread
+            call = start_call(provider, route.operation, None, stream=route.stream)
+            if call is None:
+                return None
+        else:  # the wrapper has checked suppression; tags and span are read on the worker
+            call = Call.lean(provider, route.operation, None, runtime.defaults)
+            call.stream = route.stream
         observation = Observation(call, route, None, path)
         observation._request_body = _request_body(request)
         return observation

@@ -437,12 +437,20 @@ def _lean_call(
     ):
         return None
     model = kwargs.get("model")
-    return Call(
+    defaults = runtime.defaults
+    if defaults.dynamic:  # a default_tags callable runs in the caller's thread
+        return Call(
+            provider_of(ctx, instance),
+            surface.operation,
+            model if type(model) is str else None,
+            False,
+            resolve_tags(defaults),
+        )
+    return Call.lean(
         provider_of(ctx, instance),
         surface.operation,
         model if type(model) is str else None,
-        False,
-        resolve_tags(runtime.defaults),
+        defaults,
     )
 
 
