@@ -12,8 +12,8 @@ from itertools import chain, compress, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._components import COMPONENTS
-from .._events import UsageEvent
+from .._components import COMPONENTS, INPUT_COMPONENTS, OUTPUT_COMPONENTS
+from .._events import TokenUsage, UsageEvent
 from . import _sql
 
 if TYPE_CHECKING:
@@ -148,6 +148,35 @@ def _filled(table: tuple[str, tuple[str, ...]], rows: list[tuple[Any, ...]]) -> 
     return table, present, list(chain.from_iterable(map(compress, rows, repeat(present))))
 
 
+# Where a token component counts in the call row: 1 output; 2 input; 3 input and
+# cache read; 4 input and cache write (TokenUsage's properties, in one pass).
+_TOKEN_KIND: dict[str, int] = {
+    **dict.fromkeys(INPUT_COMPONENTS, 2),
+    **dict.fromkeys(OUTPUT_COMPONENTS, 1),
+    "cache_read": 3,
+    "audio_cache_read": 3,
+    "cache_write_5m": 4,
+    "cache_write_1h": 4,
+}
+
+
+def _token_totals(usage: TokenUsage) -> tuple[int, int, int, int, int]:
+    """(input, output, cache read, cache write, reasoning): the usage properties, in one pass."""
+    inputs = outputs = reads = writes = 0
+    kinds = _TOKEN_KIND
+    for name, count in usage.tokens.items():
+        kind = kinds.get(name)
+        if kind == 1:
+            outputs += count
+        elif kind is not None:
+            inputs += count
+            if kind == 3:
+                reads += count
+            elif kind == 4:
+                writes += count
+    return inputs, outputs, reads, writes, usage.reasoning_tokens
+
+
 def call_rows(events: Sequence[UsageEvent]) -> list[tuple[Any, ...]]:
     """``_sql.call_row(event, SQLITE)`` for each event, faster (tests/test_sqlite_exporter.py compares them).
 
@@ -173,16 +202,7 @@ def call_rows(events: Sequence[UsageEvent]) -> list[tuple[Any, ...]]:
             snapshot_text = snapshots.get(key)
             if snapshot_text is None:
                 snapshot_text = snapshots[key] = json_text(dict(snapshot))
-        if usage is None:
-            tokens: tuple[int | None, ...] = _NO_TOKENS
-        else:
-            tokens = (
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.cache_read_tokens,
-                usage.cache_write_tokens,
-                usage.reasoning_tokens,
-            )
+        tokens: tuple[int | None, ...] = _NO_TOKENS if usage is None else _token_totals(usage)
         rows.append(
             (
                 event.id,

@@ -396,3 +396,24 @@ def test_contract_columns_have_no_default_so_a_column_left_out_is_null(tmp_path)
         ]
         assert defaults == [], table
     connection.close()
+
+
+def test_the_call_rows_token_totals_equal_the_usage_properties_for_every_component() -> None:
+    import itertools
+
+    from llm_cost_tracker.exporters.sqlite import _token_totals
+
+    from llm_cost_tracker._components import TOKEN_COMPONENTS
+
+    names = sorted(TOKEN_COMPONENTS)
+    for size in (0, 1, 2, 3):
+        for combination in itertools.combinations(names, size):
+            tokens = {name: 10 ** (i + 1) + i for i, name in enumerate(combination)}
+            usage = TokenUsage(tokens=tokens, reasoning_tokens=3)
+            assert _token_totals(usage) == (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
+                usage.reasoning_tokens,
+            ), tokens
