@@ -30,7 +30,7 @@ import llm_cost_tracker as lct
 from llm_cost_tracker import UsageEvent
 from llm_cost_tracker._api import get_runtime
 
-from ._timing import per_call_us, report
+from ._timing import cpu_shim, pass_through, per_call_us, report
 
 CHAT_URL = "https://api.openai.com/v1/chat/completions"
 OTHER_URL = "https://example.com/api/items"
@@ -228,34 +228,12 @@ def _in_situ(library: Any) -> None:
     from llm_cost_tracker.instrumentation import httpx as httpx_instrumentation
     from llm_cost_tracker.instrumentation.httpx import _wrappers
 
-    clock = time.thread_time_ns
     ours: list[float] = []
     real = _wrappers.send_wrapper
     use_real = True
 
-    def passthrough(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        return wrapped(*args, **kwargs)
-
     def timed_send_wrapper(stream_class: Any) -> Callable[..., Any]:
-        inner = real(stream_class) if use_real else passthrough
-
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            spent = 0
-
-            def send(*a: Any, **k: Any) -> Any:
-                nonlocal spent
-                entered = clock()
-                try:
-                    return wrapped(*a, **k)
-                finally:
-                    spent = clock() - entered
-
-            started = clock()
-            response = inner(send, instance, args, kwargs)
-            ours.append((clock() - started - spent) / 1000.0)
-            return response
-
-        return wrapper
+        return cpu_shim(real(stream_class) if use_real else pass_through, ours)
 
     httpx_instrumentation.send_wrapper = timed_send_wrapper  # type: ignore[attr-defined]
     instrumentor = HttpxInstrumentor()

@@ -319,34 +319,14 @@ def in_situ() -> dict[str, dict[str, float]]:
 
     import llm_cost_tracker as lct
 
-    clock = time.thread_time_ns
+    from ._timing import cpu_shim, pass_through
+
     spans: list[float] = []
     real = _wrappers.sync_wrapper
     use_real = True
 
-    def passthrough(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        return wrapped(*args, **kwargs)
-
     def timed_sync_wrapper(ctx: Any, surface: Any) -> Callable[..., Any]:
-        inner = real(ctx, surface) if use_real else passthrough
-
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            spent = 0
-
-            def sdk(*a: Any, **k: Any) -> Any:
-                nonlocal spent
-                entered = clock()
-                try:
-                    return wrapped(*a, **k)
-                finally:
-                    spent = clock() - entered
-
-            started = clock()
-            result = inner(sdk, instance, args, kwargs)
-            spans.append((clock() - started - spent) / 1000.0)
-            return result
-
-        return wrapper
+        return cpu_shim(real(ctx, surface) if use_real else pass_through, spans)
 
     results: dict[str, dict[str, float]] = {}
     modules = (openai_instrumentation, anthropic_instrumentation)

@@ -220,7 +220,7 @@ def finish_later(call: Call, read: Callable[[Call, S], UsageEvent | None], sourc
     runtime = get_runtime()
     if runtime is None:
         return
-    if runtime.price_event is None and runtime.after_call is None:
+    if runtime.lean:  # no budget needs the cost in this thread
         call._read = read
         call._source = source
         runtime.bus.defer(call)

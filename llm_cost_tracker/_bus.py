@@ -131,24 +131,8 @@ class Bus:
 
     def emit(self, event: UsageEvent) -> None:
         """Queue ``event`` for export. Never blocks and never raises."""
-        if self._closed:
-            STATS.incr("dropped.shutdown")
-            return
-        if self.synchronous:
+        if self._put(event):
             STATS.incr("emitted")
-            with self._sync_lock:
-                self._process([event])
-            return
-        queue = self._queue
-        if len(queue) >= self.max_queue:
-            STATS.incr("dropped.queue_full")
-            return
-        queue.append(event)
-        STATS.incr("emitted")
-        if self._worker is None:
-            self._start_worker()
-        elif len(queue) >= self.batch_size and not self._wake.is_set():
-            self._wake.set()
 
     def defer(self, pending: Pending) -> None:
         """Queue a finished call whose event the worker builds (``pending.build()``). Never raises.
@@ -156,22 +140,27 @@ class Bus:
         Cheaper than ``emit()`` on the caller's thread: no event is built and no
         counter lock is taken here; ``emitted`` is counted when the worker builds it.
         """
+        self._put(pending)
+
+    def _put(self, item: UsageEvent | Pending) -> bool:
+        """Queue ``item`` (or process it at once in synchronous mode); False when it was dropped."""
         if self._closed:
             STATS.incr("dropped.shutdown")
-            return
+            return False
         if self.synchronous:
             with self._sync_lock:
-                self._process([pending])
-            return
+                self._process([item])
+            return True
         queue = self._queue
         if len(queue) >= self.max_queue:
             STATS.incr("dropped.queue_full")
-            return
-        queue.append(pending)
+            return False
+        queue.append(item)
         if self._worker is None:
             self._start_worker()
         elif len(queue) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
+        return True
 
     def pending(self) -> int:
         """Events queued in memory and not yet handed to the exporters."""

@@ -12,7 +12,6 @@ re-raised unmodified; our own failures are counted and never reach the caller.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -403,6 +402,7 @@ def _record_result(
 
 
 def _safely_record(
+    record: Callable[..., Any],
     ctx: SdkContext,
     surface: Surface,
     call: Call,
@@ -410,8 +410,9 @@ def _safely_record(
     kwargs: dict[str, Any],
     hide_trailer: bool,
 ) -> Any:
+    """``record(...)`` the result; our failures are counted and the caller gets the result."""
     try:
-        return _record_result(ctx, surface, call, result, kwargs, hide_trailer)
+        return record(ctx, surface, call, result, kwargs, hide_trailer)
     except LLMCostTrackerError:
         raise  # a budget in "raise" mode
     except Exception:
@@ -471,17 +472,18 @@ def _is_plain(ctx: SdkContext, result: Any) -> bool:
     return plain
 
 
-def _finish_lean(ctx: SdkContext, surface: Surface, call: Call, result: Any, kwargs: Any) -> Any:
-    """Record a lean call's result: the clock stops and the call is queued; the worker reads it."""
+def _finish_lean(
+    ctx: SdkContext,
+    surface: Surface,
+    call: Call,
+    result: Any,
+    kwargs: dict[str, Any],
+    hide_trailer: bool,
+) -> Any:
+    """Record a lean call's result: a plain result is queued for the worker without further checks."""
     if not _is_plain(ctx, result):
-        return _record_result(ctx, surface, call, result, kwargs, False)
-    runtime = _api._runtime
-    call.finished = True
-    call.ended = time.perf_counter()
-    if runtime is not None:
-        call._read = _read_result
-        call._source = (ctx, surface, result, kwargs if surface.reads_request else _NO_REQUEST)
-        runtime.bus.defer(call)
+        return _record_result(ctx, surface, call, result, kwargs, hide_trailer)
+    _finish_result(ctx, surface, call, result, kwargs)
     return result
 
 
@@ -490,30 +492,18 @@ def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
-            lean = _lean_call(ctx, surface, instance, kwargs)
+            call = _lean_call(ctx, surface, instance, kwargs)
         except Exception:
             STATS.failure("errors.instrumentation.start", "could not start recording a call")
             return wrapped(*args, **kwargs)
-        if lean is not None:
-            token = _SUPPRESSED.set(True)
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as error:
-                fail_call(lean, error)
-                raise
-            finally:
-                _SUPPRESSED.reset(token)
-            try:
-                return _finish_lean(ctx, surface, lean, result, kwargs)
-            except LLMCostTrackerError:
-                raise
-            except Exception:
-                STATS.failure("errors.instrumentation.record", "could not record an SDK call")
-                return result
-        call = begin_call(ctx, surface, instance, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        sent, injected = _with_usage_requested(ctx, surface, call, instance, kwargs)
+        if call is not None:
+            sent, injected, record = kwargs, False, _finish_lean
+        else:
+            call = begin_call(ctx, surface, instance, kwargs)
+            if call is None:
+                return wrapped(*args, **kwargs)
+            sent, injected = _with_usage_requested(ctx, surface, call, instance, kwargs)
+            record = _record_result
         token = _SUPPRESSED.set(True)  # suppressed(), without a generator on the hot path
         try:
             result = wrapped(*args, **sent)
@@ -522,7 +512,7 @@ def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
             raise
         finally:
             _SUPPRESSED.reset(token)
-        return _safely_record(ctx, surface, call, result, kwargs, injected)
+        return _safely_record(record, ctx, surface, call, result, kwargs, injected)
 
     return wrapper
 
@@ -534,30 +524,18 @@ def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
         wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         try:
-            lean = _lean_call(ctx, surface, instance, kwargs)
+            call = _lean_call(ctx, surface, instance, kwargs)
         except Exception:
             STATS.failure("errors.instrumentation.start", "could not start recording a call")
             return await wrapped(*args, **kwargs)
-        if lean is not None:
-            token = _SUPPRESSED.set(True)
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as error:
-                fail_call(lean, error)
-                raise
-            finally:
-                _SUPPRESSED.reset(token)
-            try:
-                return _finish_lean(ctx, surface, lean, result, kwargs)
-            except LLMCostTrackerError:
-                raise
-            except Exception:
-                STATS.failure("errors.instrumentation.record", "could not record an SDK call")
-                return result
-        call = begin_call(ctx, surface, instance, kwargs)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        sent, injected = _with_usage_requested(ctx, surface, call, instance, kwargs)
+        if call is not None:
+            sent, injected, record = kwargs, False, _finish_lean
+        else:
+            call = begin_call(ctx, surface, instance, kwargs)
+            if call is None:
+                return await wrapped(*args, **kwargs)
+            sent, injected = _with_usage_requested(ctx, surface, call, instance, kwargs)
+            record = _record_result
         token = _SUPPRESSED.set(True)
         try:
             result = await wrapped(*args, **sent)
@@ -566,7 +544,7 @@ def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
             raise
         finally:
             _SUPPRESSED.reset(token)
-        return _safely_record(ctx, surface, call, result, kwargs, injected)
+        return _safely_record(record, ctx, surface, call, result, kwargs, injected)
 
     return wrapper
 
