@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import operator
 import os
 import sqlite3
+import struct
 import threading
 import weakref
 from collections.abc import Sequence
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from .._config import Config
 
 DEFAULT_URL = "sqlite:///llm_costs.db"
+
+_logger = logging.getLogger("llm_cost_tracker.exporters.sqlite")
 
 
 def connect(url: str, *, timeout: float = 30.0) -> sqlite3.Connection:
@@ -66,9 +70,15 @@ class SQLiteExporter:
         self.url = url
         self.auto_migrate = auto_migrate
         self._connection: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
         _EXPORTERS.add(self)
+
+    @property
+    def checkpoints(self) -> int:
+        """WAL checkpoints run by this exporter's background checkpointer so far (this process)."""
+        return 0 if self._checkpointer is None else self._checkpointer.checkpoints
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None and self._pid == os.getpid():
@@ -78,6 +88,7 @@ class SQLiteExporter:
             migrate(connection)
         self._connection = connection
         self._pid = os.getpid()
+        self._checkpointer = _Checkpointer.start(connection, self.url)
         return connection
 
     def export(self, events: Sequence[UsageEvent]) -> None:
@@ -96,23 +107,150 @@ class SQLiteExporter:
             except BaseException:
                 connection.rollback()
                 raise
+            if self._checkpointer is not None:
+                self._checkpointer.wake()
 
     def after_fork(self) -> None:
-        # The parent's connection must not be used (or closed) by the child.
+        # The parent's connection must not be used (or closed) by the child; its
+        # checkpointer thread does not exist here.
         self._connection = None
+        if self._checkpointer is not None:
+            self._checkpointer.forget()
+            self._checkpointer = None
         self._lock = threading.Lock()
 
     def _before_fork(self) -> None:
         self._lock.acquire()
+        if self._checkpointer is not None:
+            self._checkpointer.lock.acquire()
 
     def _after_fork_in_parent(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.lock.release()
         self._lock.release()
 
     def shutdown(self) -> None:
         with self._lock:
-            if self._connection is not None and self._pid == os.getpid():
-                self._connection.close()
+            if self._pid == os.getpid():
+                if self._checkpointer is not None:
+                    self._checkpointer.stop()
+                if self._connection is not None:
+                    self._connection.close()
+            self._checkpointer = None
             self._connection = None
+
+
+# -- checkpoints off the write path -------------------------------------------
+# In WAL mode a commit appends pages to the -wal file, and a checkpoint copies
+# them back into the database. By default the commit that takes the WAL past
+# 1,000 pages runs that checkpoint itself, fsyncs included: about a fifth of
+# the exporter's write time at full load (bench/bench_sqlite.py). Here a thread
+# with its own connection checkpoints (PASSIVE: it never blocks the writer)
+# whenever 500 pages wait to be copied; the sqlite3 module lets go of the GIL
+# inside SQLite, so that work runs beside the writer, on another core.
+#
+# The writer keeps an automatic checkpoint at 2,000 pages as the backstop. A
+# checkpoint that trails a busy writer never lets SQLite start the WAL over
+# from its beginning (that needs every page copied when a write begins), so
+# the backstop finishes the few pages left and the WAL stays a few MB. It also
+# bounds the WAL if the thread cannot run. How many pages wait is read from the
+# WAL index's header (the -shm file, https://sqlite.org/walformat.html); a
+# database without one (not in WAL mode, or in memory) keeps SQLite's default,
+# and so does Windows (no os.pread).
+
+_CHECKPOINT_PAGES = 500
+_BACKSTOP_PAGES = 2000
+_WAL_INDEX = struct.Struct("=16xI76xI")  # mxFrame at byte 16, nBackfill at byte 96
+
+
+class _Checkpointer:
+    """Checkpoints the WAL of one database on a thread and connection of its own."""
+
+    def __init__(self, url: str, shm: int) -> None:
+        self.url = url
+        self.checkpoints = 0
+        self.lock = threading.Lock()  # held while checkpointing: what a fork waits for
+        self._shm = shm
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="llm-cost-tracker-sqlite-checkpoint", daemon=True
+        )
+
+    @classmethod
+    def start(cls, connection: sqlite3.Connection, url: str) -> _Checkpointer | None:
+        path = _sql.sqlite_path(url)
+        if (
+            path == ":memory:"
+            or not hasattr(os, "pread")  # Windows: SQLite's own checkpoints
+            or connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
+        ):
+            return None
+        try:
+            shm = os.open(f"{Path(path).expanduser()}-shm", os.O_RDONLY)
+        except OSError:
+            return None
+        checkpointer = cls(url, shm)
+        try:
+            checkpointer._pending()
+        except (OSError, struct.error):
+            os.close(shm)
+            return None
+        connection.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
+        checkpointer._thread.start()
+        return checkpointer
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _pending(self) -> int:
+        """WAL pages not yet copied into the database."""
+        frames: int
+        backfilled: int
+        frames, backfilled = _WAL_INDEX.unpack(os.pread(self._shm, _WAL_INDEX.size, 0))
+        return max(frames - backfilled, 0)
+
+    def _run(self) -> None:
+        connection = None
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping.is_set():
+                    return
+                if self._pending() < _CHECKPOINT_PAGES:
+                    continue
+                with self.lock:
+                    if self._stopping.is_set():
+                        return
+                    if connection is None:
+                        connection = connect(self.url)
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+        except (OSError, sqlite3.Error, struct.error):
+            # Nothing is lost: the writer's own checkpoint at 2,000 pages takes over.
+            _logger.warning(
+                "llm-cost-tracker: the SQLite checkpoint thread stopped; checkpoints run "
+                "in the exporter from now on",
+                exc_info=True,
+            )
+        finally:
+            with self.lock:
+                if connection is not None:
+                    connection.close()
+                os.close(self._shm)
+                self._shm = -1
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def forget(self) -> None:
+        """In a forked child: the thread is gone; release the file it had open, nothing else."""
+        if self._shm >= 0 and not self._thread.is_alive():
+            os.close(self._shm)
+            self._shm = -1
 
 
 # -- the write path -----------------------------------------------------------
@@ -137,12 +275,17 @@ _UNPRICED_ITEM: Present = (True, True, True, True, False, False)
 _ROWS_PER_STATEMENT = 128  # x 25 call columns stays far below SQLite's 32,766 variables
 _is_not = operator.is_not
 _NO_TOKENS: tuple[None, ...] = (None,) * 5  # usage unknown: NULL, never zero
+_UNITS = {name: component.unit for name, component in COMPONENTS.items()}
 
 
 def _filled(table: tuple[str, tuple[str, ...]], rows: list[tuple[Any, ...]]) -> Rows:
     """``rows`` flattened, without the columns that are NULL in all of them."""
     nones = repeat(None)
     present = tuple(any(map(_is_not, column, nones)) for column in zip(*rows, strict=True))
+    return _flattened(table, present, rows)
+
+
+def _flattened(table: tuple[str, tuple[str, ...]], present: Present, rows: list[Any]) -> Rows:
     if all(present):
         return table, present, list(chain.from_iterable(rows))
     return table, present, list(chain.from_iterable(map(compress, rows, repeat(present))))
@@ -177,8 +320,52 @@ def _token_totals(usage: TokenUsage) -> tuple[int, int, int, int, int]:
     return inputs, outputs, reads, writes, usage.reasoning_tokens
 
 
-def call_rows(events: Sequence[UsageEvent]) -> list[tuple[Any, ...]]:
-    """``_sql.call_row(event, SQLITE)`` for each event, faster (tests/test_sqlite_exporter.py compares them).
+# The call columns that can be NULL, by the bit a call row's NULL mask sets for
+# them: latency, request model, the five token totals (usage unknown), the cost
+# and its exact text, the pricing snapshot, error type, provider response id,
+# trace id, span id. The other columns are never NULL.
+_NULLABLE_CALL_COLUMNS: tuple[tuple[str, ...], ...] = (
+    ("latency_ms",),
+    ("request_model",),
+    (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+    ),
+    ("total_cost", "total_cost_exact"),
+    ("pricing_snapshot",),
+    ("error_type",),
+    ("provider_response_id",),
+    ("trace_id",),
+    ("span_id",),
+)
+_PRESENT_BY_MASK: dict[int, Present] = {}
+
+
+def call_present(mask: int) -> Present:
+    """Which call columns a row with this NULL mask fills (see ``call_rows``)."""
+    present = _PRESENT_BY_MASK.get(mask)
+    if present is None:
+        null = {
+            column
+            for bit, columns in enumerate(_NULLABLE_CALL_COLUMNS)
+            if mask >> bit & 1
+            for column in columns
+        }
+        present = _PRESENT_BY_MASK[mask] = tuple(c not in null for c in _CALLS[1])
+    return present
+
+
+def call_rows(events: Sequence[UsageEvent]) -> dict[int, list[tuple[Any, ...]]]:
+    """``_sql.call_row(event, SQLITE)`` for each event, faster, grouped by NULL mask.
+
+    Each row is the contract row (tests/test_sqlite_exporter.py compares them);
+    rows with NULL in the same nullable columns share a group, keyed by a mask
+    with one bit per ``_NULLABLE_CALL_COLUMNS`` entry, so that each group is
+    written without binding those NULLs (see ``write_rows``) however the batch mixes
+    errors, traced and untraced calls.
 
     A priced call's pricing snapshot is a new mapping per call whose parts are
     shared by the calls priced by the same rates: its JSON text, the costliest
@@ -189,7 +376,7 @@ def call_rows(events: Sequence[UsageEvent]) -> list[tuple[Any, ...]]:
     decimal_text = _sql._decimal_text
     json_text = _sql._json_text
     snapshots: dict[tuple[Any, ...], str | None] = {}
-    rows = []
+    groups: dict[int, list[tuple[Any, ...]]] = {}
     for event in events:
         usage = event.usage
         cost = event.cost
@@ -198,37 +385,57 @@ def call_rows(events: Sequence[UsageEvent]) -> list[tuple[Any, ...]]:
         snapshot = cost.snapshot
         snapshot_text = None
         if snapshot:
-            key = tuple([(k, v if v.__class__ is str else id(v)) for k, v in snapshot.items()])
+            key = (*snapshot, *map(id, snapshot.values()))
             snapshot_text = snapshots.get(key)
             if snapshot_text is None:
                 snapshot_text = snapshots[key] = json_text(dict(snapshot))
         tokens: tuple[int | None, ...] = _NO_TOKENS if usage is None else _token_totals(usage)
-        rows.append(
-            (
-                event.id,
-                to_time(event.occurred_at),
-                event.latency_ms,
-                event.provider,
-                event.model,
-                event.request_model,
-                event.operation,
-                *tokens,
-                exact,
-                cost.currency,
-                cost.status,
-                event.pricing_mode,
-                snapshot_text,
-                int(event.stream),
-                event.usage_source,
-                event.status,
-                event.error_type,
-                event.provider_response_id,
-                event.trace_id,
-                event.span_id,
-                exact,  # total_cost_exact
-            )
+        latency = event.latency_ms
+        request_model = event.request_model
+        error_type = event.error_type
+        response_id = event.provider_response_id
+        trace_id = event.trace_id
+        span_id = event.span_id
+        mask = (
+            (latency is None)
+            | (request_model is None) << 1
+            | (usage is None) << 2
+            | (exact is None) << 3
+            | (snapshot_text is None) << 4
+            | (error_type is None) << 5
+            | (response_id is None) << 6
+            | (trace_id is None) << 7
+            | (span_id is None) << 8
         )
-    return rows
+        row = (
+            event.id,
+            to_time(event.occurred_at),
+            latency,
+            event.provider,
+            event.model,
+            request_model,
+            event.operation,
+            *tokens,
+            exact,
+            cost.currency,
+            cost.status,
+            event.pricing_mode,
+            snapshot_text,
+            int(event.stream),
+            event.usage_source,
+            event.status,
+            error_type,
+            response_id,
+            trace_id,
+            span_id,
+            exact,  # total_cost_exact
+        )
+        group = groups.get(mask)
+        if group is None:
+            groups[mask] = [row]
+        else:
+            group.append(row)
+    return groups
 
 
 def batch_rows(events: Sequence[UsageEvent]) -> list[Rows]:
@@ -238,41 +445,48 @@ def batch_rows(events: Sequence[UsageEvent]) -> list[Rows]:
     ``_sql.tag_rows`` for SQLite (tests/test_sqlite_exporter.py compares
     them), built with fewer conversions: a token count is bound as an integer,
     which the NUMERIC column stores exactly as it stored the count's decimal text.
+    A unit price is formatted once per batch (the pricing plans share them).
     """
     if not events:
         return []
     decimal_text = _sql._decimal_text
-    components = COMPONENTS
-    calls = call_rows(events)
+    units = _UNITS
+    batch = [
+        _flattened(_CALLS, call_present(mask), rows) for mask, rows in call_rows(events).items()
+    ]
     priced: list[tuple[Any, ...]] = []
     unpriced: list[Any] = []
     tags: list[Any] = []
+    prices: dict[int, str | None] = {}
     for event in events:
         event_id = event.id
         line_items = event.cost.line_items
         if line_items:
-            priced += [
-                (
-                    event_id,
-                    li.component,
-                    li.unit,
-                    decimal_text(li.quantity),
-                    decimal_text(li.unit_price),
-                    decimal_text(li.cost),
+            for li in line_items:
+                unit_price = li.unit_price
+                price = prices.get(id(unit_price))
+                if price is None:
+                    price = prices[id(unit_price)] = decimal_text(unit_price)
+                priced.append(
+                    (
+                        event_id,
+                        li.component,
+                        li.unit,
+                        decimal_text(li.quantity),
+                        price,
+                        decimal_text(li.cost),
+                    )
                 )
-                for li in line_items
-            ]
         elif event.usage is not None:
             usage = event.usage
             for name, n in usage.tokens.items():
                 if n:
-                    unpriced += (event_id, name, components[name].unit, n)
+                    unpriced += (event_id, name, units[name], n)
             for name, q in usage.services.items():
                 if q:
-                    unpriced += (event_id, name, components[name].unit, decimal_text(q))
+                    unpriced += (event_id, name, units[name], decimal_text(q))
         for key, value in event.tags.items():
             tags += (event_id, key, value)
-    batch = [_filled(_CALLS, calls)]
     if priced:
         batch.append(_filled(_ITEMS, priced))
     if unpriced:

@@ -9,6 +9,7 @@ import time
 import warnings
 from dataclasses import replace
 from decimal import Decimal
+from itertools import compress
 
 import pytest
 from llm_cost_tracker.exporters import _sql
@@ -38,7 +39,11 @@ PRICED = UsageEvent(
 
 
 def rows(db: str, sql: str) -> list[tuple[object, ...]]:
-    return sqlite3.connect(db).execute(sql).fetchall()
+    connection = sqlite3.connect(db)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()  # not left to the garbage collector: it would keep the WAL open
 
 
 def test_tables_and_recorded_migrations(tmp_path) -> None:
@@ -179,7 +184,15 @@ def test_exporter_reopens_its_connection_after_a_fork(tmp_path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
-def test_forking_while_a_batch_is_being_written_never_hangs_the_child(tmp_path) -> None:
+@pytest.mark.parametrize("checkpoint_pages", [500, 1], ids=["default", "checkpoint-every-commit"])
+def test_forking_while_a_batch_is_being_written_never_hangs_the_child(
+    tmp_path, monkeypatch, checkpoint_pages
+) -> None:
+    # With a checkpoint after every commit, forks also land while the checkpoint
+    # thread is inside SQLite: it is fenced like the writer.
+    from llm_cost_tracker.exporters import sqlite as sqlite_exporter
+
+    monkeypatch.setattr(sqlite_exporter, "_CHECKPOINT_PAGES", checkpoint_pages)
     db = str(tmp_path / "fork.db")
     exporter = SQLiteExporter(f"sqlite:///{db}")
     stop = threading.Event()
@@ -226,8 +239,11 @@ def test_forking_while_a_batch_is_being_written_never_hangs_the_child(tmp_path) 
     finally:
         stop.set()
         writer.join()
+        checkpoints = exporter.checkpoints
         exporter.shutdown()
     assert rows(db, "select count(*) from llm_cost_tracker_calls where model = 'child'") == [(10,)]
+    if checkpoint_pages == 1:
+        assert checkpoints > 0
 
 
 # -- the write layout (migration 0008) and the fast write path ------------------
@@ -369,7 +385,7 @@ def test_migration_0008_keeps_every_row_of_an_existing_database(tmp_path) -> Non
 
 
 def test_call_rows_are_the_contract_call_rows() -> None:
-    from llm_cost_tracker.exporters.sqlite import call_rows
+    from llm_cost_tracker.exporters.sqlite import call_present, call_rows
 
     from llm_cost_tracker.pricing import price_event
 
@@ -379,7 +395,45 @@ def test_call_rows_are_the_contract_call_rows() -> None:
         price_event(replace(e, cost=lct.Cost(total=None, status="unknown"))) for e in events[:40]
     ]
     assert sum(e.cost.status == "priced" for e in events[-40:]) >= 30
-    assert call_rows(events) == [_sql.call_row(e, _sql.SQLITE) for e in events]
+    groups = call_rows(events)
+    # Rows come grouped by which nullable columns are NULL, in event order within a group.
+    assert len(groups) >= 4
+    expected = [_sql.call_row(e, _sql.SQLITE) for e in events]
+    for mask, rows_ in groups.items():
+        present = call_present(mask)
+        assert rows_ == [r for r in expected if _nulls(r) == present]
+        assert all(v is not None for r in rows_ for v in compress(r, present))
+    assert sum(map(len, groups.values())) == len(events)
+
+
+def _nulls(row: tuple[object, ...]) -> tuple[bool, ...]:
+    return tuple(v is not None for v in row)
+
+
+def test_a_batch_mixing_null_shapes_binds_no_null() -> None:
+    # Binding a None costs the sqlite3 module several times a number or a string:
+    # one failed call in a batch must not make every other row bind a NULL error type.
+    from llm_cost_tracker.exporters.sqlite import batch_rows
+
+    calls = [
+        UsageEvent(
+            provider="openai",
+            model="m",
+            operation="chat",
+            usage=TokenUsage(tokens={"input": 1}),
+            latency_ms=5.0,
+            error_type="RateLimitError" if i in (7, 8) else None,
+            trace_id="ab" * 16 if i % 2 else None,
+            span_id="cd" * 8 if i % 2 else None,
+        )
+        for i in range(100)
+    ]
+    call_tables = [values for (table, _), _, values in batch_rows(calls) if table == _sql.CALLS]
+    assert len(call_tables) == 4  # traced or not, failed or not
+    assert all(v is not None for values in call_tables for v in values)
+    assert sum(map(len, call_tables)) == sum(
+        sum(v is not None for v in _sql.call_row(e, _sql.SQLITE)) for e in calls
+    )
 
 
 def test_contract_columns_have_no_default_so_a_column_left_out_is_null(tmp_path) -> None:
@@ -415,3 +469,82 @@ def test_the_call_rows_token_totals_equal_the_usage_properties_for_every_compone
                 usage.cache_write_tokens,
                 usage.reasoning_tokens,
             ), tokens
+
+
+# -- checkpoints on their own thread ------------------------------------------
+
+
+def _wal_index(db: str) -> tuple[int, int]:
+    """(pages in the WAL, pages already copied into the database), from the -shm header."""
+    import struct
+
+    with open(f"{db}-shm", "rb") as shm:
+        return struct.unpack("=16xI76xI", shm.read(100))
+
+
+def _busy_events(n: int, model: str = "m") -> list[UsageEvent]:
+    return [
+        UsageEvent(
+            provider="openai",
+            model=model,
+            operation="chat",
+            usage=TokenUsage(tokens={"input": 100 + i, "output": 20}),
+            tags={"feature": f"f{i % 7}", "user_id": str(i), "tenant_id": f"t{i % 13}"},
+        )
+        for i in range(n)
+    ]
+
+
+def _checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "llm-cost-tracker-sqlite-checkpoint"]
+
+
+def test_the_wal_is_checkpointed_by_a_thread_of_its_own_not_by_the_writer(tmp_path) -> None:
+    db = str(tmp_path / "wal.db")
+    exporter = SQLiteExporter(f"sqlite:///{db}")
+    before = len(_checkpoint_threads())
+    # About 600 WAL pages: past the thread's 500, below the writer's own 2,000.
+    events = _busy_events(4000)
+    for start in range(0, len(events), 500):
+        exporter.export(events[start : start + 500])
+    assert exporter._connection is not None
+    assert exporter._connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (2000,)
+    assert len(_checkpoint_threads()) == before + 1
+    deadline = time.monotonic() + 10
+    while exporter.checkpoints == 0:
+        assert time.monotonic() < deadline, "no checkpoint ran on the checkpoint thread"
+        time.sleep(0.01)
+    frames, copied = _wal_index(db)
+    assert 500 <= frames < 2000  # only the thread can have copied pages
+    assert copied > 0
+    assert rows(db, "select count(*) from llm_cost_tracker_calls") == [(4000,)]
+    exporter.shutdown()
+    # Stopped with the exporter; the last connection folded the WAL into the database.
+    assert len(_checkpoint_threads()) == before
+    assert not os.path.exists(f"{db}-wal")
+    assert rows(db, "select count(*), count(distinct call_id) from llm_cost_tracker_call_tags") == [
+        (12000, 4000)
+    ]
+    assert rows(db, "pragma integrity_check") == [("ok",)]
+
+
+def test_a_long_burst_keeps_the_wal_small(tmp_path) -> None:
+    # A checkpoint that trails a busy writer never lets SQLite restart the WAL:
+    # the writer's own checkpoint at 2,000 pages finishes the few pages left.
+    db = str(tmp_path / "burst.db")
+    exporter = SQLiteExporter(f"sqlite:///{db}")
+    events = _busy_events(30_000)
+    for start in range(0, len(events), 512):
+        exporter.export(events[start : start + 512])
+    assert os.path.getsize(f"{db}-wal") < 3000 * 4096 + 4096
+    assert rows(db, "select count(*) from llm_cost_tracker_calls") == [(30_000,)]
+    exporter.shutdown()
+
+
+def test_an_in_memory_database_has_no_checkpoint_thread() -> None:
+    before = len(_checkpoint_threads())
+    exporter = SQLiteExporter("sqlite://")
+    exporter.export(_busy_events(10))
+    assert exporter._checkpointer is None
+    assert len(_checkpoint_threads()) == before
+    exporter.shutdown()
