@@ -111,6 +111,40 @@ class Call:
         call._source = None
         return call
 
+    @classmethod
+    def resumed(
+        cls,
+        provider: str,
+        operation: str,
+        request_model: str | None,
+        defaults: DefaultTagSource,
+        context: Context,
+        started_ns: int,
+        started: float,
+    ) -> Call:
+        """The lean call of a wrapper that took the context copy and the clocks itself.
+
+        The SDK wrappers' fastest path keeps only those on the caller's thread
+        and makes the ``Call`` later (on the worker, or when the result turns
+        out to be a stream, a raw response or an error).
+        """
+        call = cls.__new__(cls)
+        call.provider = provider
+        call.operation = operation
+        call.request_model = request_model
+        call.stream = False
+        call.tags = None
+        call.span_context = None
+        call._context = context
+        call._defaults = defaults
+        call.started_ns = started_ns
+        call.started = started
+        call.ended = 0.0
+        call.finished = False
+        call._read = None
+        call._source = None
+        return call
+
     @property
     def occurred_at(self) -> datetime:
         """When the request started, in UTC, to the microsecond."""

@@ -47,6 +47,10 @@ class Runtime:
         # path (nothing to check before the call, nothing to price in the caller's
         # thread). Kept in step by set_hooks().
         self.lean = True
+        # The default tags when instrumentation may also read them on the worker
+        # (lean, and not from a callable, which runs in the caller's thread); else
+        # None. One attribute for the SDK wrappers' fastest path to test.
+        self.lean_defaults: DefaultTagSource | None = None if defaults.dynamic else defaults
 
     def set_hooks(
         self,
@@ -61,6 +65,7 @@ class Runtime:
         self.after_call = after_call
         self.price_event = price_event
         self.lean = before_call is None and after_call is None and price_event is None
+        self.lean_defaults = self.defaults if self.lean and not self.defaults.dynamic else None
 
     def deliver(self, event: UsageEvent) -> None:
         """Hand a finished call to the bus, pricing and budget-checking it first when budgets ask.

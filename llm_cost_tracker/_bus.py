@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ._events import UsageEvent
 from ._stats import STATS
@@ -71,6 +71,12 @@ class Pending(Protocol):
     """
 
     def build(self) -> UsageEvent | None: ...
+
+
+# The cheapest pending call to make on a caller's thread: a plain tuple
+# ``(build, *args)`` (one allocation, no attribute writes); the worker runs
+# ``build(*args)``, which returns the event or None like ``Pending.build()``.
+Deferred = tuple[Any, ...]
 
 
 class _FlushMarker:
@@ -134,15 +140,7 @@ class Bus:
         if self._put(event):
             STATS.incr("emitted")
 
-    def defer(self, pending: Pending) -> None:
-        """Queue a finished call whose event the worker builds (``pending.build()``). Never raises.
-
-        Cheaper than ``emit()`` on the caller's thread: no event is built and no
-        counter lock is taken here; ``emitted`` is counted when the worker builds it.
-        """
-        self._put(pending)
-
-    def _put(self, item: UsageEvent | Pending) -> bool:
+    def _put(self, item: UsageEvent | Pending | Deferred) -> bool:
         """Queue ``item`` (or process it at once in synchronous mode); False when it was dropped."""
         if self._closed:
             STATS.incr("dropped.shutdown")
@@ -161,6 +159,13 @@ class Bus:
         elif len(queue) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
         return True
+
+    # Queue a finished call whose event the worker builds (``pending.build()``, or
+    # ``build(*args)`` for a ``(build, *args)`` tuple); False when it was dropped.
+    # Never raises. Cheaper than ``emit()`` on the caller's thread: no event is
+    # built and no counter lock is taken; ``emitted`` is counted when the worker
+    # builds it. ``_put`` itself, so that the hot path makes one call, not two.
+    defer = _put
 
     def pending(self) -> int:
         """Events queued in memory and not yet handed to the exporters."""
@@ -239,7 +244,7 @@ class Bus:
     def _drain(self) -> None:
         queue = self._queue
         while queue:
-            batch: list[UsageEvent | Pending] = []
+            batch: list[UsageEvent | Pending | Deferred] = []
             markers: list[_FlushMarker] = []
             while queue and len(batch) < self.batch_size:
                 item = queue.popleft()
@@ -252,7 +257,7 @@ class Bus:
             for marker in markers:
                 marker.done.set()
 
-    def _process(self, batch: Sequence[UsageEvent | Pending]) -> None:
+    def _process(self, batch: Sequence[UsageEvent | Pending | Deferred]) -> None:
         events = [e for e in (self._run_stages(event) for event in _built(batch)) if e is not None]
         if not events:
             return
@@ -309,10 +314,10 @@ class Bus:
                     )
 
 
-_Item = UsageEvent | Pending | _FlushMarker
+_Item = UsageEvent | Pending | Deferred | _FlushMarker
 
 
-def _built(batch: Sequence[UsageEvent | Pending]) -> list[UsageEvent]:
+def _built(batch: Sequence[UsageEvent | Pending | Deferred]) -> list[UsageEvent]:
     """The batch as events: deferred calls are built here, on the worker, and counted as emitted."""
     events: list[UsageEvent] = []
     built = 0
@@ -321,7 +326,7 @@ def _built(batch: Sequence[UsageEvent | Pending]) -> list[UsageEvent]:
             events.append(item)
             continue
         try:
-            event = item.build()
+            event = item[0](*item[1:]) if isinstance(item, tuple) else item.build()
         except Exception:
             STATS.failure("errors.instrumentation.finish", "could not record a finished call")
             continue

@@ -188,6 +188,105 @@ def test_a_call_that_cannot_be_read_is_counted_and_the_rest_of_the_batch_goes_ou
     assert STATS.get("exported") == 3
 
 
+def test_a_deferred_tuple_is_built_by_its_first_item_with_the_rest_as_arguments() -> None:
+    # The SDK wrappers' fastest path queues (build, *args): one allocation on the caller's thread.
+    STATS.reset()
+    exporter = InMemoryExporter()
+    bus = Bus(exporters=[exporter], batch_size=100, interval=3600.0)
+
+    def fail(model: str) -> UsageEvent:
+        raise RuntimeError(model)
+
+    try:
+        bus.defer((_event, "a"))
+        bus.defer((fail, "b"))
+        bus.defer((lambda: None,))  # nothing to record
+        bus.defer((_event, "c"))
+        assert bus.pending() == 4
+        assert bus.flush(10)
+    finally:
+        bus.shutdown(5)
+    assert [e.model for e in exporter.events] == ["a", "c"]
+    assert STATS.get("errors.instrumentation.finish") == 1
+    assert STATS.get("emitted") == 2
+
+
+def test_a_plain_sdk_call_queues_one_tuple_and_a_stream_or_callable_defaults_a_call(
+    memory: InMemoryExporter, standin: StandInServer
+) -> None:
+    import asyncio
+
+    client = openai.OpenAI(
+        api_key="sk-test",
+        base_url=standin.scenario_url("openai_chat_cached_gpt4omini", "/v1"),
+        max_retries=0,
+    )
+    runtime = get_runtime()
+    assert runtime is not None
+    queue = runtime.bus._queue
+
+    async def async_call() -> None:
+        async with openai.AsyncOpenAI(
+            api_key="sk-test",
+            base_url=standin.scenario_url("openai_chat_cached_gpt4omini", "/v1"),
+            max_retries=0,
+        ) as aclient:
+            with lct.with_tags(feature="async"):
+                await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    with lct.with_tags(feature="sync"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    asyncio.run(async_call())
+    # The first call of a result type in the process finds out that it is plain
+    # (and may have been made by an earlier test); every later one is a tuple.
+    assert len(queue) == 3
+    assert type(queue[1]) is tuple
+    assert type(queue[2]) is tuple
+    assert lct.flush(10)
+    assert sorted(e.tags["feature"] for e in memory.events) == ["async", "sync", "sync"]
+    assert all(e.usage is not None and e.usage.tokens["cache_read"] == 1024 for e in memory.events)
+    assert {e.provider for e in memory.events} == {"openai"}
+    client.close()
+
+
+def test_a_callable_default_tags_runs_in_the_callers_thread_so_no_tuple_is_queued(
+    standin: StandInServer,
+) -> None:
+    exporter = InMemoryExporter()
+    seen: list[str] = []
+
+    def defaults() -> dict[str, str]:
+        seen.append(threading.current_thread().name)
+        return {"host": "web-1"}
+
+    lct.configure(
+        database_url=None,
+        exporters=[exporter],
+        instrument=["openai"],
+        default_tags=defaults,
+        batch_size=10_000,
+        export_interval=3600.0,
+    )
+    try:
+        client = openai.OpenAI(
+            api_key="sk-test",
+            base_url=standin.scenario_url("openai_chat_cached_gpt4omini", "/v1"),
+            max_retries=0,
+        )
+        for _ in range(2):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        client.close()
+        runtime = get_runtime()
+        assert runtime is not None
+        assert [type(item) is tuple for item in runtime.bus._queue] == [False, False]
+        assert seen == [threading.current_thread().name] * 2
+        assert lct.flush(10)
+        assert [e.tags for e in exporter.events] == [{"host": "web-1"}] * 2
+    finally:
+        lct.shutdown()
+
+
 def test_calls_still_queued_at_shutdown_past_the_timeout_are_counted_as_dropped() -> None:
     STATS.reset()
     gate = threading.Event()

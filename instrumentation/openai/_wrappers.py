@@ -14,7 +14,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import Context, copy_context
 from dataclasses import dataclass, field
+from time import perf_counter, time_ns
 from typing import Any
 
 from ... import _api
@@ -23,7 +25,7 @@ from ..._errors import LLMCostTrackerError
 from ..._events import UsageEvent, UsageSource
 from ..._stats import STATS
 from ..._suppress import _SUPPRESSED, is_suppressed
-from ..._tags import resolve_tags
+from ..._tags import DefaultTagSource, resolve_tags
 from .. import _hosts
 from .._calls import Call, fail_call, finish_call, finish_later, start_call
 from .._hosts import provider_for_host
@@ -487,10 +489,109 @@ def _finish_lean(
     return result
 
 
+def _build_plain(
+    ctx: SdkContext,
+    surface: Surface,
+    provider: str,
+    model: str | None,
+    defaults: DefaultTagSource,
+    context: Context,
+    started_ns: int,
+    started: float,
+    ended: float,
+    result: Any,
+    request: dict[str, Any],
+) -> UsageEvent | None:
+    """On the bus worker: the event of a plain result the fastest path queued as a tuple."""
+    call = Call.resumed(provider, surface.operation, model, defaults, context, started_ns, started)
+    call.ended = ended
+    call.finished = True
+    return _read_result(call, (ctx, surface, result, request))
+
+
+def _not_plain(
+    ctx: SdkContext,
+    surface: Surface,
+    call: Call,
+    result: Any,
+    kwargs: dict[str, Any],
+) -> Any:
+    """The fastest path's result was a stream, a raw response or a type not seen yet."""
+    return _safely_record(_finish_lean, ctx, surface, call, result, kwargs, False)
+
+
+# The fastest path, taken by most calls (not streamed, recording on and not
+# suppressed, no budget hook, default tags not from a callable): the caller's
+# thread copies the context, reads the clocks, calls the SDK, and queues one
+# tuple for the worker, which makes the Call and reads the result. Anything
+# else, including a result that turns out to be a stream or a raw response,
+# goes through a Call made at once, as below.
+
+
 def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
     """A wrapt wrapper recording a synchronous SDK method described by ``surface``."""
+    fast = surface.preflight
+    reads_request = surface.reads_request
+    plain = ctx.plain_types
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        runtime = _api._runtime
+        if (
+            fast
+            and runtime is not None
+            and (defaults := runtime.lean_defaults) is not None
+            and kwargs.get("stream") is not True
+            and not _SUPPRESSED.get()
+        ):
+            try:
+                provider = provider_of(ctx, instance)
+            except Exception:
+                STATS.failure("errors.instrumentation.start", "could not start recording a call")
+                return wrapped(*args, **kwargs)
+            model = kwargs.get("model")
+            if type(model) is not str:
+                model = None
+            context = copy_context()
+            started_ns = time_ns()
+            started = perf_counter()
+            token = _SUPPRESSED.set(True)  # suppressed(), without a generator on the hot path
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as error:
+                fail_call(
+                    Call.resumed(
+                        provider, surface.operation, model, defaults, context, started_ns, started
+                    ),
+                    error,
+                )
+                raise
+            finally:
+                _SUPPRESSED.reset(token)
+            if plain.get(type(result)) is True:
+                try:
+                    runtime.bus.defer(
+                        (
+                            _build_plain,
+                            ctx,
+                            surface,
+                            provider,
+                            model,
+                            defaults,
+                            context,
+                            started_ns,
+                            started,
+                            perf_counter(),
+                            result,
+                            kwargs if reads_request else _NO_REQUEST,
+                        )
+                    )
+                except Exception:
+                    STATS.failure("errors.instrumentation.record", "could not record an SDK call")
+                return result
+            resumed = Call.resumed(
+                provider, surface.operation, model, defaults, context, started_ns, started
+            )
+            return _not_plain(ctx, surface, resumed, result, kwargs)
         try:
             call = _lean_call(ctx, surface, instance, kwargs)
         except Exception:
@@ -504,7 +605,7 @@ def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
                 return wrapped(*args, **kwargs)
             sent, injected = _with_usage_requested(ctx, surface, call, instance, kwargs)
             record = _record_result
-        token = _SUPPRESSED.set(True)  # suppressed(), without a generator on the hot path
+        token = _SUPPRESSED.set(True)
         try:
             result = wrapped(*args, **sent)
         except BaseException as error:
@@ -519,10 +620,70 @@ def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
 
 def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
     """A wrapt wrapper recording an ``async def`` SDK method described by ``surface``."""
+    fast = surface.preflight
+    reads_request = surface.reads_request
+    plain = ctx.plain_types
 
     async def wrapper(
         wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        runtime = _api._runtime
+        if (
+            fast
+            and runtime is not None
+            and (defaults := runtime.lean_defaults) is not None
+            and kwargs.get("stream") is not True
+            and not _SUPPRESSED.get()
+        ):
+            try:
+                provider = provider_of(ctx, instance)
+            except Exception:
+                STATS.failure("errors.instrumentation.start", "could not start recording a call")
+                return await wrapped(*args, **kwargs)
+            model = kwargs.get("model")
+            if type(model) is not str:
+                model = None
+            context = copy_context()
+            started_ns = time_ns()
+            started = perf_counter()
+            token = _SUPPRESSED.set(True)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as error:
+                fail_call(
+                    Call.resumed(
+                        provider, surface.operation, model, defaults, context, started_ns, started
+                    ),
+                    error,
+                )
+                raise
+            finally:
+                _SUPPRESSED.reset(token)
+            if plain.get(type(result)) is True:
+                try:
+                    runtime.bus.defer(
+                        (
+                            _build_plain,
+                            ctx,
+                            surface,
+                            provider,
+                            model,
+                            defaults,
+                            context,
+                            started_ns,
+                            started,
+                            perf_counter(),
+                            result,
+                            kwargs if reads_request else _NO_REQUEST,
+                        )
+                    )
+                except Exception:
+                    STATS.failure("errors.instrumentation.record", "could not record an SDK call")
+                return result
+            resumed = Call.resumed(
+                provider, surface.operation, model, defaults, context, started_ns, started
+            )
+            return _not_plain(ctx, surface, resumed, result, kwargs)
         try:
             call = _lean_call(ctx, surface, instance, kwargs)
         except Exception:
