@@ -274,7 +274,6 @@ _ALL_TAG_COLUMNS: Present = (True, True, True)
 _UNPRICED_ITEM: Present = (True, True, True, True, False, False)
 _ROWS_PER_STATEMENT = 128  # x 25 call columns stays far below SQLite's 32,766 variables
 _is_not = operator.is_not
-_NO_TOKENS: tuple[None, ...] = (None,) * 5  # usage unknown: NULL, never zero
 _UNITS = {name: component.unit for name, component in COMPONENTS.items()}
 
 
@@ -288,7 +287,10 @@ def _filled(table: tuple[str, tuple[str, ...]], rows: list[tuple[Any, ...]]) -> 
 def _flattened(table: tuple[str, tuple[str, ...]], present: Present, rows: list[Any]) -> Rows:
     if all(present):
         return table, present, list(chain.from_iterable(rows))
-    return table, present, list(chain.from_iterable(map(compress, rows, repeat(present))))
+    kept = [i for i, p in enumerate(present) if p]
+    if len(kept) == 1:
+        return table, present, [row[kept[0]] for row in rows]
+    return table, present, list(chain.from_iterable(map(operator.itemgetter(*kept), rows)))
 
 
 # Where a token component counts in the call row: 1 output; 2 input; 3 input and
@@ -389,7 +391,10 @@ def call_rows(events: Sequence[UsageEvent]) -> dict[int, list[tuple[Any, ...]]]:
             snapshot_text = snapshots.get(key)
             if snapshot_text is None:
                 snapshot_text = snapshots[key] = json_text(dict(snapshot))
-        tokens: tuple[int | None, ...] = _NO_TOKENS if usage is None else _token_totals(usage)
+        if usage is None:  # unknown: NULL, never zero
+            inputs = outputs = reads = writes = reasoning = None
+        else:
+            inputs, outputs, reads, writes, reasoning = _token_totals(usage)
         latency = event.latency_ms
         request_model = event.request_model
         error_type = event.error_type
@@ -415,13 +420,17 @@ def call_rows(events: Sequence[UsageEvent]) -> dict[int, list[tuple[Any, ...]]]:
             event.model,
             request_model,
             event.operation,
-            *tokens,
+            inputs,
+            outputs,
+            reads,
+            writes,
+            reasoning,
             exact,
             cost.currency,
             cost.status,
             event.pricing_mode,
             snapshot_text,
-            int(event.stream),
+            1 if event.stream else 0,
             event.usage_source,
             event.status,
             error_type,
