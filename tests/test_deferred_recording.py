@@ -250,6 +250,41 @@ def test_a_plain_sdk_call_queues_one_tuple_and_a_stream_or_callable_defaults_a_c
     client.close()
 
 
+def test_the_transport_sees_a_plain_sync_sdk_call_as_suppressed_and_only_during_it(
+    memory: InMemoryExporter, standin: StandInServer
+) -> None:
+    # The fastest path suppresses with a per-thread flag rather than the context
+    # variable: is_suppressed() must say the same, inside the call only.
+    seen: list[bool] = []
+    clients = [
+        openai.OpenAI(
+            api_key="sk-test",
+            base_url=standin.scenario_url(scenario, "/v1"),
+            max_retries=0,
+        )
+        for scenario in ("openai_chat_cached_gpt4omini", "anthropic_error_429_rate_limit")
+    ]
+    for client in clients:
+        client._client.event_hooks["request"].append(
+            lambda request: seen.append(lct.is_suppressed())
+        )
+    ok, failing = clients
+    for _ in range(2):
+        ok.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert not lct.is_suppressed()
+    with pytest.raises(openai.RateLimitError):
+        failing.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert not lct.is_suppressed()
+    assert seen == [True, True, True]
+    with lct.suppressed():  # the context variable still suppresses, and nothing is recorded
+        ok.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    for client in clients:
+        client.close()
+    assert lct.flush(10)
+    assert sorted(e.status for e in memory.events) == ["error", "ok", "ok"]  # once each
+    assert [e.error_type for e in memory.events if e.status == "error"] == ["RateLimitError"]
+
+
 def test_a_callable_default_tags_runs_in_the_callers_thread_so_no_tuple_is_queued(
     standin: StandInServer,
 ) -> None:

@@ -24,7 +24,7 @@ from ..._api import current_call_tags, get_runtime
 from ..._errors import LLMCostTrackerError
 from ..._events import UsageEvent, UsageSource
 from ..._stats import STATS
-from ..._suppress import _SUPPRESSED, is_suppressed
+from ..._suppress import _SUPPRESSED, _THREAD, is_suppressed
 from ..._tags import DefaultTagSource, resolve_tags
 from .. import _hosts
 from .._calls import Call, fail_call, finish_call, finish_later, start_call
@@ -134,7 +134,13 @@ def provider_of(ctx: SdkContext, instance: Any) -> str:
     client = getattr(instance, "_client", None)
     if client is None:
         return ctx.default_provider
-    url = getattr(client, "_base_url", None)
+    return provider_for(ctx, client, getattr(client, "_base_url", None))
+
+
+def provider_for(ctx: SdkContext, client: Any, url: Any) -> str:
+    """``provider_of`` for a client whose base URL object (``client._base_url``) was ``url``."""
+    if client is None:
+        return ctx.default_provider
     generation = _hosts._generation
     cached = ctx.providers.get(id(client))
     if cached is not None and cached[0] is client and cached[1] is url and cached[2] == generation:
@@ -437,6 +443,7 @@ def _lean_call(
         or kwargs.get("stream") is True
         or not surface.preflight
         or _SUPPRESSED.get()
+        or _THREAD.on
     ):
         return None
     model = kwargs.get("model")
@@ -492,7 +499,8 @@ def _finish_lean(
 def _build_plain(
     ctx: SdkContext,
     surface: Surface,
-    provider: str,
+    client: Any,
+    url: Any,
     model: str | None,
     defaults: DefaultTagSource,
     context: Context,
@@ -502,22 +510,89 @@ def _build_plain(
     result: Any,
     request: dict[str, Any],
 ) -> UsageEvent | None:
-    """On the bus worker: the event of a plain result the fastest path queued as a tuple."""
+    """On the bus worker: the event of a plain result the fastest path queued as a tuple.
+
+    The provider is worked out here, from the client and the base URL object it
+    had when the call returned (a later change of ``base_url`` does not count).
+    """
+    provider = provider_for(ctx, client, url)
     call = Call.resumed(provider, surface.operation, model, defaults, context, started_ns, started)
     call.ended = ended
     call.finished = True
     return _read_result(call, (ctx, surface, result, request))
 
 
-def _not_plain(
+def _queued(
     ctx: SdkContext,
     surface: Surface,
-    call: Call,
+    runtime: _api.Runtime,
+    instance: Any,
+    model: str | None,
+    defaults: DefaultTagSource,
+    context: Context,
+    started_ns: int,
+    started: float,
     result: Any,
     kwargs: dict[str, Any],
 ) -> Any:
-    """The fastest path's result was a stream, a raw response or a type not seen yet."""
+    """Finish the fastest path: queue a plain result as one tuple; return what the caller gets.
+
+    The client and its base URL are read now, right after the SDK has used
+    them (so they are in the CPU caches), and turned into a provider on the
+    worker. A stream, a raw response or a result type not seen yet gets its
+    Call now and the general recording.
+    """
+    try:
+        client = getattr(instance, "_client", None)
+        url = getattr(client, "_base_url", None)
+        if ctx.plain_types.get(type(result)) is True:
+            runtime.bus.defer(
+                (
+                    _build_plain,
+                    ctx,
+                    surface,
+                    client,
+                    url,
+                    model,
+                    defaults,
+                    context,
+                    started_ns,
+                    started,
+                    perf_counter(),
+                    result,
+                    kwargs if surface.reads_request else _NO_REQUEST,
+                )
+            )
+            return result
+        provider = provider_for(ctx, client, url)
+    except Exception:
+        STATS.failure("errors.instrumentation.record", "could not record an SDK call")
+        return result
+    call = Call.resumed(provider, surface.operation, model, defaults, context, started_ns, started)
     return _safely_record(_finish_lean, ctx, surface, call, result, kwargs, False)
+
+
+def _failed(
+    ctx: SdkContext,
+    surface: Surface,
+    instance: Any,
+    model: str | None,
+    defaults: DefaultTagSource,
+    context: Context,
+    started_ns: int,
+    started: float,
+    error: BaseException,
+) -> None:
+    """The fastest path's SDK call raised: record it as failed (never raises)."""
+    try:
+        provider = provider_of(ctx, instance)
+    except Exception:
+        STATS.failure("errors.instrumentation.fail", "could not record a failed call")
+        return
+    fail_call(
+        Call.resumed(provider, surface.operation, model, defaults, context, started_ns, started),
+        error,
+    )
 
 
 # The fastest path, taken by most calls (not streamed, recording on and not
@@ -531,8 +606,6 @@ def _not_plain(
 def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
     """A wrapt wrapper recording a synchronous SDK method described by ``surface``."""
     fast = surface.preflight
-    reads_request = surface.reads_request
-    plain = ctx.plain_types
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         runtime = _api._runtime
@@ -541,57 +614,38 @@ def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
             and runtime is not None
             and (defaults := runtime.lean_defaults) is not None
             and kwargs.get("stream") is not True
+            and not _THREAD.on
             and not _SUPPRESSED.get()
         ):
-            try:
-                provider = provider_of(ctx, instance)
-            except Exception:
-                STATS.failure("errors.instrumentation.start", "could not start recording a call")
-                return wrapped(*args, **kwargs)
             model = kwargs.get("model")
             if type(model) is not str:
                 model = None
             context = copy_context()
             started_ns = time_ns()
             started = perf_counter()
-            token = _SUPPRESSED.set(True)  # suppressed(), without a generator on the hot path
+            _THREAD.on = True  # suppressed, for this thread (see llm_cost_tracker/_suppress.py)
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as error:
-                fail_call(
-                    Call.resumed(
-                        provider, surface.operation, model, defaults, context, started_ns, started
-                    ),
-                    error,
+                _failed(
+                    ctx, surface, instance, model, defaults, context, started_ns, started, error
                 )
                 raise
             finally:
-                _SUPPRESSED.reset(token)
-            if plain.get(type(result)) is True:
-                try:
-                    runtime.bus.defer(
-                        (
-                            _build_plain,
-                            ctx,
-                            surface,
-                            provider,
-                            model,
-                            defaults,
-                            context,
-                            started_ns,
-                            started,
-                            perf_counter(),
-                            result,
-                            kwargs if reads_request else _NO_REQUEST,
-                        )
-                    )
-                except Exception:
-                    STATS.failure("errors.instrumentation.record", "could not record an SDK call")
-                return result
-            resumed = Call.resumed(
-                provider, surface.operation, model, defaults, context, started_ns, started
+                _THREAD.on = False
+            return _queued(
+                ctx,
+                surface,
+                runtime,
+                instance,
+                model,
+                defaults,
+                context,
+                started_ns,
+                started,
+                result,
+                kwargs,
             )
-            return _not_plain(ctx, surface, resumed, result, kwargs)
         try:
             call = _lean_call(ctx, surface, instance, kwargs)
         except Exception:
@@ -605,7 +659,7 @@ def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
                 return wrapped(*args, **kwargs)
             sent, injected = _with_usage_requested(ctx, surface, call, instance, kwargs)
             record = _record_result
-        token = _SUPPRESSED.set(True)
+        token = _SUPPRESSED.set(True)  # suppressed(), without a generator on the hot path
         try:
             result = wrapped(*args, **sent)
         except BaseException as error:
@@ -621,8 +675,6 @@ def sync_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
 def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
     """A wrapt wrapper recording an ``async def`` SDK method described by ``surface``."""
     fast = surface.preflight
-    reads_request = surface.reads_request
-    plain = ctx.plain_types
 
     async def wrapper(
         wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -634,12 +686,8 @@ def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
             and (defaults := runtime.lean_defaults) is not None
             and kwargs.get("stream") is not True
             and not _SUPPRESSED.get()
+            and not _THREAD.on
         ):
-            try:
-                provider = provider_of(ctx, instance)
-            except Exception:
-                STATS.failure("errors.instrumentation.start", "could not start recording a call")
-                return await wrapped(*args, **kwargs)
             model = kwargs.get("model")
             if type(model) is not str:
                 model = None
@@ -650,40 +698,25 @@ def async_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as error:
-                fail_call(
-                    Call.resumed(
-                        provider, surface.operation, model, defaults, context, started_ns, started
-                    ),
-                    error,
+                _failed(
+                    ctx, surface, instance, model, defaults, context, started_ns, started, error
                 )
                 raise
             finally:
                 _SUPPRESSED.reset(token)
-            if plain.get(type(result)) is True:
-                try:
-                    runtime.bus.defer(
-                        (
-                            _build_plain,
-                            ctx,
-                            surface,
-                            provider,
-                            model,
-                            defaults,
-                            context,
-                            started_ns,
-                            started,
-                            perf_counter(),
-                            result,
-                            kwargs if reads_request else _NO_REQUEST,
-                        )
-                    )
-                except Exception:
-                    STATS.failure("errors.instrumentation.record", "could not record an SDK call")
-                return result
-            resumed = Call.resumed(
-                provider, surface.operation, model, defaults, context, started_ns, started
+            return _queued(
+                ctx,
+                surface,
+                runtime,
+                instance,
+                model,
+                defaults,
+                context,
+                started_ns,
+                started,
+                result,
+                kwargs,
             )
-            return _not_plain(ctx, surface, resumed, result, kwargs)
         try:
             call = _lean_call(ctx, surface, instance, kwargs)
         except Exception:
@@ -733,6 +766,7 @@ __all__ = [
     "Surface",
     "async_wrapper",
     "begin_call",
+    "provider_for",
     "provider_of",
     "sdk_types",
     "sync_wrapper",
