@@ -94,22 +94,15 @@ class Call:
         OpenTelemetry span out of it waits for ``event()``, on the bus worker.
         ``defaults`` must not be a callable source (those run in the caller's thread).
         """
-        call = cls.__new__(cls)
-        call.provider = provider
-        call.operation = operation
-        call.request_model = request_model
-        call.stream = False
-        call.tags = None
-        call.span_context = None
-        call._context = copy_context()
-        call._defaults = defaults
-        call.started_ns = time.time_ns()
-        call.started = time.perf_counter()
-        call.ended = 0.0
-        call.finished = False
-        call._read = None
-        call._source = None
-        return call
+        return cls.resumed(
+            provider,
+            operation,
+            request_model,
+            defaults,
+            copy_context(),
+            time.time_ns(),
+            time.perf_counter(),
+        )
 
     @classmethod
     def resumed(
