@@ -100,7 +100,7 @@ def test_latency_is_the_calls_not_the_time_spent_waiting_in_the_queue(
         api_key="test", base_url=standin.scenario_url("anthropic_cache_read"), max_retries=0
     )
     timer = threading.Event()
-    client.messages.create(model="claude-opus-4-5", max_tokens=64, messages=MESSAGES)
+    client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES)
     timer.wait(0.5)  # the worker reads it at least half a second after the call returned
     client.close()
     assert lct.flush(10)

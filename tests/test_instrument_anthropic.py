@@ -554,3 +554,20 @@ def test_no_double_count_with_the_transport_instrumentor(standin: StandInServer)
         ) as stream:
             stream.until_done()
     assert [e.operation for e in events] == ["messages", "messages"]
+
+
+def test_the_sdks_own_warnings_reach_the_caller_as_without_us(standin: StandInServer) -> None:
+    """A model the SDK lists as deprecated warns the caller, instrumented or not, and is recorded."""
+    from anthropic.resources.messages import messages as sdk_messages
+
+    deprecated = next(iter(sdk_messages.DEPRECATED_MODELS))
+    c = client(standin, "anthropic_cache_read")
+
+    def run() -> list[str]:
+        with pytest.warns(DeprecationWarning, match=f"'{deprecated}' is deprecated") as caught:
+            c.messages.create(model=deprecated, max_tokens=64, messages=MESSAGES)
+        return [str(w.message) for w in caught]
+
+    bare, instrumented, events = bare_and_instrumented(run)
+    assert instrumented == bare
+    assert only(events).request_model == deprecated

@@ -312,7 +312,7 @@ def test_real_sdk_calls_are_priced_into_the_ledger(tmp_path: Path, standin: Any)
     )
     # The response names the model actually used (claude-sonnet-4-5-20250929); that is priced.
     claude.messages.create(
-        model="claude-opus-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
     )
     assert lct.flush(10)
     with sqlite3.connect(db) as connection:
