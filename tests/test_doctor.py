@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from test_report import NOW, make_events, write_ledger
 
 from llm_cost_tracker._cli import main
-from llm_cost_tracker._doctor import Check, check_prices, run_checks
+from llm_cost_tracker._doctor import CATALOG_STALE_DAYS, Check, check_prices, run_checks
+from llm_cost_tracker.pricing import default_catalog
 
 
 def _by_name(checks: list[Check]) -> dict[str, Check]:
@@ -61,12 +62,10 @@ def test_no_tables_and_pending_migrations_warn(tmp_path: Path) -> None:
     connection.execute("DELETE FROM llm_cost_tracker_migrations WHERE name LIKE '0003%'")
     connection.commit()
     connection.close()
-    checks = _by_name(run_checks(url))
+    checks = _by_name(run_checks(url, now=NOW + timedelta(days=8)))
     assert checks["schema"].level == "warn"
     assert "llm-cost-tracker migrate" in checks["schema"].hint
-    assert (
-        checks["ledger"].level == "warn"
-    )  # nothing in the last 7 days (the events are from March)
+    assert checks["ledger"].level == "warn"  # nothing in the last 7 days (all before NOW)
 
 
 def test_unreachable_database_fails_with_exit_code_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,18 +89,22 @@ def test_bad_settings_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_an_old_catalog_warns() -> None:
-    fresh = check_prices(None, date.today())[0]
+    # Ages are counted from the bundled catalog's own date, not today's: the
+    # verdict must not change as the catalog in the repository gets older.
+    updated = default_catalog().info.updated_at
+    assert updated is not None
+    fresh = check_prices(None, updated + timedelta(days=CATALOG_STALE_DAYS))[0]
     assert fresh.level == "ok"
-    stale = check_prices(None, date(2100, 1, 1))[0]
+    assert f"({CATALOG_STALE_DAYS} days ago)" in fresh.detail
+    stale = check_prices(None, updated + timedelta(days=CATALOG_STALE_DAYS + 1))[0]
     assert stale.level == "warn"
-    assert "days ago" in stale.detail
+    assert f"({CATALOG_STALE_DAYS + 1} days ago)" in stale.detail
+    assert check_prices(None, date(2100, 1, 1))[0].level == "warn"
 
 
 def test_postgres_ledger_and_spool(postgres_url: str) -> None:
-    from datetime import datetime, timezone
-
     write_ledger(postgres_url, make_events(50))
-    checks = _by_name(run_checks(postgres_url, days=100000, now=datetime.now(timezone.utc)))
+    checks = _by_name(run_checks(postgres_url, days=30, now=NOW))
     assert checks["database"].level == "ok"
     assert "(postgres)" in checks["database"].detail
     assert checks["schema"].level == "ok"
