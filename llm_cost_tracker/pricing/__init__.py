@@ -18,14 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._events import Cost, TokenUsage, UsageEvent
 from .._stats import STATS
-from ._catalog import (
-    Catalog,
-    PriceEntry,
-    build_catalog,
-    bundled_catalog,
-    load_prices_file,
-    parse_catalog,
-)
+from ._catalog import Catalog, build_catalog, bundled_catalog, load_prices_file, parse_catalog
+from ._entries import PriceEntry
 from ._match import Match, find_entry, resolve_deployment
 from ._plans import quick_cost
 from ._price import Pricing, normalize_mode, price_usage

@@ -22,84 +22,25 @@ from typing import Any
 
 from .._components import COMPONENTS
 from .._errors import ConfigurationError
-
-Rates = Mapping[str, Decimal]
-ModeSpec = Decimal | Rates  # a multiplier of the token rates, or rates of its own
-
-BUNDLED = "bundled"
-PRICES_FILE = "prices_file"
-OVERRIDE = "override"
+from ._entries import (
+    BUNDLED,
+    OVERRIDE,
+    PRICES_FILE,
+    ModeSpec,
+    Period,
+    PriceEntry,
+    PriceVersion,
+    Rates,
+    Tier,
+)
 
 _PRICEABLE = frozenset(n for n, c in COMPONENTS.items() if c.kind in ("token", "service"))
-_EMPTY_RATES: Rates = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class Tier:
-    """Rates that replace the base rates for the whole call when its input tokens exceed a threshold."""
-
-    above_input_tokens: int
-    rates: Rates
-    modes: Mapping[str, ModeSpec]
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """Rates that apply at certain UTC hours on certain weekdays (0 = Monday), e.g. peak hours."""
-
-    name: str
-    weekdays: frozenset[int]
-    hours_utc: tuple[tuple[int, int], ...]
-
-    rates: Rates
-
-    def contains(self, when: datetime) -> bool:
-        when = when.astimezone(timezone.utc)
-        if when.weekday() not in self.weekdays:
-            return False
-        return any(start <= when.hour < end for start, end in self.hours_utc)
-
-
-@dataclass(frozen=True, slots=True)
-class PriceVersion:
-    """The prices of one entry from ``effective_from`` until the next version (None: since always)."""
-
-    effective_from: datetime | None
-    rates: Rates
-    modes: Mapping[str, ModeSpec]
-    tiers: tuple[Tier, ...]  # highest threshold first
-    periods: tuple[Period, ...]
-    modifiers: Mapping[str, Decimal]
-
-
-@dataclass(frozen=True, slots=True)
-class PriceEntry:
-    """One model's prices, where they came from, and the names it answers to."""
-
-    key: str
-    provider: str | None
-    model: str
-    aliases: tuple[str, ...]
-    versions: tuple[PriceVersion, ...]
-    source: str  # bundled | prices_file | override
-    catalog_version: str
-    source_url: str | None = None
-    name: str | None = None
-    notes: str | None = None
-
-    def version_at(self, when: datetime) -> tuple[int, PriceVersion] | None:
-        """The version valid at ``when`` and its index, or None when ``when`` precedes every version."""
-        found: tuple[int, PriceVersion] | None = None
-        for index, version in enumerate(self.versions):
-            if version.effective_from is None or version.effective_from <= when:
-                found = (index, version)
-            else:
-                break
-        return found
 
 
 @dataclass(frozen=True, slots=True)
 class CatalogInfo:
+    """Where a catalog came from: its version label, its date and its origin (file, "bundled catalog")."""
+
     version: str
     updated_at: date | None
     origin: str
@@ -111,11 +52,9 @@ class Catalog:
 
     entries: dict[str, PriceEntry]
     info: CatalogInfo
-    layers: tuple[CatalogInfo, ...] = ()
     _aliases: dict[str, str] = field(default_factory=dict)
     _cache: dict[Any, Any] = field(default_factory=dict)
     _routes: dict[Any, Any] = field(default_factory=dict)  # the stage's line plans (pricing._plans)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         for key, entry in self.entries.items():
@@ -125,6 +64,7 @@ class Catalog:
 
     @property
     def version(self) -> str:
+        """The version label recorded in snapshots (of the top layer)."""
         return self.info.version
 
     def get(self, key: str) -> PriceEntry | None:
@@ -141,7 +81,7 @@ class Catalog:
         for layer in upper:
             entries.update(layer.entries)
         top = upper[-1].info if upper else self.info
-        return Catalog(entries=entries, info=top, layers=(self.info, *(c.info for c in upper)))
+        return Catalog(entries=entries, info=top)
 
 
 # -- parsing ------------------------------------------------------------------
@@ -154,6 +94,7 @@ class _Where:
         self.origin = origin
 
     def error(self, path: str, message: str) -> ConfigurationError:
+        """Return the error for ``path`` (``models['x'].rates.input``), prefixed with the origin."""
         return ConfigurationError(f"{self.origin}: {path}: {message}")
 
 
@@ -521,15 +462,8 @@ def build_catalog(
 
 
 __all__ = [
-    "BUNDLED",
-    "OVERRIDE",
-    "PRICES_FILE",
     "Catalog",
     "CatalogInfo",
-    "Period",
-    "PriceEntry",
-    "PriceVersion",
-    "Tier",
     "build_catalog",
     "bundled_catalog",
     "load_prices_file",

@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._catalog import BUNDLED, OVERRIDE, PRICES_FILE, Catalog, PriceEntry
+from ._catalog import Catalog
+from ._entries import BUNDLED, OVERRIDE, PRICES_FILE, PriceEntry
 
 # Providers that sell other vendors' models at (or priced against) those vendors' list prices.
 _RESELLS: dict[str, tuple[str, ...]] = {

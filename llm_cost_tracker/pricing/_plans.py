@@ -23,7 +23,8 @@ from typing import Any
 
 from .._components import INPUT_COMPONENTS
 from .._events import Cost
-from ._catalog import Catalog, PriceEntry, PriceVersion, Tier
+from ._catalog import Catalog
+from ._entries import PriceEntry, PriceVersion, Tier
 from ._price import lookup, resolve_version
 from ._records import make_priced_cost
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from .._components import COMPONENTS
 from .._events import Cost, CostStatus, LineItem, TokenUsage
-from ._catalog import Catalog, ModeSpec, PriceEntry, PriceVersion, Tier
+from ._catalog import Catalog
+from ._entries import ModeSpec, PriceEntry, PriceVersion, Tier
 from ._match import Match, find_entry
 from ._records import make_cost, make_line
 

@@ -14,7 +14,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .._errors import ConfigurationError
-from ._catalog import Catalog, PriceEntry
+from ._catalog import Catalog
+from ._entries import PriceEntry
 
 _MILLION = Decimal(1_000_000)
 _TEN = Decimal(10)
@@ -251,6 +252,8 @@ def merge_entry(existing: object, imported: Mapping[str, Any], today: str) -> di
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    """One difference between two catalogs: a new entry, or a rate that moved."""
+
     key: str
     component: str | None  # None: the whole entry is new
     old: Decimal | None
@@ -258,6 +261,7 @@ class Change:
     suspicious: str | None = None
 
     def describe(self) -> str:
+        """Return the change as one line of ``prices sync`` / ``prices check`` output."""
         if self.component is None:
             return f"+ {self.key} (new entry)"
         old = "-" if self.old is None else _text(self.old)
@@ -268,6 +272,7 @@ class Change:
 
 
 def current_rates(entry: PriceEntry, when: datetime) -> dict[str, Decimal]:
+    """Return the base rates of ``entry``'s version in force at ``when`` (none before its first)."""
     found = entry.version_at(when)
     return {} if found is None else dict(found[1].rates)
 
