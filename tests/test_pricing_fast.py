@@ -1,9 +1,10 @@
-"""The stage's fast path (cached line plans) gives exactly what the general pricing path gives.
+"""The pricing path's memos (matched entries, resolved rates, shared rate tables) never change a cost.
 
-Every bundled entry is priced through ``PriceStage`` and through ``price_usage``
-(which never takes the fast path) for many component sets, counts, modes and
-times; the two Costs must be identical down to each Decimal's digits and the
-snapshot's JSON text.
+Every bundled entry is priced through ``PriceStage``, whose catalog keeps what
+it resolved from one call to the next, and through ``price_usage`` on a cold
+copy of the catalog (nothing memoized yet), for many component sets, counts,
+modes, tiers, periods and times; the two Costs must be identical down to each
+Decimal's digits and the snapshot's JSON text.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
-from llm_cost_tracker._events import Cost, LineItem, TokenUsage, UsageEvent
-from llm_cost_tracker.pricing import PriceStage, bundled_catalog, parse_catalog, with_cost
-from llm_cost_tracker.pricing._plans import quick_cost
+from llm_cost_tracker._events import Cost, TokenUsage, UsageEvent
+from llm_cost_tracker.pricing import (
+    Catalog,
+    PriceStage,
+    bundled_catalog,
+    parse_catalog,
+    substitute_catalog,
+    with_cost,
+)
 from llm_cost_tracker.pricing._price import price_usage
-from llm_cost_tracker.pricing._records import make_cost, make_line, make_priced_cost
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)  # a Friday, off-peak
+PEAK = NOW.replace(hour=2)  # DeepSeek's weekday peak hours (01:00-04:00 UTC)
 MODES = ("standard", "batch", "flex", "priority", "priority+us_only", "default", "nonsense")
 
 
@@ -44,14 +49,20 @@ def _exact(cost: Cost) -> Any:
     )
 
 
-def _general(event: UsageEvent) -> Cost:
-    when = event.occurred_at
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    catalog = bundled_catalog()
+def _cold(catalog: Catalog) -> Catalog:
+    """The same entries in a new catalog: nothing matched or resolved yet."""
+    return Catalog(entries=catalog.entries, info=catalog.info)
+
+
+def _uncached(event: UsageEvent) -> Cost:
     return price_usage(
-        catalog, event.provider, event.model, event.usage, event.pricing_mode, when
-    ).cost
+        _cold(bundled_catalog()),
+        event.provider,
+        event.model,
+        event.usage,
+        event.pricing_mode,
+        event.occurred_at,
+    )
 
 
 def _token_sets(rates: list[str]) -> list[dict[str, int]]:
@@ -68,21 +79,22 @@ def _token_sets(rates: list[str]) -> list[dict[str, int]]:
         {"input": 199_000, "cache_read": 999, "output": 1},  # sum 200,000: at a common floor
         {"input": 199_000, "cache_read": 1001, "output": 1},  # sum over it, input under it
         {"input": 200_001, "output": 5},  # in the tier
+        {"input": 100_001, "output": 5},  # in a lower tier (Claude Haiku 5.5: above 100k)
     ]
 
 
 def _times(versions: list[datetime | None]) -> list[datetime]:
-    times = [NOW, NOW.replace(tzinfo=None)]
+    times = [NOW, NOW.replace(tzinfo=None), PEAK]
     for start in versions:
         if start is not None:
             times += [start - timedelta(microseconds=1), start, start + timedelta(hours=3)]
     return times
 
 
-def test_fast_path_equals_the_general_path_for_every_bundled_entry() -> None:
+def test_the_memoized_path_equals_the_uncached_one_for_every_bundled_entry() -> None:
     catalog = bundled_catalog()
     stage = PriceStage()
-    compared = fast = 0
+    compared = tiered = periods = 0
     for entry in catalog.entries.values():
         provider = entry.provider or "openai"
         rates = list(dict.fromkeys(c for v in entry.versions for c in v.rates))
@@ -97,39 +109,58 @@ def test_fast_path_equals_the_general_path_for_every_bundled_entry() -> None:
                 pricing_mode=mode,
                 occurred_at=when,
             )
-            expected = _general(event)
-            quick = quick_cost(catalog, provider, entry.model, mode, tokens, when)
-            if quick is not None:
-                fast += 1
-                assert _exact(quick) == _exact(expected), (entry.key, tokens, mode, when)
+            expected = _uncached(event)
             got = stage(event)
             assert _exact(got.cost) == _exact(expected), (entry.key, tokens, mode, when)
             assert got == replace(event, cost=expected)
             compared += 1
+            tiered += expected.snapshot.get("tier", "base") != "base"
+            periods += "period" in expected.snapshot
     assert compared > 10_000
-    # Many of these cases are ones the fast path leaves to the general path on purpose
-    # (tiers, periods, negative counts, unpriced components, naive times on dated entries).
-    assert fast > 4000
+    assert tiered > 400  # long-context tiers
+    assert periods > 400  # DeepSeek's peak hours
 
 
-def test_the_benchmark_event_takes_the_fast_path() -> None:
+def test_services_and_reported_costs_take_the_same_path() -> None:
+    stage = PriceStage()
+    usages = [
+        TokenUsage(tokens={"input": 900, "output": 30}, services={"web_search": Decimal(2)}),
+        TokenUsage(tokens={"input": 250_000}, services={"web_search": Decimal("1.5")}),
+        TokenUsage(tokens={"input": 29, "output": 33}, reported_cost=Decimal("0.0000241")),
+        TokenUsage(tokens={"input": 5}, services={"reported_cost": Decimal("0.01")}),
+    ]
+    for usage, model in itertools.product(usages, ("claude-sonnet-4-5", "gpt-4o-mini", "nope")):
+        provider = "openai" if model.startswith("gpt") else "anthropic"
+        event = UsageEvent(provider, model, "chat", usage, occurred_at=NOW)
+        for _ in range(2):  # cold, then memoized
+            assert _exact(stage(event).cost) == _exact(_uncached(event)), (usage, model)
+
+
+def test_the_benchmark_event_is_priced_exactly() -> None:
     tokens = {"input": 2048, "cache_read": 1800, "cache_write_5m": 148, "output": 503}
-    cost = quick_cost(
-        bundled_catalog(), "anthropic", "claude-sonnet-4-5-20250929", "standard", tokens, NOW
-    )
-    assert cost is not None
-    m = Decimal(1_000_000)
-    assert (
-        cost.total
-        == (2048 * Decimal(3) + 1800 * Decimal("0.3") + 148 * Decimal("3.75") + 503 * Decimal(15))
-        / m
-    )
-    assert [li.component for li in cost.line_items] == list(tokens)
-    assert cost.snapshot["entry"] == "anthropic/claude-sonnet-4-5"
-    assert list(cost.snapshot["rates"]) == list(tokens)
+    usage = TokenUsage(tokens=tokens)
+    catalog = bundled_catalog()
+    for _ in range(2):  # cold, then memoized
+        cost = price_usage(
+            catalog, "anthropic", "claude-sonnet-4-5-20250929", usage, "standard", NOW
+        )
+        m = Decimal(1_000_000)
+        assert (
+            cost.total
+            == (
+                2048 * Decimal(3)
+                + 1800 * Decimal("0.3")
+                + 148 * Decimal("3.75")
+                + 503 * Decimal(15)
+            )
+            / m
+        )
+        assert [li.component for li in cost.line_items] == list(tokens)
+        assert cost.snapshot["entry"] == "anthropic/claude-sonnet-4-5"
+        assert list(cost.snapshot["rates"]) == list(tokens)
 
 
-def test_long_context_calls_take_the_fast_path_at_the_tier_rates() -> None:
+def test_long_context_calls_are_priced_at_the_tier_rates_for_the_whole_call() -> None:
     catalog = bundled_catalog()
     model = "claude-sonnet-4-5-20250929"
     # 210,000 tokens, 150,000 + 60,000 of them input: the >200k tier, for the whole call.
@@ -139,18 +170,17 @@ def test_long_context_calls_take_the_fast_path_at_the_tier_rates() -> None:
     for tokens, tier, input_rate in (
         (tiered, "input_tokens>200000", "6"),
         (base, "base", "3"),
+        (tiered, "input_tokens>200000", "6"),
     ):
-        cost = quick_cost(catalog, "anthropic", model, "standard", tokens, NOW)
-        assert cost is not None
+        usage = TokenUsage(tokens=tokens)
+        cost = price_usage(catalog, "anthropic", model, usage, "standard", NOW)
         assert cost.snapshot["tier"] == tier
         assert cost.snapshot["rates"]["input"]["rate"] == input_rate
-        usage = TokenUsage(tokens=tokens)
-        assert _exact(cost) == _exact(
-            price_usage(catalog, "anthropic", model, usage, "standard", NOW).cost
-        )
+        cold = price_usage(_cold(catalog), "anthropic", model, usage, "standard", NOW)
+        assert _exact(cost) == _exact(cold)
 
 
-def test_each_event_gets_its_own_snapshot_mapping() -> None:
+def test_each_event_gets_its_own_snapshot_sharing_one_rates_table() -> None:
     stage = PriceStage()
     event = UsageEvent(
         provider="openai",
@@ -163,6 +193,10 @@ def test_each_event_gets_its_own_snapshot_mapping() -> None:
     assert first.cost == second.cost
     assert first.cost.snapshot is not second.cost.snapshot
     assert isinstance(first.cost.snapshot, dict)
+    # Exporters serialize a snapshot's parts once per batch when events share them.
+    assert first.cost.snapshot["rates"] is second.cost.snapshot["rates"]
+    other = stage(replace(event, usage=TokenUsage(tokens={"input": 10})))
+    assert list(other.cost.snapshot["rates"]) == ["input"]
 
 
 def test_a_price_version_taking_effect_while_running_is_used() -> None:
@@ -192,29 +226,33 @@ def test_a_price_version_taking_effect_while_running_is_used() -> None:
     assert "effective_from" not in again.cost.snapshot
 
 
-def test_generated_records_are_the_real_classes() -> None:
-    q, p = Decimal(3), Decimal("0.1")
-    snapshot = {"entry": "x"}
-    priced = make_priced_cost((("input", "token", p), ("output", "token", p)), (3, 3), snapshot)
-    lines = priced.line_items
-    expected = LineItem("input", "token", q, p, q * p)
-    assert type(priced) is Cost
-    assert priced == Cost(total=q * p + q * p, status="priced", line_items=lines, snapshot=snapshot)
-    assert str(priced.total) == str(Decimal(0) + q * p + q * p)
-    assert priced.snapshot is snapshot
-    assert type(lines[0]) is LineItem
-    assert lines[0] == expected
-    assert hash(lines[0]) == hash(expected)
-    assert make_line("input", "token", q, p, q * p) == expected
-    assert lines[1].component == "output"
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        lines[0].cost = Decimal(0)  # type: ignore[misc]
-    cost = make_cost(q * p, "priced", lines, {"entry": "x"})
-    assert type(cost) is Cost
-    assert cost == Cost(total=q * p, status="priced", line_items=lines, snapshot={"entry": "x"})
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        cost.total = None  # type: ignore[misc]
+def test_memos_belong_to_their_catalog() -> None:
+    # The same model in two catalogs (a substituted one, then the bundled one again)
+    # is priced with each catalog's own rates, however often it was priced before.
+    cheap = parse_catalog(
+        {"version": "cheap", "models": {"openai/gpt-4o-mini": {"input": 1}}},
+        origin="test",
+        source="override",
+    )
+    stage = PriceStage()
     event = UsageEvent(
+        "openai", "gpt-4o-mini", "chat", TokenUsage(tokens={"input": 1_000_000}), occurred_at=NOW
+    )
+    assert stage.cost(event).total == Decimal("0.15")
+    with substitute_catalog(cheap):
+        assert stage.cost(event).total == Decimal(1)
+    assert stage.cost(event).total == Decimal("0.15")
+
+
+def test_with_cost_copies_every_field() -> None:
+    values = {f.name: object() for f in dataclasses.fields(UsageEvent)}
+    event = UsageEvent(**values)
+    cost = Cost(total=Decimal(1), status="priced")
+    copied = with_cost(event, cost)
+    assert type(copied) is UsageEvent
+    for name, value in values.items():
+        assert getattr(copied, name) is (cost if name == "cost" else value), name
+    real = UsageEvent(
         provider="openai",
         model="gpt-4o",
         operation="chat",
@@ -223,57 +261,5 @@ def test_generated_records_are_the_real_classes() -> None:
         latency_ms=1.5,
         request_model="gpt-4o",
     )
-    copied = with_cost(event, cost)
-    assert type(copied) is UsageEvent
-    assert copied == replace(event, cost=cost)
-    assert copied.cost is cost
-    assert event.cost.status == "unknown"
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        copied.model = "x"  # type: ignore[misc]
-
-
-def test_the_constructor_fallbacks_build_the_same_records(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If a record class ever changes shape, the builders fall back to its constructor."""
-    from llm_cost_tracker.pricing import _records
-
-    monkeypatch.setattr(_records, "_draft_class", lambda cls, **_: None)
-    line = _records._line_builder()
-    priced = _records._priced_cost_builder()
-    cost_of = _records._cost_builder()
-    copy = _records._event_copier()
-    for built in (line, priced, cost_of, copy):  # the plain functions, not generated code
-        assert built.__code__.co_filename == _records.__file__
-    specs = (("input", "token", Decimal("0.000003")), ("output", "token", Decimal("0.000015")))
-    fallback = priced(specs, (2048, 503), {"entry": "x"})
-    cost = make_priced_cost(specs, (2048, 503), {"entry": "x"})
-    assert _exact(fallback) == _exact(cost)
-    assert line("input", "token", Decimal(1), None, None) == make_line(
-        "input", "token", Decimal(1), None, None
-    )
-    assert cost_of(cost.total, "priced", cost.line_items, {"entry": "x"}) == cost
-    event = UsageEvent(provider="openai", model="m", operation="chat", usage=None)
-    assert copy(event, cost) == with_cost(event, cost)
-
-
-def test_drafts_only_for_record_shapes_they_can_fill() -> None:
-    from llm_cost_tracker.pricing._records import _draft_class
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Checked:
-        value: int
-
-        def __post_init__(self) -> None:
-            if self.value < 0:
-                raise ValueError(self.value)
-
-    @dataclasses.dataclass(frozen=True)
-    class Unslotted:
-        value: int
-
-    assert _draft_class(Checked) is None  # new values must pass its checks
-    draft = _draft_class(Checked, copies=True)  # copying a checked instance is fine
-    assert draft is not None
-    assert _draft_class(Unslotted) is None
-    for cls in (LineItem, Cost):
-        assert _draft_class(cls) is not None
-    assert _draft_class(UsageEvent, copies=True) is not None
+    assert with_cost(real, cost) == replace(real, cost=cost)
+    assert real.cost.status == "unknown"  # the original is not modified

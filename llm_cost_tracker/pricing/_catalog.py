@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._components import COMPONENTS
 from .._errors import ConfigurationError
@@ -34,6 +34,10 @@ from ._entries import (
     Tier,
 )
 
+if TYPE_CHECKING:
+    from ._match import Match
+    from ._price import RatesKey, Resolved
+
 _PRICEABLE = frozenset(n for n, c in COMPONENTS.items() if c.kind in ("token", "service"))
 
 
@@ -48,13 +52,18 @@ class CatalogInfo:
 
 @dataclass
 class Catalog:
-    """Price entries by key, plus an index of their aliases; lookups go through ``pricing._match``."""
+    """Price entries by key, plus an index of their aliases; lookups go through ``pricing._match``.
+
+    The entries never change once parsed, so pricing memoizes what it derives
+    from them here, per catalog: the entry each (provider, model) matches and
+    the rates each (entry, version, mode, tier, period) resolves to (``_price``).
+    """
 
     entries: dict[str, PriceEntry]
     info: CatalogInfo
     _aliases: dict[str, str] = field(default_factory=dict)
-    _cache: dict[Any, Any] = field(default_factory=dict)
-    _routes: dict[Any, Any] = field(default_factory=dict)  # the stage's line plans (pricing._plans)
+    _matches: dict[tuple[str, str], Match | None] = field(default_factory=dict)
+    _rates: dict[RatesKey, Resolved] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key, entry in self.entries.items():

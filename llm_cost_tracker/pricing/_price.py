@@ -1,17 +1,21 @@
-"""Turning usage into a Cost: resolve the rates in force, one line item per component, a frozen snapshot.
+"""Turning usage into a Cost: the one pricing path, from the rates in force to one line item per component.
 
-Rates resolve in this order: the price version valid at the call's time, the
-long-context tier for the call's input tokens, the time-of-day period, then
-the pricing mode (``batch``/``flex``/``priority``: rates of their own or a
-multiplier of the token rates) and its ``+modifier`` multipliers. A component
-with no rate in the result is an unknown line: never priced at another rate.
+``price_usage`` prices every call, whoever asks: the bus stage, budget
+estimates, ``reprice``. ``resolve_cached`` is the one place that chooses the
+rates in force: the price version valid at the call's time, the long-context
+tier for the call's input tokens, the time-of-day period, then the pricing mode
+(``batch``/``flex``/``priority``: rates of their own or a multiplier of the
+token rates) and its ``+modifier`` multipliers. What it resolves is memoized in
+the catalog, so pricing a call is a few dictionary lookups, then one
+multiplication and one ``LineItem`` per component. A component with no rate in
+the result is an unknown line: never priced at another rate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -19,15 +23,17 @@ from typing import Any
 from .._components import COMPONENTS
 from .._events import Cost, CostStatus, LineItem, TokenUsage
 from ._catalog import Catalog
-from ._entries import ModeSpec, PriceEntry, PriceVersion, Tier
+from ._entries import ModeSpec, Period, PriceEntry, PriceVersion, Tier
 from ._match import Match, find_entry
-from ._records import make_cost, make_line
 
 _TOKEN = frozenset(n for n, c in COMPONENTS.items() if c.kind == "token")
 _REPORTED = COMPONENTS["reported_cost"]
 _ONE = Decimal(1)
 _ZERO = Decimal(0)
 _UNITS = {n: c.unit for n, c in COMPONENTS.items()}
+# Memo bounds: far above any real catalog and workload; past them a memo starts over.
+_MAX_MEMO = 50_000
+_MAX_RATE_TABLES = 1_000
 
 # OpenAI service_tier values and other spellings, mapped onto our base tiers.
 _TIER_SPELLINGS = {
@@ -38,6 +44,9 @@ _TIER_SPELLINGS = {
     "on_demand": "standard",
     "standard_only": "standard",
 }
+
+# What the resolved rates depend on: (entry key, version index, mode, tier threshold, period index).
+RatesKey = tuple[str, int, str, int | None, int | None]
 
 
 def normalize_mode(mode: str | None) -> tuple[str, tuple[str, ...]]:
@@ -53,11 +62,28 @@ class Resolved:
 
     unit_prices: Mapping[str, Decimal]
     snapshot_rates: dict[str, dict[str, Any]]
-    lines: Mapping[
-        str, tuple[str, Decimal, dict[str, Any]]
-    ]  # component -> (unit, unit price, snapshot)
+    lines: Mapping[str, tuple[str, Decimal]]  # component -> (unit, unit price)
     header: dict[str, Any]
     reason: str | None  # why there are no rates at all, if so
+    # The snapshots' "rates" tables, one per set of priced components (see rates_for).
+    _rate_tables: dict[tuple[str, ...], dict[str, dict[str, Any]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def rates_for(self, components: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Return the snapshot's ``rates`` table for these priced components.
+
+        Every call priced with these rates and components shares one table
+        (plain dicts, serialized as JSON, never mutated): events in memory
+        share it, and the SQLite exporter serializes it once per batch.
+        """
+        table = self._rate_tables.get(components)
+        if table is None:
+            if len(self._rate_tables) >= _MAX_RATE_TABLES:
+                self._rate_tables.clear()
+            table = {c: self.snapshot_rates[c] for c in components}
+            self._rate_tables[components] = table
+        return table
 
 
 def _scale(rates: Mapping[str, Decimal], factor: Decimal) -> dict[str, Decimal]:
@@ -106,24 +132,17 @@ def _mode_rates(
     return rates, None
 
 
-def resolve(
-    entry: PriceEntry,
-    index: int,
-    version: PriceVersion,
-    mode: str,
-    tier: Tier | None,
-    period_name: str | None,
+def _resolve(
+    entry: PriceEntry, version: PriceVersion, mode: str, tier: Tier | None, period: Period | None
 ) -> Resolved:
+    """Compute the rates of ``version`` (with its tier and period) in ``mode``: uncached."""
     base, modifiers = normalize_mode(mode)
     full = "+".join((base, *modifiers))
     rates: dict[str, Decimal] = dict(version.rates)
     if tier is not None:
         rates.update(tier.rates)
-    if period_name is not None:
-        for period in version.periods:
-            if period.name == period_name:
-                rates.update(period.rates)
-                break
+    if period is not None:
+        rates.update(period.rates)
     rates, reason = _mode_rates(version, tier, rates, base, modifiers, full)
     if not rates and reason is None:
         reason = "no rates recorded for this period"
@@ -132,7 +151,6 @@ def resolve(
     for component, rate in rates.items():
         spec = COMPONENTS[component]
         unit_prices[component] = rate / spec.per
-        # Plain dicts: snapshots are serialized as JSON. Shared between events, never mutated.
         snapshot_rates[component] = {"rate": _text(rate), "unit": spec.unit, "per": int(spec.per)}
     header: dict[str, Any] = {
         "entry": entry.key,
@@ -143,14 +161,12 @@ def resolve(
     }
     if version.effective_from is not None:
         header["effective_from"] = version.effective_from.isoformat()
-    if period_name is not None:
-        header["period"] = period_name
+    if period is not None:
+        header["period"] = period.name
     return Resolved(
         unit_prices=MappingProxyType(unit_prices),
         snapshot_rates=snapshot_rates,
-        lines=MappingProxyType(
-            {c: (_UNITS[c], p, snapshot_rates[c]) for c, p in unit_prices.items()}
-        ),
+        lines=MappingProxyType({c: (_UNITS[c], p) for c, p in unit_prices.items()}),
         header=header,
         reason=reason,
     )
@@ -160,93 +176,88 @@ def _text(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _lines(usage: TokenUsage) -> list[tuple[str, Decimal]]:
-    items = [(c, Decimal(n)) for c, n in usage.tokens.items() if n]
-    items.extend((c, q) for c, q in usage.services.items() if q and c != "reported_cost")
-    return items
+def _tier(version: PriceVersion, usage: TokenUsage | int) -> Tier | None:
+    """Return the long-context tier a call with ``usage`` (or this many input tokens) is in, if any."""
+    if isinstance(usage, int):
+        input_tokens = usage
+    # Every token counted is at least every input token: most calls skip the exact sum.
+    elif sum(usage.tokens.values()) <= version.tiers[-1].above_input_tokens:
+        return None
+    else:
+        input_tokens = usage.input_tokens
+    for tier in version.tiers:  # highest threshold first
+        if input_tokens > tier.above_input_tokens:
+            return tier  # the whole call at the tier's rates
+    return None
 
 
-@dataclass(frozen=True, slots=True)
-class Pricing:
-    """What ``price_usage`` found: the cost, plus the match and rates behind it (for explain)."""
-
-    cost: Cost
-    match: Match | None
-    resolved: Resolved | None
+def _period_index(version: PriceVersion, when: datetime) -> int | None:
+    """Return the index of the time-of-day period ``when`` falls in, if any."""
+    for index, period in enumerate(version.periods):
+        if period.contains(when):
+            return index
+    return None
 
 
 def lookup(catalog: Catalog, provider: str, model: str) -> Match | None:
-    """``find_entry`` with a per-catalog cache (the catalog is immutable)."""
-    cache = catalog._cache
-    key = ("match", provider, model)
+    """``find_entry``, memoized in the catalog (its entries never change)."""
+    key = (provider, model)
+    memo = catalog._matches
     try:
-        found: Match | None = cache[key]
-        return found
+        return memo[key]
     except KeyError:
         pass
     found = find_entry(catalog, provider, model)
-    if len(cache) > 50_000:
-        cache.clear()
-    cache[key] = found
+    if len(memo) >= _MAX_MEMO:
+        memo.clear()
+    memo[key] = found
     return found
 
 
 def resolve_cached(
     catalog: Catalog, entry: PriceEntry, when: datetime, mode: str, usage: TokenUsage | int
 ) -> Resolved | None:
-    """The rates for ``entry`` at ``when`` in ``mode`` for a call with ``usage`` (or its input tokens).
+    """Return the rates for ``entry`` at ``when`` (aware) in ``mode`` for a call with ``usage``.
 
-    None when ``when`` precedes every price version.
+    ``usage`` may be the call's input tokens instead. This is where the price
+    version, the long-context tier and the period are chosen; the rates they
+    resolve to are memoized in the catalog. None when ``when`` precedes every
+    price version.
     """
-    versions = entry.versions
-    if len(versions) == 1 and versions[0].effective_from is None:
-        index, version = 0, versions[0]
-    else:
-        found = entry.version_at(when)
-        if found is None:
-            return None
-        index, version = found
-    tier = None
-    # Every token counted is at least every input token: most calls skip the exact sum.
-    if version.tiers and (
-        isinstance(usage, int) or sum(usage.tokens.values()) > version.tiers[-1].above_input_tokens
-    ):
-        input_tokens = usage if isinstance(usage, int) else usage.input_tokens
-        for candidate in version.tiers:
-            if input_tokens > candidate.above_input_tokens:
-                tier = candidate
-                break
-    period_name = None
-    for period in version.periods:
-        if period.contains(when):
-            period_name = period.name
-            break
-    return resolve_version(catalog, entry, index, version, mode, tier, period_name)
-
-
-def resolve_version(
-    catalog: Catalog,
-    entry: PriceEntry,
-    index: int,
-    version: PriceVersion,
-    mode: str,
-    tier: Tier | None,
-    period_name: str | None,
-) -> Resolved:
-    """The rates of a known ``version`` (and tier, period) of ``entry``, through the catalog's cache."""
-    key = (entry.key, index, mode, None if tier is None else tier.above_input_tokens, period_name)
-    cache = catalog._cache
-    resolved: Resolved | None = cache.get(key)
+    found = entry.version_at(when)
+    if found is None:
+        return None
+    index, version = found
+    tier = _tier(version, usage) if version.tiers else None
+    period_index = _period_index(version, when) if version.periods else None
+    key: RatesKey = (
+        entry.key,
+        index,
+        mode,
+        None if tier is None else tier.above_input_tokens,
+        period_index,
+    )
+    memo = catalog._rates
+    resolved = memo.get(key)
     if resolved is None:
-        resolved = resolve(entry, index, version, mode, tier, period_name)
-        if len(cache) > 50_000:
-            cache.clear()
-        cache[key] = resolved
+        period = None if period_index is None else version.periods[period_index]
+        resolved = _resolve(entry, version, mode, tier, period)
+        if len(memo) >= _MAX_MEMO:
+            memo.clear()
+        memo[key] = resolved
     return resolved
 
 
-def _unknown(lines: list[tuple[str, Decimal]], snapshot: dict[str, Any]) -> Cost:
-    items = tuple(LineItem(c, _UNITS.get(c, "unit"), q, None, None) for c, q in lines)
+def _quantities(usage: TokenUsage) -> list[tuple[str, Decimal]]:
+    """Return the call's non-zero components and quantities, tokens first, in the usage's order."""
+    items = [(c, Decimal(n)) for c, n in usage.tokens.items() if n]
+    if usage.services:
+        items += [(c, q) for c, q in usage.services.items() if q and c != "reported_cost"]
+    return items
+
+
+def _unknown(quantities: list[tuple[str, Decimal]], snapshot: dict[str, Any]) -> Cost:
+    items = tuple(LineItem(c, _UNITS.get(c, "unit"), q, None, None) for c, q in quantities)
     return Cost(total=None, status="unknown", line_items=items, snapshot=snapshot)
 
 
@@ -257,11 +268,17 @@ def price_usage(
     usage: TokenUsage | None,
     mode: str,
     when: datetime,
-) -> Pricing:
-    """Price one call. Never raises for odd usage; unknown is reported as status ``unknown``."""
+) -> Cost:
+    """Price one call made at ``when`` (naive means UTC).
+
+    An unknown model, usage, price version or rate gives status ``unknown``
+    (or ``partial``), never a zero cost.
+    """
     if usage is None:
         snapshot = {"catalog_version": catalog.version, "reason": "usage unknown", "mode": mode}
-        return Pricing(Cost(total=None, status="unknown", snapshot=snapshot), None, None)
+        return Cost(total=None, status="unknown", snapshot=snapshot)
+    if when.tzinfo is None:  # events carry aware UTC times; a naive one is taken as UTC
+        when = when.replace(tzinfo=timezone.utc)
     match = lookup(catalog, provider, model)
     reported = usage.reported_cost
     if reported is None and usage.services:
@@ -274,70 +291,59 @@ def price_usage(
             "reason": "no price for this model",
             "mode": mode,
         }
-        return Pricing(_unknown(_lines(usage), snapshot), None, None)
-    return price_with_entry(catalog, match, usage, mode, when)
+        return _unknown(_quantities(usage), snapshot)
+    return _priced(catalog, match.entry, usage, mode, when)
 
 
-def price_with_entry(
-    catalog: Catalog, match: Match, usage: TokenUsage, mode: str, when: datetime
-) -> Pricing:
-    """Price ``usage`` with the entry ``match`` found: one line per non-zero component."""
-    resolved = resolve_cached(catalog, match.entry, when, mode, usage)
+def _priced(
+    catalog: Catalog, entry: PriceEntry, usage: TokenUsage, mode: str, when: datetime
+) -> Cost:
+    """Price ``usage`` with ``entry``'s rates in force: one line per non-zero component."""
+    quantities = _quantities(usage)
+    resolved = resolve_cached(catalog, entry, when, mode, usage)
     if resolved is None:
         missing = {
-            "entry": match.entry.key,
-            "source": match.entry.source,
-            "catalog_version": match.entry.catalog_version,
+            "entry": entry.key,
+            "source": entry.source,
+            "catalog_version": entry.catalog_version,
             "reason": "no price valid at the call's time",
             "mode": mode,
         }
-        return Pricing(_unknown(_lines(usage), missing), match, None)
+        return _unknown(quantities, missing)
     table = resolved.lines
     items = []
     total = _ZERO
-    used: dict[str, dict[str, Any]] = {}
+    priced: list[str] = []
     unpriced: list[str] = []
-    for component, count in usage.tokens.items():
-        if not count:
-            continue
-        quantity = Decimal(count)
-        line = table.get(component) if count > 0 else None
-        if line is None:
-            items.append(make_line(component, _UNITS.get(component, "unit"), quantity, None, None))
-            unpriced.append(component)
-            continue
-        unit, unit_price, rate = line
-        cost = quantity * unit_price
-        total += cost
-        items.append(make_line(component, unit, quantity, unit_price, cost))
-        used[component] = rate
-    for component, quantity in usage.services.items():
-        if not quantity or component == "reported_cost":
-            continue
+    for component, quantity in quantities:
         line = table.get(component) if quantity > 0 else None
         if line is None:
-            items.append(make_line(component, _UNITS.get(component, "unit"), quantity, None, None))
+            items.append(LineItem(component, _UNITS.get(component, "unit"), quantity, None, None))
             unpriced.append(component)
             continue
-        unit, unit_price, rate = line
+        unit, unit_price = line
         cost = quantity * unit_price
         total += cost
-        items.append(make_line(component, unit, quantity, unit_price, cost))
-        used[component] = rate
+        items.append(LineItem(component, unit, quantity, unit_price, cost))
+        priced.append(component)
     snapshot = dict(resolved.header)
-    snapshot["rates"] = used
+    snapshot["rates"] = resolved.rates_for(tuple(priced))
     status: CostStatus
     if not unpriced:
-        status = "priced" if (used or table) else "unknown"
-    elif used:
+        status = "priced" if (priced or table) else "unknown"
+    elif priced:
         status = "partial"
         snapshot["unpriced"] = unpriced
     else:
         status = "unknown"
     if status == "unknown":
         snapshot["reason"] = resolved.reason or "no rate for these components"
-    result = make_cost(None if status == "unknown" else total, status, tuple(items), snapshot)
-    return Pricing(result, match, resolved)
+    return Cost(
+        total=None if status == "unknown" else total,
+        status=status,
+        line_items=tuple(items),
+        snapshot=snapshot,
+    )
 
 
 def _reported(
@@ -347,7 +353,7 @@ def _reported(
     reported: Decimal,
     mode: str,
     when: datetime,
-) -> Pricing:
+) -> Cost:
     """The provider's own figure is the cost; the list price, when known, is kept beside it."""
     snapshot: dict[str, Any] = {
         "source": "provider_reported",
@@ -355,23 +361,19 @@ def _reported(
         "mode": mode,
     }
     if match is not None:
-        listed = price_with_entry(catalog, match, usage, mode, when)
+        listed = _priced(catalog, match.entry, usage, mode, when)
         snapshot["entry"] = match.entry.key
-        if listed.cost.status == "priced" and listed.cost.total is not None:
-            snapshot["list_price_total"] = _text(listed.cost.total)
+        if listed.status == "priced" and listed.total is not None:
+            snapshot["list_price_total"] = _text(listed.total)
     item = LineItem("reported_cost", _REPORTED.unit, reported, _ONE, reported)
-    return Pricing(
-        Cost(total=reported, status="priced", line_items=(item,), snapshot=snapshot), match, None
-    )
+    return Cost(total=reported, status="priced", line_items=(item,), snapshot=snapshot)
 
 
 __all__ = [
-    "Pricing",
+    "RatesKey",
     "Resolved",
     "lookup",
     "normalize_mode",
     "price_usage",
-    "price_with_entry",
     "resolve_cached",
-    "resolve_version",
 ]

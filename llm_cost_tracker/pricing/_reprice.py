@@ -106,7 +106,7 @@ def reprice(
         services = {c: q for c, q in quantities.items() if c not in tokens}
         usage = TokenUsage(tokens=tokens, services=services)
         name = resolve_model(provider, model, request_model) if resolve_model else model
-        cost = price_usage(catalog, provider, name, usage, mode, _as_datetime(occurred)).cost
+        cost = price_usage(catalog, provider, name, usage, mode, _as_datetime(occurred))
         old = _as_decimal(old_total)
         if cost.status == old_status and cost.total == old:
             if cost.status != "priced":
