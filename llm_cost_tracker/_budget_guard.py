@@ -626,7 +626,11 @@ def _pricing(config: Any) -> tuple[Callable[[UsageEvent], UsageEvent] | None, Co
         from .pricing import PriceStage  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None, None
-    stage = PriceStage(config)
+    stage = PriceStage(
+        prices_file=config.prices_file,
+        pricing_overrides=config.pricing_overrides,
+        azure_deployments=config.azure_deployments,
+    )
     return stage, CostEstimator(stage.estimate)
 
 

@@ -278,5 +278,11 @@ def build_stages(config: Config) -> list[Stage]:
     from .pricing import PriceStage
 
     # Built here so a malformed prices file or override fails configure().
-    stages: list[Stage] = [PriceStage(config)]
+    stages: list[Stage] = [
+        PriceStage(
+            prices_file=config.prices_file,
+            pricing_overrides=config.pricing_overrides,
+            azure_deployments=config.azure_deployments,
+        )
+    ]
     return stages

@@ -326,9 +326,7 @@ def test_model_matching(provider: str, model: str, entry: str) -> None:
 
 
 def test_azure_deployment_names_map_to_models() -> None:
-    from llm_cost_tracker._config import resolve
-
-    stage = PriceStage(resolve(azure_deployments={"prod-chat": "gpt-4o-mini"}))
+    stage = PriceStage(azure_deployments={"prod-chat": "gpt-4o-mini"})
     priced = stage(_event("azure_openai", "prod-chat", input=1000))
     assert priced.cost.total == per_m((1000, "0.15"))
 

@@ -1,21 +1,22 @@
 """Pricing: the dated price catalog, the price stage, and exact per-call costs with frozen snapshots.
 
-``PriceStage(config)`` is the bus stage that attaches a ``Cost`` (line items,
-total, status, snapshot of the rates used) to each event, through
-``_price.price_usage``, the one pricing path. Prices come from
-``pricing_overrides`` > ``prices_file`` > the bundled catalog (package data,
-parsed once on first use). See ``docs/pricing.md``.
+``PriceStage(prices_file=..., pricing_overrides=..., azure_deployments=...)`` is
+the bus stage that attaches a ``Cost`` (line items, total, status, snapshot of
+the rates used) to each event, through ``_price.price_usage``, the one pricing
+path. Prices come from ``pricing_overrides`` > ``prices_file`` > the bundled
+catalog (package data, parsed once on first use). See ``docs/pricing.md``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._events import Cost, TokenUsage, UsageEvent
 from .._stats import STATS
@@ -23,9 +24,6 @@ from ._catalog import Catalog, build_catalog, bundled_catalog, load_prices_file,
 from ._entries import PriceEntry
 from ._match import Match, find_entry, resolve_deployment
 from ._price import normalize_mode, price_usage
-
-if TYPE_CHECKING:
-    from .._config import Config
 
 _logger = logging.getLogger(__name__)
 
@@ -87,17 +85,28 @@ class PriceStage:
     ``unpriced.<provider>.<model>.<mode>`` and logged once per model.
     """
 
-    def __init__(self, config: Config | None = None, *, catalog: Catalog | None = None) -> None:
-        self._deployments: Mapping[str, str] | None = None
+    def __init__(
+        self,
+        *,
+        catalog: Catalog | None = None,
+        prices_file: str | os.PathLike[str] | None = None,
+        pricing_overrides: Mapping[str, Any] | None = None,
+        azure_deployments: Mapping[str, str] | None = None,
+    ) -> None:
+        """Price with ``catalog`` (default: the bundled one, or the substituted one at call time).
+
+        ``prices_file`` and ``pricing_overrides`` are layered over it, here, so a
+        malformed file or override raises ``ConfigurationError`` now.
+        ``azure_deployments`` maps Azure deployment names to models.
+        """
+        if prices_file or pricing_overrides:
+            catalog = build_catalog(
+                prices_file=prices_file,
+                overrides=pricing_overrides,
+                base=catalog if catalog is not None else default_catalog(),
+            )
         self._catalog = catalog
-        if config is not None:
-            self._deployments = config.azure_deployments
-            if catalog is None and (config.prices_file or config.pricing_overrides):
-                self._catalog = build_catalog(
-                    prices_file=config.prices_file,
-                    overrides=config.pricing_overrides,
-                    base=default_catalog(),
-                )
+        self._deployments = azure_deployments
         self._logged: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
