@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from .._components import COMPONENTS
-from .._events import TokenUsage
+from .._events import Cost, TokenUsage
 from ..exporters import _sql
 from ._catalog import Catalog
 from ._price import price_usage
@@ -24,6 +24,8 @@ from ._price import price_usage
 
 @dataclass
 class RepriceResult:
+    """What ``reprice`` examined, changed and left alone."""
+
     examined: int = 0
     changed: int = 0
     skipped: int = 0
@@ -91,20 +93,10 @@ def reprice(
         old_snap,
     ) in calls:
         result.examined += 1
-        cursor.execute(
-            f"SELECT component, quantity FROM {_sql.LINE_ITEMS} WHERE call_id = {ph}", (call_id,)
-        )
-        quantities = {str(c): Decimal(str(q)) for c, q in cursor.fetchall()}
-        if not quantities or "reported_cost" in quantities:
+        usage = _stored_usage(cursor, dialect, call_id)
+        if usage is None:
             result.skipped += 1
             continue
-        tokens = {
-            c: int(q)
-            for c, q in quantities.items()
-            if COMPONENTS.get(c, None) and COMPONENTS[c].kind == "token"
-        }
-        services = {c: q for c, q in quantities.items() if c not in tokens}
-        usage = TokenUsage(tokens=tokens, services=services)
         name = resolve_model(provider, model, request_model) if resolve_model else model
         cost = price_usage(catalog, provider, name, usage, mode, _as_datetime(occurred))
         old = _as_decimal(old_total)
@@ -114,46 +106,13 @@ def reprice(
             continue
         result.changed += 1
         result.changes.append((str(call_id), provider, model, old, cost.total, cost.status))
-        if dry_run:
-            continue
-        snapshot = dict(cost.snapshot)
-        snapshot["repriced_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        snapshot["previous"] = {
-            "total": None if old is None else format(old, "f"),
-            "status": old_status,
-            "snapshot": _as_json(old_snap),
-        }
-        assignments = [
-            f"total_cost = {ph}",
-            f"cost_status = {ph}",
-            f"pricing_snapshot = {ph}",
-        ]
-        values: list[Any] = [
-            dialect.convert_decimal(cost.total),
-            cost.status,
-            dialect.convert_json(snapshot),
-        ]
-        if "total_cost_exact" in dialect.extra_call_columns:
-            assignments.append(f"total_cost_exact = {ph}")
-            values.append(None if cost.total is None else format(cost.total, "f"))
-        cursor.execute(
-            f"UPDATE {_sql.CALLS} SET {', '.join(assignments)} WHERE id = {ph}",
-            (*values, call_id),
-        )
-        cursor.execute(f"DELETE FROM {_sql.LINE_ITEMS} WHERE call_id = {ph}", (call_id,))
-        insert = dialect.insert_sql(_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS)
-        for item in cost.line_items:
-            cursor.execute(
-                insert,
-                (
-                    call_id,
-                    item.component,
-                    item.unit,
-                    dialect.convert_decimal(item.quantity),
-                    dialect.convert_decimal(item.unit_price),
-                    dialect.convert_decimal(item.cost),
-                ),
-            )
+        if not dry_run:
+            previous = {
+                "total": None if old is None else format(old, "f"),
+                "status": old_status,
+                "snapshot": _as_json(old_snap),
+            }
+            _store(cursor, dialect, call_id, cost, previous)
     if not dry_run:
         if result.changed:
             # Costs changed in place: the daily rollups (PostgreSQL, MySQL) that
@@ -161,6 +120,65 @@ def reprice(
             _sql.rebuild_rollups(cursor, dialect, start, end)
         connection.commit()
     return result
+
+
+def _stored_usage(cursor: Any, dialect: _sql.Dialect, call_id: Any) -> TokenUsage | None:
+    """Rebuild a stored call's usage from its line items; None when it is not to be re-priced."""
+    cursor.execute(
+        f"SELECT component, quantity FROM {_sql.LINE_ITEMS} WHERE call_id = {dialect.placeholder}",
+        (call_id,),
+    )
+    quantities = {str(c): Decimal(str(q)) for c, q in cursor.fetchall()}
+    if not quantities or "reported_cost" in quantities:
+        return None  # unknown usage, or the provider's own figure: nothing to recompute
+    tokens = {
+        c: int(q)
+        for c, q in quantities.items()
+        if COMPONENTS.get(c, None) and COMPONENTS[c].kind == "token"
+    }
+    services = {c: q for c, q in quantities.items() if c not in tokens}
+    return TokenUsage(tokens=tokens, services=services)
+
+
+def _store(
+    cursor: Any, dialect: _sql.Dialect, call_id: Any, cost: Cost, previous: dict[str, Any]
+) -> None:
+    """Replace a stored call's cost and line items, keeping ``previous`` in its snapshot."""
+    ph = dialect.placeholder
+    snapshot = dict(cost.snapshot)
+    snapshot["repriced_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    snapshot["previous"] = previous
+    assignments = [
+        f"total_cost = {ph}",
+        f"cost_status = {ph}",
+        f"pricing_snapshot = {ph}",
+    ]
+    values: list[Any] = [
+        dialect.convert_decimal(cost.total),
+        cost.status,
+        dialect.convert_json(snapshot),
+    ]
+    if "total_cost_exact" in dialect.extra_call_columns:
+        assignments.append(f"total_cost_exact = {ph}")
+        values.append(None if cost.total is None else format(cost.total, "f"))
+    cursor.execute(
+        f"UPDATE {_sql.CALLS} SET {', '.join(assignments)} WHERE id = {ph}",
+        (*values, call_id),
+    )
+    cursor.execute(f"DELETE FROM {_sql.LINE_ITEMS} WHERE call_id = {ph}", (call_id,))
+    insert = dialect.insert_sql(_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS)
+    for item in cost.line_items:
+        cursor.execute(
+            insert,
+            (
+                call_id,
+                item.component,
+                item.unit,
+                dialect.convert_decimal(item.quantity),
+                dialect.convert_decimal(item.unit_price),
+                dialect.convert_decimal(item.cost),
+            ),
+        )
 
 
 __all__ = ["RepriceResult", "reprice"]
