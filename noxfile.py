@@ -40,7 +40,7 @@ SDK_TESTS = [
     "tests/test_instrument_anthropic.py",
     "tests/test_streams.py",
     "tests/test_httpx_transport.py",
-    "tests/test_deferred_recording.py",
+    "tests/test_recording.py",
 ]
 
 

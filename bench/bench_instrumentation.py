@@ -247,13 +247,9 @@ def isolated() -> dict[str, float]:
     objects as in a live call. The full pipeline is configured (bus, pricing), with
     the bus worker idle while timing.
     """
+    from llm_cost_tracker.instrumentation._sdk import CallRecorder, begin_call, method_wrapper
     from llm_cost_tracker.instrumentation._streams import SyncStreamProxy
     from llm_cost_tracker.instrumentation.openai import CHAT, sdk_context
-    from llm_cost_tracker.instrumentation.openai._wrappers import (
-        CallRecorder,
-        begin_call,
-        sync_wrapper,
-    )
 
     import llm_cost_tracker as lct
 
@@ -265,7 +261,7 @@ def isolated() -> dict[str, float]:
     )
     resource = chat.chat.completions
     ctx = sdk_context()
-    wrapper = sync_wrapper(ctx, CHAT)
+    wrapper = method_wrapper(ctx, CHAT)
     kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES}
 
     def sdk_method(**kw: Any) -> Any:
@@ -315,7 +311,7 @@ def in_situ() -> dict[str, dict[str, float]]:
 
     The hot-loop figure of ``isolated()`` flatters: in a real call the SDK's own
     work (about a millisecond here) evicts our code and data from the CPU caches
-    between two calls. Here the real ``sync_wrapper`` wraps the real SDK methods,
+    between two calls. Here the real ``method_wrapper`` wraps the real SDK methods,
     and a shim around each reads the thread's CPU clock on entry and exit and
     around the SDK method; the same shim around a wrapper that only passes the
     call on is the baseline, in alternating rounds, so what is left is our code
@@ -324,23 +320,23 @@ def in_situ() -> dict[str, dict[str, float]]:
     """
     from llm_cost_tracker.instrumentation import anthropic as anthropic_instrumentation
     from llm_cost_tracker.instrumentation import openai as openai_instrumentation
-    from llm_cost_tracker.instrumentation.openai import _wrappers
+    from llm_cost_tracker.instrumentation import _sdk
 
     import llm_cost_tracker as lct
 
     from ._timing import cpu_shim, pass_through
 
     spans: list[float] = []
-    real = _wrappers.sync_wrapper
+    real = _sdk.method_wrapper
     use_real = True
 
-    def timed_sync_wrapper(ctx: Any, surface: Any) -> Callable[..., Any]:
+    def timed_method_wrapper(ctx: Any, surface: Any) -> Callable[..., Any]:
         return cpu_shim(real(ctx, surface) if use_real else pass_through, spans)
 
     results: dict[str, dict[str, float]] = {}
     modules = (openai_instrumentation, anthropic_instrumentation)
     for module in modules:
-        module.sync_wrapper = timed_sync_wrapper  # type: ignore[attr-defined]
+        module.method_wrapper = timed_method_wrapper  # type: ignore[attr-defined]
     configure, patch, unpatch = _ours()
     configure()
     try:
@@ -369,7 +365,7 @@ def in_situ() -> dict[str, dict[str, float]]:
             }
     finally:
         for module in modules:
-            module.sync_wrapper = real  # type: ignore[attr-defined]
+            module.method_wrapper = real  # type: ignore[attr-defined]
         lct.shutdown()
     return results
 

@@ -1,63 +1,41 @@
-"""Turning one intercepted call into a UsageEvent: shared by the SDK and transport instrumentors.
+"""One intercepted call, from its start to one finished ``UsageEvent``: shared by every instrumentor.
 
-``start_call()`` snapshots everything that must be read in the caller's context
-when the call starts (tags, the OpenTelemetry span, the clock). A call ends in
-one of two ways:
-
-- ``finish_later(call, read, source)``, the hot path: the caller's thread only
-  stops the clock and queues the call; the bus worker later runs
-  ``read(call, source)`` to read usage out of the response and build the event.
-  Nothing is parsed or built on the caller's thread.
-- ``finish_call()`` / ``fail_call()``: the event is built at once from fields
-  already known (errors, streams read to the end, manual paths).
-
-When a budget must see the cost in the caller's thread (``on_exceed`` "raise"
-or "block"), ``finish_later`` reads and prices at once instead. None of these
-raise into the caller except a budget guardrail the user configured to.
+``start_call()`` reads, in the caller's context and before the request goes
+out, what the event carries from the call's start: the tags in force, the
+OpenTelemetry span and the clocks (and runs a budget preflight when one is
+configured). ``finish_call()`` / ``fail_call()`` end the call once: they build
+the finished, immutable event from what the response said and hand it to the
+runtime, which queues it for the bus worker. Nothing of the caller's (client,
+request, response) is kept past the call. None of these raise into the caller
+except a budget guardrail the user configured to.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from contextvars import Context, copy_context
-from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
 
-from .._api import current_call_tags, current_span_context, get_runtime, trace_ids
+from .._api import current_span_context, get_runtime, trace_ids
 from .._errors import LLMCostTrackerError
-from .._events import TokenUsage, UsageEvent, UsageSource
+from .._events import UsageEvent, UsageSource
 from .._stats import STATS
 from .._suppress import is_suppressed
-from .._tags import DefaultTagSource, Tags, resolve_tags
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-S = TypeVar("S")
-
-Reader = Callable[["Call", Any], "UsageEvent | None"]
-
+from .._tags import Tags, resolve_tags
+from ._extraction import Extraction
 
 class Call:
-    """A call in flight: what was known when it started. Finishes at most once.
-
-    Also what the bus queues for a call finished with ``finish_later``: its
-    ``build()`` runs the reader on the worker.
-    """
+    """A call in flight: what was in force when it started. Finishes at most once."""
 
     __slots__ = (
-        "_context",
-        "_defaults",
-        "_read",
-        "_source",
-        "ended",
         "finished",
         "operation",
         "provider",
         "request_model",
+        "occurred_at",
         "span_context",
         "started",
-        "started_ns",
         "stream",
         "tags",
     )
@@ -69,131 +47,42 @@ class Call:
         self.operation = operation
         self.request_model = request_model
         self.stream = stream
-        self.tags: Tags | None = tags
+        self.tags = tags
         self.span_context = current_span_context()
-        self.started_ns = time.time_ns()
-        self.started = time.perf_counter()
-        self.ended = 0.0
+        self.occurred_at = datetime.now(timezone.utc)  # when the request started
+        self.started = time.perf_counter()  # for the latency: monotonic
         self.finished = False
-        self._read: Reader | None = None
-        self._source: Any = None
-        self._context: Context | None = None
-        self._defaults: DefaultTagSource | None = None
-
-    @classmethod
-    def lean(
-        cls,
-        provider: str,
-        operation: str,
-        request_model: str | None,
-        defaults: DefaultTagSource,
-    ) -> Call:
-        """A call whose tags and span are read later, from a copy of the caller's context.
-
-        Copying the context is one C call; reading the tag scopes and the
-        OpenTelemetry span out of it waits for ``event()``, on the bus worker.
-        ``defaults`` must not be a callable source (those run in the caller's thread).
-        """
-        return cls.resumed(
-            provider,
-            operation,
-            request_model,
-            defaults,
-            copy_context(),
-            time.time_ns(),
-            time.perf_counter(),
-        )
-
-    @classmethod
-    def resumed(
-        cls,
-        provider: str,
-        operation: str,
-        request_model: str | None,
-        defaults: DefaultTagSource,
-        context: Context,
-        started_ns: int,
-        started: float,
-    ) -> Call:
-        """The lean call of a wrapper that took the context copy and the clocks itself.
-
-        The SDK wrappers' fastest path keeps only those on the caller's thread
-        and makes the ``Call`` later (on the worker, or when the result turns
-        out to be a stream, a raw response or an error).
-        """
-        call = cls.__new__(cls)
-        call.provider = provider
-        call.operation = operation
-        call.request_model = request_model
-        call.stream = False
-        call.tags = None
-        call.span_context = None
-        call._context = context
-        call._defaults = defaults
-        call.started_ns = started_ns
-        call.started = started
-        call.ended = 0.0
-        call.finished = False
-        call._read = None
-        call._source = None
-        return call
-
-    @property
-    def occurred_at(self) -> datetime:
-        """When the request started, in UTC, to the microsecond."""
-        return _EPOCH + timedelta(microseconds=self.started_ns // 1000)
 
     def event(
         self,
-        *,
-        usage: TokenUsage | None,
-        model: str | None,
+        found: Extraction,
         usage_source: UsageSource,
-        pricing_mode: str = "standard",
-        provider_response_id: str | None = None,
+        *,
+        ended: float,
         status: str = "ok",
         error_type: str | None = None,
-        provider: str | None = None,
     ) -> UsageEvent:
-        """The event for this call, with what its response said. The call must have ended."""
-        context = self._context
-        if context is not None:  # a lean call: what the caller's context held when it started
-            self._context = None
-            self.tags, self.span_context = context.run(_snapshot, self._defaults or _NO_DEFAULTS)
+        """The finished event for this call, from what its response said."""
         trace_id, span_id = trace_ids(self.span_context)
+        usage = found.usage
         return UsageEvent(
-            provider=provider or self.provider,
-            model=model or self.request_model or "unknown",
+            provider=self.provider,
+            model=found.model or self.request_model or "unknown",
             operation=self.operation,
             usage=usage,
             occurred_at=self.occurred_at,
-            latency_ms=(self.ended - self.started) * 1000.0,
-            pricing_mode=pricing_mode,
+            latency_ms=(ended - self.started) * 1000.0,
+            pricing_mode=found.pricing_mode,
             stream=self.stream,
             usage_source=usage_source if usage is not None else "unknown",
             status="error" if status == "error" else "ok",
             error_type=error_type,
-            provider_response_id=provider_response_id,
+            provider_response_id=found.response_id,
             request_model=self.request_model,
             trace_id=trace_id,
             span_id=span_id,
-            tags=self.tags if self.tags is not None else {},
+            tags=self.tags,
         )
-
-    def build(self) -> UsageEvent | None:
-        """Run the reader ``finish_later`` left (on the bus worker)."""
-        read, source = self._read, self._source
-        self._read = self._source = None  # the response goes as soon as it has been read
-        if read is None:
-            return None
-        return read(self, source)
-
-
-_NO_DEFAULTS = DefaultTagSource(None)
-
-
-def _snapshot(defaults: DefaultTagSource) -> tuple[Tags, Any]:
-    return resolve_tags(defaults), current_span_context()
 
 
 def start_call(
@@ -203,11 +92,14 @@ def start_call(
     *,
     stream: bool = False,
     request: Mapping[str, Any] | None = None,
+    preflight: bool = True,
 ) -> Call | None:
     """Begin recording a call; None when recording is off or an outer layer records it.
 
-    ``request`` (the call's keyword arguments) is only passed to a configured
-    budget preflight, which may raise BudgetExceededError to stop the call.
+    ``request`` (the call's keyword arguments, or the parsed request body) is
+    only passed to a configured budget preflight, which may raise
+    BudgetExceededError to stop the call; ``preflight=False`` skips it (polls
+    such as ``responses.retrieve`` that send no billed request).
     """
     if is_suppressed():
         return None
@@ -215,12 +107,12 @@ def start_call(
         runtime = get_runtime()
         if runtime is None:
             return None
-        call = Call(provider, operation, request_model, stream, current_call_tags())
+        call = Call(provider, operation, request_model, stream, resolve_tags(runtime.defaults))
     except Exception:
         STATS.failure("errors.instrumentation.start", "could not start recording a call")
         return None
     before = runtime.before_call
-    if before is not None:
+    if before is not None and preflight:
         try:
             before(provider, request_model, request or {}, call.tags)
         except LLMCostTrackerError:
@@ -232,83 +124,44 @@ def start_call(
     return call
 
 
-def finish_later(call: Call, read: Callable[[Call, S], UsageEvent | None], source: S) -> None:
-    """Record ``call`` (once): the bus worker builds its event with ``read(call, source)``.
-
-    On the caller's thread this only stops the clock and queues the call.
-    ``source`` (a response object or body) is held until the worker has read
-    it, never stored. When a budget needs the cost now, reads at once; raises
-    only a budget's BudgetExceededError in "raise" mode.
-    """
-    if call.finished:
-        return
-    call.finished = True
-    call.ended = time.perf_counter()
-    runtime = get_runtime()
-    if runtime is None:
-        return
-    if runtime.lean:  # no budget needs the cost in this thread
-        call._read = read
-        call._source = source
-        runtime.bus.defer(call)
-        return
-    try:
-        event = read(call, source)
-    except Exception:
-        STATS.failure("errors.instrumentation.finish", "could not record a finished call")
-        return
-    if event is not None:
-        runtime.deliver(event)
+UNKNOWN = Extraction(usage=None)
+"""What a call whose response said nothing readable yields: usage (and cost) unknown."""
 
 
 def finish_call(
     call: Call,
+    found: Extraction | None = UNKNOWN,
+    usage_source: UsageSource = "response",
     *,
-    usage: TokenUsage | None,
-    model: str | None,
-    usage_source: UsageSource,
-    pricing_mode: str = "standard",
-    provider_response_id: str | None = None,
     status: str = "ok",
     error_type: str | None = None,
-    provider: str | None = None,
 ) -> None:
-    """Record ``call`` as finished (once); raises only a budget's BudgetExceededError in "raise" mode."""
+    """Record ``call`` (once) with what its response said; ``found=None`` records nothing.
+
+    None means there is nothing to bill yet (a background response still
+    running, a response id already recorded). Raises only a budget's
+    BudgetExceededError in "raise" mode; every other failure is counted.
+    """
     if call.finished:
         return
     call.finished = True
-    call.ended = time.perf_counter()
+    if found is None:
+        return
+    ended = time.perf_counter()
     try:
-        event = call.event(
-            usage=usage,
-            model=model,
-            usage_source=usage_source,
-            pricing_mode=pricing_mode,
-            provider_response_id=provider_response_id,
-            status=status,
-            error_type=error_type,
-            provider=provider,
-        )
         runtime = get_runtime()
         if runtime is None:
             return
+        event = call.event(found, usage_source, ended=ended, status=status, error_type=error_type)
     except Exception:
         STATS.failure("errors.instrumentation.finish", "could not record a finished call")
         return
     runtime.deliver(event)
 
 
-def fail_call(call: Call, error: BaseException, *, provider_response_id: str | None = None) -> None:
+def fail_call(call: Call, error: BaseException) -> None:
     """Record ``call`` as failed with ``error``'s type; usage is unknown. Never raises."""
     try:
-        finish_call(
-            call,
-            usage=None,
-            model=None,
-            usage_source="unknown",
-            status="error",
-            error_type=type(error).__name__,
-            provider_response_id=provider_response_id,
-        )
+        finish_call(call, UNKNOWN, "unknown", status="error", error_type=type(error).__name__)
     except Exception:
         STATS.failure("errors.instrumentation.fail", "could not record a failed call")

@@ -45,7 +45,7 @@ _cache: dict[str, str | None] = {}
 _port_cache: dict[tuple[str, int | None], str | None] = {}
 _port_hosts: frozenset[str] = frozenset()  # hosts that have a "host:port" registration
 _generation = 0  # bumped on every registration change; a miss computed before one is not cached
-_MISSING = object()
+MISSING = object()
 
 
 def _changed() -> None:
@@ -59,6 +59,16 @@ def _changed() -> None:
     )
     _cache.clear()
     _port_cache.clear()
+
+
+def generation() -> int:
+    """A number that changes whenever a host is registered or removed (cached answers go stale)."""
+    return _generation
+
+
+def cached_provider(host: str) -> object:
+    """The cached answer for ``host`` (a provider or None), or ``MISSING``: one dict lookup."""
+    return _cache.get(host, MISSING)
 
 
 def register_host(host: str, provider: str) -> None:
@@ -86,15 +96,15 @@ def registered_hosts() -> dict[str, str]:
 
 def provider_for_host(host: str, port: int | None = None) -> str | None:
     """Return the provider for ``host`` (and optionally ``port``), or None when it is not an LLM host."""
-    found: Any = _cache.get(host, _MISSING)
-    if found is not _MISSING:
+    found: Any = _cache.get(host, MISSING)
+    if found is not MISSING:
         return found  # type: ignore[no-any-return]
     generation = _generation
     name = host.lower()
     if name in _port_hosts:
         key = (host, port)
-        found = _port_cache.get(key, _MISSING)
-        if found is _MISSING:
+        found = _port_cache.get(key, MISSING)
+        if found is MISSING:
             found = _lookup(name, port)
             with _lock:
                 if generation == _generation:

@@ -297,23 +297,6 @@ class AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             _guarded(self._self_observer.closed)
 
 
-def sse_json_events(content: bytes) -> list[Any]:
-    """Parse a complete ``text/event-stream`` body into its JSON ``data`` payloads (``[DONE]`` skipped)."""
-    import json
-
-    events: list[Any] = []
-    text = content.decode("utf-8", errors="replace").replace("\r\n", "\n")
-    for block in text.split("\n\n"):
-        data = [line[5:].lstrip() for line in block.split("\n") if line.startswith("data:")]
-        if not data or data == ["[DONE]"]:
-            continue
-        try:
-            events.append(json.loads("\n".join(data)))
-        except ValueError:
-            STATS.incr("dropped.stream_event_unparsable")
-    return events
-
-
 __all__ = [
     "AsyncRawResponseProxy",
     "AsyncStreamProxy",
@@ -321,5 +304,4 @@ __all__ = [
     "StreamObserver",
     "SyncRawResponseProxy",
     "SyncStreamProxy",
-    "sse_json_events",
 ]

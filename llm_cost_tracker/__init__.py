@@ -17,9 +17,9 @@ from ._stats import stats
 from ._suppress import is_suppressed, suppressed
 from ._tags import with_tags
 from .budgets import Budgets
+from .instrumentation._extraction import Extraction
 from .instrumentation._hosts import register_host
 from .instrumentation.httpx._parsers import register_parser
-from .instrumentation.openai._extract import Extraction
 
 try:
     __version__ = _version("llm-cost-tracker")

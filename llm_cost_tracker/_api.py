@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._budget_guard import build_guard, install_guard
 from ._bus import Bus
 from ._components import COMPONENTS, TOKEN_COMPONENTS
-from ._config import Config, build_exporters, build_stages, is_disabled, resolve
+from ._config import (
+    UNSET,
+    Config,
+    ExporterSpec,
+    build_exporters,
+    build_stages,
+    is_disabled,
+    resolve,
+)
 from ._errors import LLMCostTrackerError
 from ._events import TokenUsage, UsageEvent
 from ._stats import STATS
-from ._tags import DefaultTagSource, Tags, resolve_tags, sanitize_tags
+from ._tags import DefaultTags, DefaultTagSource, Tags, resolve_tags, sanitize_tags
+
+if TYPE_CHECKING:
+    from .budgets import Budgets
 
 _logger = logging.getLogger(__name__)
 
@@ -43,14 +56,6 @@ class Runtime:
         # sees its cost and the bus gets it already priced.
         self.price_event: Callable[[UsageEvent], UsageEvent] | None = None
         self.budget_guard: Any = None
-        # True while no hook above is set: instrumentation may then take its lean
-        # path (nothing to check before the call, nothing to price in the caller's
-        # thread). Kept in step by set_hooks().
-        self.lean = True
-        # The default tags when instrumentation may also read them on the worker
-        # (lean, and not from a callable, which runs in the caller's thread); else
-        # None. One attribute for the SDK wrappers' fastest path to test.
-        self.lean_defaults: DefaultTagSource | None = None if defaults.dynamic else defaults
 
     def set_hooks(
         self,
@@ -64,8 +69,6 @@ class Runtime:
         self.before_call = before_call
         self.after_call = after_call
         self.price_event = price_event
-        self.lean = before_call is None and after_call is None and price_event is None
-        self.lean_defaults = self.defaults if self.lean and not self.defaults.dynamic else None
 
     def deliver(self, event: UsageEvent) -> None:
         """Hand a finished call to the bus, pricing and budget-checking it first when budgets ask.
@@ -96,15 +99,51 @@ _runtime: Runtime | None = None
 _disabled_runtime: Runtime | None = None
 
 
-def configure(**kwargs: Any) -> Config:
+def configure(
+    *,
+    database_url: str | None = UNSET,
+    exporters: Sequence[ExporterSpec] | None = None,
+    instrument: str | Sequence[str] | None = UNSET,
+    disabled_instrumentations: Sequence[str] | None = None,
+    default_tags: DefaultTags = None,
+    prices_file: str | os.PathLike[str] | None = None,
+    pricing_overrides: Mapping[str, Any] | None = None,
+    azure_deployments: Mapping[str, str] | None = None,
+    budgets: Budgets | None = None,
+    queue_size: int | None = None,
+    queue_max_bytes: int | None = None,
+    batch_size: int = 512,
+    export_interval: float = 1.0,
+    synchronous: bool = False,
+    stream_usage: bool = True,
+    spool_dir: str | os.PathLike[str] | None = None,
+) -> Config:
     """Set up llm-cost-tracker: where events go, what gets patched, tags, prices and budgets.
 
     Keyword-only. Calling it again with the same settings does nothing; with
     different settings it flushes and replaces the previous pipeline. See
     ``docs/configuration.md`` for every argument and its environment variable.
+    An argument it does not know is a ``TypeError`` (and a type-checker error).
     """
     global _runtime
-    config = resolve(**kwargs)
+    config = resolve(
+        database_url=database_url,
+        exporters=exporters,
+        instrument=instrument,
+        disabled_instrumentations=disabled_instrumentations,
+        default_tags=default_tags,
+        prices_file=prices_file,
+        pricing_overrides=pricing_overrides,
+        azure_deployments=azure_deployments,
+        budgets=budgets,
+        queue_size=queue_size,
+        queue_max_bytes=queue_max_bytes,
+        batch_size=batch_size,
+        export_interval=export_interval,
+        synchronous=synchronous,
+        stream_usage=stream_usage,
+        spool_dir=spool_dir,
+    )
     with _lock:
         if is_disabled():
             _logger.info(
@@ -125,6 +164,7 @@ def configure(**kwargs: Any) -> Config:
             stages=stages,
             exporters=exporters,
             max_queue=config.queue_size,
+            max_queue_bytes=config.queue_max_bytes,
             batch_size=config.batch_size,
             interval=config.export_interval,
             synchronous=config.synchronous,
@@ -265,18 +305,23 @@ def current_trace_ids() -> tuple[str | None, str | None]:
     return trace_ids(current_span_context())
 
 
-def record(event: UsageEvent) -> None:
-    """Hand a finished event to the bus. Never raises, never blocks."""
-    runtime = get_runtime()
-    if runtime is None:
-        return
-    runtime.bus.emit(event)
-
-
 def flush(timeout: float | None = 5.0) -> bool:
-    """Deliver every event recorded so far; return whether it all got out within ``timeout`` seconds."""
+    """Deliver every event recorded so far; return whether it all got out within ``timeout`` seconds.
+
+    True means done: every event recorded before the call has been priced,
+    budget-checked and exported, and any budget callback it triggered has run.
+    """
     runtime = _runtime
-    return True if runtime is None else runtime.bus.flush(timeout)
+    if runtime is None:
+        return True
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if not runtime.bus.flush(timeout):
+        return False
+    guard = runtime.budget_guard
+    if guard is None:
+        return True
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    return bool(guard.flush(remaining))
 
 
 def shutdown(timeout: float | None = 5.0) -> bool:

@@ -573,6 +573,10 @@ class BudgetGuard:
                 )
         return result
 
+    def flush(self, timeout: float | None) -> bool:
+        """Wait until every crossing found so far has been claimed and its callback run."""
+        return True if self.shared is None else self.shared.flush(timeout)
+
     def close(self) -> None:
         if self.shared is not None:
             self.shared.stop()

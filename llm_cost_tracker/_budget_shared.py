@@ -159,6 +159,10 @@ class SharedTotals:
         self.dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
         self._connection: Any = None
         self._claims: collections.deque[BudgetAlert] = collections.deque(maxlen=10_000)
+        # claims queued / settled (claimed and fired, or lost) so far: flush() waits on them
+        self._claims_queued = 0
+        self._claims_settled = 0
+        self._settled = threading.Condition()
         self._wake = threading.Event()
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -219,14 +223,36 @@ class SharedTotals:
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
         self._refreshed = threading.Condition()
+        self._settled = threading.Condition()
         self._claims.clear()
+        self._claims_queued = self._claims_settled = 0
         if not self._stopped:
             self.start()
 
     def claim(self, alerts: Sequence[BudgetAlert]) -> None:
         """Queue crossings to claim in the database; the thread fires the ones this process wins."""
-        self._claims.extend(alerts)
+        with self._settled:
+            dropped = max(0, len(self._claims) + len(alerts) - (self._claims.maxlen or 0))
+            self._claims.extend(alerts)
+            self._claims_queued += len(alerts)
+            self._claims_settled += dropped  # pushed out of the full deque: never claimed
+        if dropped:
+            STATS.incr("dropped.budget_claims", dropped)
         self._wake.set()
+
+    def flush(self, timeout: float | None) -> bool:
+        """Wait until the crossings queued so far are claimed and their callbacks have run."""
+        with self._settled:
+            target = self._claims_queued
+            if self._claims_settled >= target:
+                return True
+            self._wake.set()
+            return self._settled.wait_for(lambda: self._claims_settled >= target, timeout)
+
+    def _settle(self, count: int) -> None:
+        with self._settled:
+            self._claims_settled += count
+            self._settled.notify_all()
 
     def wait_for_refresh(self, timeout: float) -> bool:
         """Block until a refresh that starts after this call completes; return whether one did.
@@ -389,9 +415,12 @@ class SharedTotals:
                 except BaseException:
                     self._claims.appendleft(alert)  # try again after reconnecting
                     raise
-                if cursor.rowcount == 1:
-                    self.guard.fire(alert)
-                else:
-                    STATS.incr("budget.crossings_claimed_elsewhere")
+                try:
+                    if cursor.rowcount == 1:
+                        self.guard.fire(alert)
+                    else:
+                        STATS.incr("budget.crossings_claimed_elsewhere")
+                finally:
+                    self._settle(1)
         finally:
             cursor.close()

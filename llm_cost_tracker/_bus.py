@@ -1,10 +1,13 @@
-"""The in-process bus: a bounded queue, one background worker, stages, exporter fan-out.
+"""The in-process bus: a bounded queue of finished events, one background worker, stages, exporters.
 
-``emit()`` is O(1) and never blocks: it appends to a deque (or drops and counts
-when the deque is full). The worker drains it in batches, runs each event
-through the stages in order, and hands the batch to every exporter. ``flush()``
-puts a marker in the queue and waits until the worker has passed it, so it
-returns exactly when everything emitted before it has been handed over.
+``emit()`` is O(1) and never blocks: it appends a finished, immutable
+``UsageEvent`` to a deque, or drops and counts it when the deque holds
+``max_queue`` events or about ``max_queue_bytes`` of them. The worker drains it
+in batches, runs each event through the stages in order, and hands the batch
+to every exporter (the shape of OpenTelemetry's ``BatchSpanProcessor``).
+``flush()`` puts a marker in the queue and waits until the worker has passed
+it, so it returns exactly when everything emitted before it has been handed
+over.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ._events import UsageEvent
 from ._stats import STATS
@@ -61,22 +64,16 @@ def stage_name(stage: Stage) -> str:
     return getattr(stage, "__name__", None) or type(stage).__name__
 
 
-class Pending(Protocol):
-    """A finished call whose event is built on the worker: ``build()`` returns it, or None.
-
-    Instrumentation hands these to ``Bus.defer()`` so that reading usage out of
-    a response and building the event happen off the caller's thread. None
-    means there is nothing to record (a background response still running, a
-    response id already recorded).
-    """
-
-    def build(self) -> UsageEvent | None: ...
+EVENT_OVERHEAD_BYTES = 1024
+"""About what an event with no tags holds in memory (its slots, usage, datetime, strings)."""
 
 
-# The cheapest pending call to make on a caller's thread: a plain tuple
-# ``(build, *args)`` (one allocation, no attribute writes); the worker runs
-# ``build(*args)``, which returns the event or None like ``Pending.build()``.
-Deferred = tuple[Any, ...]
+def approximate_size(event: UsageEvent) -> int:
+    """About how many bytes ``event`` keeps alive: a fixed overhead plus its tags' text."""
+    size = EVENT_OVERHEAD_BYTES + len(event.model)
+    for key, value in event.tags.items():
+        size += 50 + len(key) + len(value)  # two str headers and a dict slot
+    return size
 
 
 class _FlushMarker:
@@ -99,6 +96,8 @@ class Bus:
         exporters: objects with ``export(events)`` and ``shutdown()``.
         max_queue: events held in memory at most; past it, events are dropped
             and counted as ``dropped.queue_full``.
+        max_queue_bytes: the same bound in (approximate) bytes, so that events
+            with many long tags cannot hold more memory than this.
         batch_size: events handed to exporters at a time.
         interval: seconds the worker waits for a batch to fill before exporting.
         synchronous: run stages and exporters in ``emit()`` itself (tests, scripts).
@@ -110,21 +109,27 @@ class Bus:
         stages: Sequence[Stage] = (),
         exporters: Sequence[Exporter] = (),
         max_queue: int = 100_000,
+        max_queue_bytes: int = 64 * 1024 * 1024,
         batch_size: int = 512,
         interval: float = 1.0,
         synchronous: bool = False,
         exit_timeout: float = 5.0,
     ) -> None:
-        if max_queue < 1 or batch_size < 1 or interval <= 0:
-            raise ValueError("max_queue and batch_size must be >= 1 and interval > 0")
+        if max_queue < 1 or max_queue_bytes < 1 or batch_size < 1 or interval <= 0:
+            raise ValueError(
+                "max_queue, max_queue_bytes and batch_size must be >= 1 and interval > 0"
+            )
         self.stages = list(stages)
         self.exporters = list(exporters)
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self.batch_size = batch_size
         self.interval = interval
         self.synchronous = synchronous
         self.exit_timeout = exit_timeout
-        self._queue: collections.deque[_Item] = collections.deque()
+        self._queue: collections.deque[UsageEvent | _FlushMarker] = collections.deque()
+        self._queued_bytes = 0  # of the events in the queue; changed under _size_lock
+        self._size_lock = threading.Lock()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -136,36 +141,39 @@ class Bus:
     # -- caller side -------------------------------------------------------
 
     def emit(self, event: UsageEvent) -> None:
-        """Queue ``event`` for export. Never blocks and never raises."""
-        if self._put(event):
-            STATS.incr("emitted")
+        """Queue ``event`` for export (or process it at once in synchronous mode).
 
-    def _put(self, item: UsageEvent | Pending | Deferred) -> bool:
-        """Queue ``item`` (or process it at once in synchronous mode); False when it was dropped."""
+        Never blocks and never raises: a full queue drops the event and counts
+        it as ``dropped.queue_full``.
+        """
         if self._closed:
             STATS.incr("dropped.shutdown")
-            return False
+            return
         if self.synchronous:
             with self._sync_lock:
-                self._process([item])
-            return True
+                self._process([event])
+            STATS.incr("emitted")
+            return
+        size = approximate_size(event)
         queue = self._queue
-        if len(queue) >= self.max_queue:
+        with self._size_lock:
+            if len(queue) >= self.max_queue or self._queued_bytes + size > self.max_queue_bytes:
+                full = True
+            else:
+                full = False
+                self._queued_bytes += size
+                queue.append(event)
+        if full:
             STATS.incr("dropped.queue_full")
-            return False
-        queue.append(item)
+            return
         if self._worker is None:
             self._start_worker()
         elif len(queue) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
-        return True
 
-    # Queue a finished call whose event the worker builds (``pending.build()``, or
-    # ``build(*args)`` for a ``(build, *args)`` tuple); False when it was dropped.
-    # Never raises. Cheaper than ``emit()`` on the caller's thread: no event is
-    # built and no counter lock is taken; ``emitted`` is counted when the worker
-    # builds it. ``_put`` itself, so that the hot path makes one call, not two.
-    defer = _put
+    def queued_bytes(self) -> int:
+        """About how many bytes the events waiting in the queue hold."""
+        return self._queued_bytes
 
     def pending(self) -> int:
         """Events queued in memory and not yet handed to the exporters."""
@@ -218,7 +226,9 @@ class Bus:
         left = self.pending()
         if left:
             STATS.incr("dropped.shutdown", left)
-            self._queue.clear()
+            with self._size_lock:
+                self._queue.clear()
+                self._queued_bytes = 0
         return finished and not left
 
     # -- worker side -------------------------------------------------------
@@ -244,21 +254,26 @@ class Bus:
     def _drain(self) -> None:
         queue = self._queue
         while queue:
-            batch: list[UsageEvent | Pending | Deferred] = []
+            batch: list[UsageEvent] = []
             markers: list[_FlushMarker] = []
-            while queue and len(batch) < self.batch_size:
-                item = queue.popleft()
-                if isinstance(item, _FlushMarker):
-                    markers.append(item)
-                    break
-                batch.append(item)
+            size = 0
+            with self._size_lock:
+                while queue and len(batch) < self.batch_size:
+                    item = queue.popleft()
+                    if isinstance(item, _FlushMarker):
+                        markers.append(item)
+                        break
+                    batch.append(item)
+                    size += approximate_size(item)
+                self._queued_bytes -= size
             if batch:
+                STATS.incr("emitted", len(batch))  # counted here, off the caller's thread
                 self._process(batch)
             for marker in markers:
                 marker.done.set()
 
-    def _process(self, batch: Sequence[UsageEvent | Pending | Deferred]) -> None:
-        events = [e for e in (self._run_stages(event) for event in _built(batch)) if e is not None]
+    def _process(self, batch: Sequence[UsageEvent]) -> None:
+        events = [e for e in map(self._run_stages, batch) if e is not None]
         if not events:
             return
         delivered = 0
@@ -298,6 +313,8 @@ class Bus:
         # The parent still owns (and will export) what was queued before the fork;
         # the child starts empty, with fresh locks and no worker.
         self._queue = collections.deque()
+        self._queued_bytes = 0
+        self._size_lock = threading.Lock()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
@@ -312,30 +329,6 @@ class Bus:
                     STATS.failure(
                         f"errors.exporter.{exporter_name(exporter)}", "exporter after_fork failed"
                     )
-
-
-_Item = UsageEvent | Pending | Deferred | _FlushMarker
-
-
-def _built(batch: Sequence[UsageEvent | Pending | Deferred]) -> list[UsageEvent]:
-    """The batch as events: deferred calls are built here, on the worker, and counted as emitted."""
-    events: list[UsageEvent] = []
-    built = 0
-    for item in batch:
-        if isinstance(item, UsageEvent):
-            events.append(item)
-            continue
-        try:
-            event = item[0](*item[1:]) if isinstance(item, tuple) else item.build()
-        except Exception:
-            STATS.failure("errors.instrumentation.finish", "could not record a finished call")
-            continue
-        if event is not None:
-            events.append(event)
-            built += 1
-    if built:
-        STATS.incr("emitted", built)
-    return events
 
 
 def _after_fork_in_child() -> None:

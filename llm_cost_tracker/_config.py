@@ -23,6 +23,7 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///llm_costs.db"
 DEFAULT_QUEUE_SIZE = 100_000
+DEFAULT_QUEUE_MAX_BYTES = 64 * 1024 * 1024
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -117,6 +118,7 @@ class Config:
     azure_deployments: Mapping[str, str] | None
     budgets: Any
     queue_size: int
+    queue_max_bytes: int
     batch_size: int
     export_interval: float
     synchronous: bool
@@ -125,14 +127,15 @@ class Config:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-_UNSET: Any = object()
+UNSET: Any = object()
+"""``database_url`` / ``instrument`` not given: the environment or the default decides."""
 
 
 def resolve(
     *,
-    database_url: str | None = _UNSET,
+    database_url: str | None = UNSET,
     exporters: Sequence[ExporterSpec] | None = None,
-    instrument: str | Sequence[str] | None = _UNSET,
+    instrument: str | Sequence[str] | None = UNSET,
     disabled_instrumentations: Sequence[str] | None = None,
     default_tags: DefaultTags = None,
     prices_file: str | os.PathLike[str] | None = None,
@@ -140,6 +143,7 @@ def resolve(
     azure_deployments: Mapping[str, str] | None = None,
     budgets: Any = None,
     queue_size: int | None = None,
+    queue_max_bytes: int | None = None,
     batch_size: int = 512,
     export_interval: float = 1.0,
     synchronous: bool = False,
@@ -147,7 +151,7 @@ def resolve(
     spool_dir: str | os.PathLike[str] | None = None,
 ) -> Config:
     """Resolve arguments, environment and defaults into a Config (argument > env > default)."""
-    if database_url is _UNSET:
+    if database_url is UNSET:
         database_url = _env(env.LLM_COST_TRACKER_DATABASE_URL) or DEFAULT_DATABASE_URL
     if database_url is not None and database_url.strip().lower() in {"", "none"}:
         database_url = None
@@ -156,7 +160,7 @@ def resolve(
         raw = _env(env.LLM_COST_TRACKER_EXPORTERS)
         exporters = parse_list(raw) if raw else []
 
-    if instrument is _UNSET:
+    if instrument is UNSET:
         raw = _env(env.LLM_COST_TRACKER_INSTRUMENT)
         instrument = "all" if raw is None else raw
     instruments: tuple[str, ...] | None
@@ -200,6 +204,9 @@ def resolve(
         azure_deployments=azure_deployments,
         budgets=budgets,
         queue_size=_resolve_int(queue_size, env.LLM_COST_TRACKER_QUEUE_SIZE, DEFAULT_QUEUE_SIZE),
+        queue_max_bytes=_resolve_int(
+            queue_max_bytes, env.LLM_COST_TRACKER_QUEUE_MAX_BYTES, DEFAULT_QUEUE_MAX_BYTES
+        ),
         batch_size=batch_size,
         export_interval=export_interval,
         synchronous=synchronous,

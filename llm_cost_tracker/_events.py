@@ -28,7 +28,7 @@ def _empty() -> Mapping[str, Any]:
     return _EMPTY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TokenUsage:
     """What a call consumed, by disjoint billable component.
 
@@ -44,6 +44,20 @@ class TokenUsage:
     services: Mapping[str, Decimal] = field(default_factory=_empty)
     reasoning_tokens: int = 0
     reported_cost: Decimal | None = None
+
+    def __init__(
+        self,
+        tokens: Mapping[str, int] = _EMPTY,
+        services: Mapping[str, Decimal] = _EMPTY,
+        reasoning_tokens: int = 0,
+        reported_cost: Decimal | None = None,
+    ) -> None:
+        # Set through the slot descriptors, as UsageEvent does (see there): every
+        # instrumented call makes one, on the caller's thread.
+        _set_tokens(self, tokens)
+        _set_services(self, services)
+        _set_reasoning_tokens(self, reasoning_tokens)
+        _set_reported_cost(self, reported_cost)
 
     @property
     def input_tokens(self) -> int:
@@ -193,9 +207,15 @@ class UsageEvent:
         return self.cost.total
 
 
-def _setter(name: str) -> Callable[[UsageEvent, Any], None]:
-    setter: Callable[[UsageEvent, Any], None] = UsageEvent.__dict__[name].__set__
+def _setter(name: str, cls: type = UsageEvent) -> Callable[[Any, Any], None]:
+    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
     return setter
+
+
+_set_tokens = _setter("tokens", TokenUsage)
+_set_services = _setter("services", TokenUsage)
+_set_reasoning_tokens = _setter("reasoning_tokens", TokenUsage)
+_set_reported_cost = _setter("reported_cost", TokenUsage)
 
 
 _set_provider = _setter("provider")

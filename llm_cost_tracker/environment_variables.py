@@ -40,6 +40,9 @@ LLM_COST_TRACKER_BUDGET_ON_EXCEED = "LLM_COST_TRACKER_BUDGET_ON_EXCEED"
 LLM_COST_TRACKER_QUEUE_SIZE = "LLM_COST_TRACKER_QUEUE_SIZE"
 """Events held in memory before new ones are dropped and counted (default 100000)."""
 
+LLM_COST_TRACKER_QUEUE_MAX_BYTES = "LLM_COST_TRACKER_QUEUE_MAX_BYTES"
+"""About how many bytes of events the queue holds before new ones are dropped and counted (default 64 MiB)."""
+
 LLM_COST_TRACKER_SPOOL_DIR = "LLM_COST_TRACKER_SPOOL_DIR"
 """Folder for the on-disk spool that SQL exporters use while their database is unreachable."""
 

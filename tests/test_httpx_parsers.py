@@ -15,6 +15,12 @@ from llm_cost_tracker.instrumentation._hosts import (
     registered_hosts,
     unregister_host,
 )
+from llm_cost_tracker.instrumentation._sse import (
+    BodyWindow,
+    EventSplitter,
+    LineSplitter,
+    recover_document,
+)
 from llm_cost_tracker.instrumentation.httpx._gemini import (
     GeminiStreamState,
     extract_gemini,
@@ -25,12 +31,6 @@ from llm_cost_tracker.instrumentation.httpx._parsers import (
     register_parser,
     route_for,
     unregister_parser,
-)
-from llm_cost_tracker.instrumentation.httpx._sse import (
-    BodyWindow,
-    EventSplitter,
-    LineSplitter,
-    recover_document,
 )
 from llm_cost_tracker.instrumentation.openai._extract import Extraction
 

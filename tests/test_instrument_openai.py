@@ -751,13 +751,13 @@ def test_connection_error_is_recorded(standin: StandInServer) -> None:
 def test_our_failure_never_reaches_the_caller(
     standin: StandInServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llm_cost_tracker.instrumentation.openai import _extract, _wrappers
+    from llm_cost_tracker.instrumentation import _sdk
+    from llm_cost_tracker.instrumentation.openai import _extract
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug in our code")
 
-    monkeypatch.setattr(_wrappers, "_record_result", broken)  # the general path
-    monkeypatch.setattr(_wrappers, "_is_plain", broken)  # the lean path (no budget hooks)
+    monkeypatch.setattr(_sdk, "record", broken)  # the one recording path
     c = client(standin, "openai_chat_cached_gpt4omini")
     with capture_events(instrument=["openai"]) as events:
         result = c.chat.completions.create(model="m", messages=MESSAGES)

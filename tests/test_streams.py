@@ -6,11 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from llm_cost_tracker.instrumentation._streams import (
-    AsyncStreamProxy,
-    SyncStreamProxy,
-    sse_json_events,
-)
+from llm_cost_tracker.instrumentation._sse import sse_json_events
+from llm_cost_tracker.instrumentation._streams import AsyncStreamProxy, SyncStreamProxy
 
 from llm_cost_tracker._stats import STATS
 

@@ -14,10 +14,15 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from .._base import BaseInstrumentor, WrappedMethod
-from ..openai._extract import Extraction
-from ..openai._wrappers import SdkContext, Surface, async_wrapper, sdk_types, sync_wrapper
+from .._extraction import Extraction
+from .._sdk import SdkContext, Surface, async_method_wrapper, method_wrapper, sdk_types
 from ._extract import AnthropicStreamState, extract_anthropic
-from ._wrappers import batch_results_wrapper, stream_manager_wrapper
+from ._wrappers import (
+    async_batch_results_wrapper,
+    async_stream_manager_wrapper,
+    batch_results_wrapper,
+    stream_manager_wrapper,
+)
 
 
 def _extract_message(result: Any, kwargs: dict[str, Any]) -> Extraction:
@@ -49,7 +54,7 @@ _CLIENT_PROVIDERS: tuple[tuple[str, str], ...] = (
 _BY_CLASS: dict[type, str | None] = {}
 
 
-def provider_of_client(client: Any) -> str | None:
+def provider_by_client_class(client: Any) -> str | None:
     """Bedrock / Vertex / Foundry clients by class; None for the first-party client (decided by host)."""
     kind = type(client)
     try:
@@ -79,7 +84,7 @@ def sdk_context() -> SdkContext:
         raw_types=sdk_types("anthropic._legacy_response", "LegacyAPIResponse"),
         lazy_raw_types=sdk_types("anthropic._response", "APIResponse"),
         async_lazy_raw_types=sdk_types("anthropic._response", "AsyncAPIResponse"),
-        provider_of_client=provider_of_client,
+        provider_by_client_class=provider_by_client_class,
     )
 
 
@@ -96,21 +101,17 @@ class AnthropicInstrumentor(BaseInstrumentor):
         table: list[WrappedMethod] = []
         for module in _MESSAGE_CLASSES:
             table += [
-                (module, "Messages.create", sync_wrapper(ctx, MESSAGES)),
-                (module, "AsyncMessages.create", async_wrapper(ctx, MESSAGES)),
-                (module, "Messages.parse", sync_wrapper(ctx, MESSAGES)),
-                (module, "AsyncMessages.parse", async_wrapper(ctx, MESSAGES)),
-                (module, "Messages.stream", stream_manager_wrapper(ctx, MESSAGES, is_async=False)),
-                (
-                    module,
-                    "AsyncMessages.stream",
-                    stream_manager_wrapper(ctx, MESSAGES, is_async=True),
-                ),
+                (module, "Messages.create", method_wrapper(ctx, MESSAGES)),
+                (module, "AsyncMessages.create", async_method_wrapper(ctx, MESSAGES)),
+                (module, "Messages.parse", method_wrapper(ctx, MESSAGES)),
+                (module, "AsyncMessages.parse", async_method_wrapper(ctx, MESSAGES)),
+                (module, "Messages.stream", stream_manager_wrapper(ctx, MESSAGES)),
+                (module, "AsyncMessages.stream", async_stream_manager_wrapper(ctx, MESSAGES)),
             ]
         for module in _BATCH_CLASSES:
             table += [
-                (module, "Batches.results", batch_results_wrapper(ctx, is_async=False)),
-                (module, "AsyncBatches.results", batch_results_wrapper(ctx, is_async=True)),
+                (module, "Batches.results", batch_results_wrapper(ctx)),
+                (module, "AsyncBatches.results", async_batch_results_wrapper(ctx)),
             ]
         return table
 

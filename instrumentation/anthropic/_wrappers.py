@@ -1,7 +1,7 @@
 """Anthropic-only wrappers: ``messages.stream()`` managers and message-batch results.
 
 ``messages.create`` / ``parse`` use the shared Stainless wrappers in
-``..openai._wrappers``. The ``stream()`` helper sends its request when the
+``.._sdk``. The ``stream()`` helper sends its request when the
 manager is entered; its ``MessageStream`` reads a raw SSE stream, which we
 swap for a recording proxy so every way of consuming it (iteration,
 ``text_stream``, ``get_final_message()``, ``until_done()``) is seen once.
@@ -17,12 +17,11 @@ from typing import Any
 
 import wrapt
 
-from ..._api import current_call_tags, get_runtime
 from ..._stats import STATS
 from ..._suppress import is_suppressed, suppressed
-from .._calls import Call, fail_call, finish_call
+from .._calls import UNKNOWN, Call, fail_call, finish_call, start_call
+from .._sdk import CallRecorder, SdkContext, Surface, begin_call, provider_of_client
 from .._streams import AsyncStreamProxy, SyncStreamProxy
-from ..openai._wrappers import CallRecorder, SdkContext, Surface, begin_call, provider_of
 from ._extract import extract_anthropic, extract_batch_result
 
 
@@ -44,15 +43,8 @@ def _finish_from_snapshot(recorder: CallRecorder, stream: Any, error: BaseExcept
         fail_call(recorder.call, error)
         return
     snapshot = getattr(stream, "_current_snapshot_or_none", lambda: None)()
-    found = extract_anthropic(snapshot) if snapshot is not None else None
-    finish_call(
-        recorder.call,
-        usage=found.usage if found else None,
-        model=found.model if found else None,
-        usage_source="stream",
-        pricing_mode=found.pricing_mode if found else "standard",
-        provider_response_id=found.response_id if found else None,
-    )
+    found = extract_anthropic(snapshot) if snapshot is not None else UNKNOWN
+    finish_call(recorder.call, found, "stream")
 
 
 def _finish_manager(recorder: CallRecorder | None, attached: bool, stream: Any) -> None:
@@ -156,12 +148,7 @@ class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             _finish_manager(self._self_recorder, self._self_attached, self._self_stream)
 
 
-def stream_manager_wrapper(
-    ctx: SdkContext, surface: Surface, *, is_async: bool
-) -> Callable[..., Any]:
-    """Wrap ``messages.stream()``: return the SDK's manager behind a proxy that records on enter/exit."""
-    manager_proxy = AsyncStreamManagerProxy if is_async else SyncStreamManagerProxy
-
+def _manager_wrapper(ctx: SdkContext, surface: Surface, proxy: type) -> Callable[..., Any]:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         manager = wrapped(*args, **kwargs)
         if is_suppressed():
@@ -173,72 +160,84 @@ def stream_manager_wrapper(
                 return None
             return CallRecorder(ctx, surface, call, kwargs, False)
 
-        return manager_proxy(manager, start, ctx)
+        return proxy(manager, start, ctx)
 
     return wrapper
 
 
+def stream_manager_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
+    """Wrap ``messages.stream()``: the SDK's manager behind a proxy that records on enter/exit."""
+    return _manager_wrapper(ctx, surface, SyncStreamManagerProxy)
+
+
+def async_stream_manager_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
+    """Wrap ``AsyncMessages.stream()`` the same way."""
+    return _manager_wrapper(ctx, surface, AsyncStreamManagerProxy)
+
+
 class BatchResultsRecorder:
-    """A StreamObserver over batch result lines: one event per succeeded result, each message once."""
+    """A StreamObserver over batch result lines: one event per succeeded result, each message once.
 
-    __slots__ = ("ctx", "operation", "provider", "tags")
+    Each result is a call of its own, made when the batch ran: recorded in
+    batch mode with the tags in force when the caller asked for the results.
+    """
 
-    def __init__(self, ctx: SdkContext, provider: str, operation: str) -> None:
+    __slots__ = ("call", "ctx")
+
+    def __init__(self, ctx: SdkContext, call: Call) -> None:
         self.ctx = ctx
-        self.provider = provider
-        self.operation = operation
-        self.tags = current_call_tags()
+        self.call = call  # the template: provider, operation, tags, span
 
     def observe(self, item: Any) -> bool:
         found = extract_batch_result(item)
-        if found is None or get_runtime() is None:
+        if found is None:
             return False
         if found.response_id is not None and not self.ctx.recorded.claim(found.response_id):
             return False
-        call = Call(self.provider, self.operation, found.model, False, self.tags)
-        finish_call(
-            call,
-            usage=found.usage,
-            model=found.model,
-            usage_source="response",
-            pricing_mode=found.pricing_mode,
-            provider_response_id=found.response_id,
-        )
+        template = self.call
+        call = Call(template.provider, template.operation, found.model, False, template.tags)
+        call.span_context = template.span_context
+        finish_call(call, found, "response")
         return False
 
     def finish(self, error: BaseException | None, *, exhausted: bool) -> None:
         return None
 
 
-def batch_results_wrapper(ctx: SdkContext, *, is_async: bool) -> Callable[..., Any]:
+def _results_recorder(ctx: SdkContext, instance: Any) -> BatchResultsRecorder | None:
+    if is_suppressed():
+        return None
+    try:
+        provider = provider_of_client(ctx, getattr(instance, "_client", None))
+    except Exception:
+        STATS.failure("errors.instrumentation.start", "could not start recording batch results")
+        return None
+    call = start_call(provider, "messages", None, preflight=False)
+    return None if call is None else BatchResultsRecorder(ctx, call)
+
+
+def batch_results_wrapper(ctx: SdkContext) -> Callable[..., Any]:
     """Wrap ``messages.batches.results()``: record each succeeded result as the caller reads it."""
 
-    def start(instance: Any) -> BatchResultsRecorder | None:
-        if is_suppressed() or get_runtime() is None:
-            return None
-        try:
-            return BatchResultsRecorder(ctx, provider_of(ctx, instance), "messages")
-        except Exception:
-            STATS.failure("errors.instrumentation.start", "could not start recording batch results")
-            return None
-
-    if is_async:
-
-        async def async_wrapper(
-            wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> Any:
-            recorder = start(instance)
-            with suppressed():
-                results = await wrapped(*args, **kwargs)
-            return results if recorder is None else AsyncStreamProxy(results, recorder)
-
-        return async_wrapper
-
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        recorder = start(instance)
+        recorder = _results_recorder(ctx, instance)
         with suppressed():
             results = wrapped(*args, **kwargs)
         return results if recorder is None else SyncStreamProxy(results, recorder)
+
+    return wrapper
+
+
+def async_batch_results_wrapper(ctx: SdkContext) -> Callable[..., Any]:
+    """Wrap ``AsyncBatches.results()`` the same way."""
+
+    async def wrapper(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        recorder = _results_recorder(ctx, instance)
+        with suppressed():
+            results = await wrapped(*args, **kwargs)
+        return results if recorder is None else AsyncStreamProxy(results, recorder)
 
     return wrapper
 
@@ -247,6 +246,8 @@ __all__ = [
     "AsyncStreamManagerProxy",
     "BatchResultsRecorder",
     "SyncStreamManagerProxy",
+    "async_batch_results_wrapper",
+    "async_stream_manager_wrapper",
     "batch_results_wrapper",
     "stream_manager_wrapper",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..._events import TokenUsage
 from ..._stats import STATS
-from ..openai._extract import (
+from .._extraction import (
     INVALID_USAGE_COUNTER,
     Extraction,
     InvalidUsage,

@@ -18,14 +18,9 @@ from typing import Any, Protocol
 
 from ..._events import TokenUsage
 from ..._stats import STATS
+from .._extraction import Extraction, get
 from ..anthropic._extract import AnthropicStreamState, extract_anthropic
-from ..openai._extract import (
-    ChatStreamState,
-    Extraction,
-    ResponsesStreamState,
-    extract_openai,
-    get,
-)
+from ..openai._extract import ChatStreamState, ResponsesStreamState, extract_openai
 from ._gemini import GeminiStreamState, extract_gemini
 from ._quirks import with_reported_costs
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from ..openai._extract import Extraction, get
+from .._extraction import Extraction, get
 
 if TYPE_CHECKING:  # _parsers imports this module to build its tables
     from ._parsers import Route, StreamState

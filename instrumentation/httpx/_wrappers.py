@@ -1,15 +1,13 @@
 """Wrappers for ``Client.send`` / ``AsyncClient.send`` of httpx and httpx2, and the body observer.
 
 A request to a host that is not an LLM provider costs one cached dict lookup.
-For an LLM endpoint, the call is started before the request is sent; a streamed
-body is observed chunk by chunk as the caller reads it (the response's
-``stream`` is wrapped), then the call is finished exactly once: at the end of
-the body, on close, or on a read error. Parsing is left to the bus worker: a
-body the client already read, and the request body (model, ``stream``), are
-held by reference until the worker has read their usage fields, then dropped;
-a streamed body is never kept beyond the bounded windows of ``_sse.py``. A
-budget preflight reads the request at once, because it must decide before the
-request is sent.
+For an LLM endpoint, the call is started before the request is sent (its
+model and ``stream`` flag read from the request body); a streamed body is
+observed chunk by chunk as the caller reads it (the response's ``stream`` is
+wrapped) through the bounded readers of ``.._sse``, and the call is finished
+exactly once: at the end of the body, on close, or on a read error. A body the
+client had already read is parsed at once. Either way one finished event goes
+to the bus and neither the request nor the response is kept.
 """
 
 from __future__ import annotations
@@ -27,25 +25,15 @@ from collections.abc import (
 )
 from typing import Any
 
-from ..._api import get_runtime
 from ..._errors import LLMCostTrackerError
-from ..._events import UsageEvent, UsageSource
+from ..._events import UsageSource
 from ..._stats import STATS
 from ..._suppress import _SUPPRESSED, is_suppressed
-from .._calls import Call, finish_later, start_call
-from .._hosts import _cache as _host_cache
-from .._hosts import provider_for_host
-from ..openai._extract import Extraction
+from .. import _hosts
+from .._calls import UNKNOWN, Call, finish_call, start_call
+from .._extraction import Extraction
+from .._sse import BodyWindow, EventSplitter, LineSplitter, json_document
 from ._parsers import Route, StreamState, model_from_path, route_for
-from ._sse import (
-    FULL_BODY_BYTES,
-    HEAD_BYTES,
-    TAIL_BYTES,
-    BodyWindow,
-    EventSplitter,
-    LineSplitter,
-    recover_document,
-)
 
 REQUEST_SCAN_BYTES = 64 * 1024
 """How much of a request body is searched for ``model`` and ``stream``."""
@@ -56,7 +44,6 @@ REQUEST_JSON_BYTES = 4 * 1024 * 1024
 _MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,256})"')  # model names carry no escapes
 _STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
 _JSON_OBJECT_START = re.compile(rb"\s{0,64}\{")
-_UNREAD = object()
 
 
 class RequestJSON(Mapping[str, Any]):
@@ -113,31 +100,21 @@ class Observation:
 
     __slots__ = (
         "_broken",
-        "_content",
         "_decoder",
-        "_document",
         "_first",
         "_reader",
-        "_request_body",
-        "_response",
         "_state",
         "_status",
         "_window",
         "call",
         "from_request",
-        "path",
-        "request_model",
         "route",
     )
 
-    def __init__(self, call: Call, route: Route, request_model: str | None, path: str = "") -> None:
+    def __init__(self, call: Call, route: Route, from_request: Extraction | None) -> None:
         self.call = call
         self.route = route
-        self.request_model = request_model
-        self.path = path
-        self._request_body: bytes | None = None  # read on the worker: model, stream, from_request
-        self._content: bytes | None = None  # a body read whole, parsed on the worker
-        self._response: Any = None  # a response the client already read, looked at on the worker
+        self.from_request = from_request  # usage the request itself implies (speech: characters)
         self._status = 0
         self._state: StreamState | None = None
         self._reader: EventSplitter | LineSplitter | None = None
@@ -145,13 +122,14 @@ class Observation:
         self._decoder: Any = None
         self._first = True
         self._broken = False
-        self._document: Any = _UNREAD
-        self.from_request: Extraction | None = None
 
     # -- setup ------------------------------------------------------------------
 
-    def prepare(self, response: Any, *, raw: bool) -> None:
-        """Choose how to read ``response``'s body; ``raw`` bytes still carry their content encoding."""
+    def prepare(self, response: Any, *, raw: bool) -> bool:
+        """Choose how to read ``response``'s body; False when it holds no usage to read.
+
+        ``raw`` bytes still carry their content encoding.
+        """
         self._status = response.status_code
         headers = response.headers
         content_type = headers.get("content-type", "").lower()
@@ -164,11 +142,8 @@ class Observation:
             self._state = self.route.new_state()
             self._reader = LineSplitter(self._event)
         elif "json" not in content_type:
-            return  # HTML error pages, audio, images: nothing to read usage from
-        elif not raw:
-            self._document = None  # read_whole() parses the body the client already holds
-            return
-        else:
+            return False  # HTML error pages, audio, images: nothing to read usage from
+        elif raw:
             self._window = BodyWindow()
         if raw:
             encoding = headers.get("content-encoding", "").strip().lower()
@@ -177,24 +152,20 @@ class Observation:
                 if self._decoder is None:
                     STATS.incr("dropped.transport_unsupported_encoding")
                     self._broken = True
+        return True
 
     # -- observing -----------------------------------------------------------------
 
-    def read_whole(self, content: bytes) -> None:
-        """Take a body the client already read: a JSON body is kept by reference, parsed later."""
-        if self._document is _UNREAD:
-            self.feed(content)  # an event stream read whole, or a body with no usage to read
-            return
-        self._content = content
-
-    def _parse_whole(self, content: bytes) -> Any:
-        if len(content) <= FULL_BODY_BYTES:
-            try:
-                return json.loads(content)
-            except ValueError:
-                return None
-        STATS.incr("transport.body_recovered_from_tail")
-        return recover_document(content[:HEAD_BYTES], content[-TAIL_BYTES:], self.route.usage_key)
+    def read_whole(self, response: Any) -> None:
+        """Record a response whose body the client already read (decoded)."""
+        if not self.prepare(response, raw=False):
+            self.finish()
+        elif self._reader is not None:  # an event stream read whole
+            self.feed(response.content)
+            self.finish()
+        else:
+            document = json_document(response.content, self.route.usage_key)
+            self.finish(found=UNKNOWN if document is None else self.route.parse(document))
 
     def feed(self, chunk: bytes) -> None:
         """Take a chunk of the body as the caller reads it. Never raises."""
@@ -232,69 +203,36 @@ class Observation:
 
     # -- finishing -------------------------------------------------------------------
 
-    def finish(self, error: BaseException | None = None, response: Any = None) -> None:
-        """Record the call (once); the worker reads it. Raises only a budget's error in raise mode.
+    def finish(self, error: BaseException | None = None, found: Extraction | None = None) -> None:
+        """Record the call (once). Raises only a budget's error in raise mode.
 
-        ``response``: one the client already read whole, whose headers and body
-        the worker looks at instead of this thread.
+        ``found``: what a body read whole said; otherwise what the readers saw.
         """
-        if self.call.finished:
-            return
-        self._response = response
-        error_type = None if error is None else type(error).__name__
-        finish_later(self.call, _read_observation, (self, error_type))
-
-    def event(self, error_type: str | None) -> UsageEvent:
-        """The call's event from what the request and the body said (on the bus worker)."""
         call = self.call
-        response, self._response = self._response, None
-        if response is not None:
-            try:
-                self.prepare(response, raw=False)
-                self.read_whole(response.content)
-            except Exception:
-                STATS.failure("errors.transport.attach", "could not observe an LLM response")
+        if call.finished:
+            return
+        error_type = None if error is None else type(error).__name__
         if error_type is not None:
             status = "error"
         elif self._status >= 400:
             status, error_type = "error", f"http_{self._status}"
         else:
             status = "ok"
-        body, self._request_body = self._request_body, None
-        if body is not None:  # read here rather than on the caller's thread
+        if found is None:
             try:
-                data, model, stream = _request_fields(body)
-                self.request_model = call.request_model = model or model_from_path(self.path)
-                call.stream = call.stream or stream
-                if self.route.from_request is not None:
-                    self.from_request = self.route.from_request(data)
+                found = self._extraction()
             except Exception:
-                STATS.failure("errors.transport.request", "could not read an LLM request")
-        try:
-            found = self._extraction()
-        except Exception:
-            STATS.failure("errors.transport.parse", "could not read usage from a response")
-            found = Extraction(usage=None)
+                STATS.failure("errors.transport.parse", "could not read usage from a response")
+                found = UNKNOWN
         source: UsageSource = "stream" if call.stream else "response"
         if self.from_request is not None and found.usage is None and status == "ok":
             found, source = self.from_request, "estimated"
-        return call.event(
-            usage=found.usage,
-            model=found.model or self.request_model,
-            usage_source=source,
-            pricing_mode=found.pricing_mode,
-            provider_response_id=found.response_id,
-            status=status,
-            error_type=error_type,
-        )
+        self._state = self._reader = self._window = self._decoder = None
+        finish_call(call, found, source, status=status, error_type=error_type)
 
     def _extraction(self) -> Extraction:
         if self._broken:
-            return Extraction(usage=None)
-        if self._document is not _UNREAD:
-            content, self._content = self._content, None
-            document = self._document if content is None else self._parse_whole(content)
-            return Extraction(usage=None) if document is None else self.route.parse(document)
+            return UNKNOWN
         if self._decoder is not None:
             decoder, self._decoder = self._decoder, None
             try:
@@ -312,10 +250,8 @@ class Observation:
             if self._window.overflowed:
                 STATS.incr("transport.body_recovered_from_tail")
             document = self._window.document(self.route.usage_key)
-            if document is None:
-                return Extraction(usage=None)
-            return self.route.parse(document)
-        return Extraction(usage=None)
+            return UNKNOWN if document is None else self.route.parse(document)
+        return UNKNOWN
 
 
 def _decoder_for(response: Any, encoding: str) -> Any:
@@ -328,16 +264,12 @@ def _decoder_for(response: Any, encoding: str) -> Any:
     return decoder() if decoder is not None else None
 
 
-def _read_observation(call: Call, source: tuple[Observation, str | None]) -> UsageEvent:
-    observation, error_type = source
-    return observation.event(error_type)
-
-
 def start_observation(provider: str, request: Any, url: Any) -> Observation | None:
     """Start recording a request to ``provider``; None when the path is not billed or recording is off.
 
-    Only a budget preflight reads the request body here (it must decide before
-    the request goes out); otherwise the body is read on the bus worker.
+    Reads the model and the ``stream`` flag out of the request body (the first
+    64 KiB); a budget preflight or a route that bills the request itself
+    (speech) parses it whole.
     """
     if request.method != "POST":
         return None
@@ -346,43 +278,31 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
     route = route_for(provider, path)
     if route is None:
         return None
-    runtime = get_runtime()
-    if runtime is not None and runtime.before_call is None:
-        if runtime.defaults.dynamic:  # a default_tags callable runs in the caller's thread
-            call = start_call(provider, route.operation, None, stream=route.stream)
-            if call is None:
-                return None
-        else:  # the wrapper has checked suppression; tags and span are read on the worker
-            call = Call.lean(provider, route.operation, None, runtime.defaults)
-            call.stream = route.stream
-        observation = Observation(call, route, None, path)
-        observation._request_body = _request_body(request)
-        return observation
     try:
         data, model, stream = _request_fields(_request_body(request))
-        if model is None:
-            model = model_from_path(path)
+        model = model or model_from_path(path)
     except Exception:
         STATS.failure("errors.transport.request", "could not read an LLM request")
         data, model, stream = RequestJSON(b""), None, False
     call = start_call(provider, route.operation, model, stream=stream or route.stream, request=data)
     if call is None:
         return None
-    observation = Observation(call, route, model, path)
-    if route.from_request is not None:
-        observation.from_request = route.from_request(data)
-    return observation
+    try:
+        from_request = route.from_request(data) if route.from_request is not None else None
+    except Exception:
+        STATS.failure("errors.transport.request", "could not read an LLM request")
+        from_request = None
+    return Observation(call, route, from_request)
 
 
 def _attach(observation: Observation, response: Any, streamed: bool, stream_class: Any) -> None:
     """Read an already-read body now, or wrap the response's stream to observe it as it is read."""
     try:
-        # A transport may hand back a body it already loaded (MockTransport, caches): the
-        # worker reads it, with its headers.
+        # A transport may hand back a body it already loaded (MockTransport, caches).
         if not streamed or response.is_stream_consumed:
-            observation.finish(response=response)
+            observation.read_whole(response)
             return
-        observation.prepare(response, raw=True)
+        observation.prepare(response, raw=True)  # a body with no usage is still timed to its end
         response.stream = stream_class(response.stream, observation)
         return
     except LLMCostTrackerError:
@@ -465,18 +385,18 @@ def _finish(observation: Observation, error: BaseException | None) -> None:
         STATS.failure("errors.transport.finish", "could not record an LLM response")
 
 
-def provider_of(request: Any) -> str | None:
+def provider_of_request(request: Any) -> str | None:
     """The provider whose host ``request`` goes to, or None: on the hot path of every request."""
     try:
         # The parsed URL's fields, read directly: a known host costs one string-keyed dict lookup.
         reference = request.url._uri_reference
-        provider = _host_cache.get(reference.host, _UNREAD)
-        if provider is _UNREAD:
-            return provider_for_host(reference.host, reference.port)
+        provider = _hosts.cached_provider(reference.host)
+        if provider is _hosts.MISSING:
+            return _hosts.provider_for_host(reference.host, reference.port)
     except AttributeError:  # a URL type without the parsed reference
         try:
             url = request.url
-            return provider_for_host(url.host, url.port)
+            return _hosts.provider_for_host(url.host, url.port)
         except Exception:
             return None
     return provider  # type: ignore[return-value]
@@ -487,7 +407,7 @@ def send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         request: Any = args[0] if args else kwargs.get("request")
-        provider = provider_of(request)
+        provider = provider_of_request(request)
         if provider is None or is_suppressed():
             return wrapped(*args, **kwargs)
         observation = start_observation(provider, request, request.url)
@@ -526,7 +446,7 @@ def async_send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         request: Any = args[0] if args else kwargs.get("request")
-        provider = provider_of(request)
+        provider = provider_of_request(request)
         if provider is None or is_suppressed():
             return wrapped(*args, **kwargs)
         observation = start_observation(provider, request, request.url)

@@ -18,14 +18,9 @@ from typing import Any
 
 from ..._events import TokenUsage
 from .._base import BaseInstrumentor, WrappedMethod
-from ._extract import (
-    ChatStreamState,
-    Extraction,
-    ResponsesStreamState,
-    extract_openai,
-    get,
-)
-from ._wrappers import SdkContext, Surface, async_wrapper, sdk_types, sync_wrapper
+from .._extraction import Extraction, get
+from .._sdk import SdkContext, Surface, async_method_wrapper, method_wrapper, sdk_types
+from ._extract import ChatStreamState, ResponsesStreamState, extract_openai
 
 
 def _extract_body(result: Any, kwargs: dict[str, Any]) -> Extraction:
@@ -121,8 +116,8 @@ class OpenAIInstrumentor(BaseInstrumentor):
         ctx = sdk_context(stream_usage=getattr(config, "stream_usage", True))
         table: list[WrappedMethod] = []
         for module, cls, method, surface in _SURFACES:
-            table.append((module, f"{cls}.{method}", sync_wrapper(ctx, surface)))
-            table.append((module, f"Async{cls}.{method}", async_wrapper(ctx, surface)))
+            table.append((module, f"{cls}.{method}", method_wrapper(ctx, surface)))
+            table.append((module, f"Async{cls}.{method}", async_method_wrapper(ctx, surface)))
         return table
 
 

@@ -12,158 +12,23 @@ Groq ``x_groq.usage``, OpenRouter ``usage.cost``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from ..._events import TokenUsage
 from ..._stats import STATS
-
-# Counted when a payload's usage cannot be trusted (negative or non-integer counts).
-INVALID_USAGE_COUNTER = "dropped.usage_invalid"
-
-
-_ABSENT = object()
-
-
-def get(obj: Any, name: str) -> Any:
-    """Read ``name`` from a dict (``dict.get``) or an SDK object (``getattr``); None when absent.
-
-    SDK objects are pydantic models: their fields live in ``__dict__`` and unknown
-    fields (``usage.cost``, ``prompt_cache_hit_tokens``) in ``__pydantic_extra__``;
-    reading those directly avoids pydantic's slow ``__getattr__`` for absent names.
-    """
-    if obj is None:
-        return None
-    if type(obj) is dict:
-        return obj.get(name)
-    fields = getattr(obj, "__dict__", None)
-    if type(fields) is dict:
-        if name in fields:
-            return fields[name]
-        extra = getattr(obj, "__pydantic_extra__", _ABSENT)
-        if extra is not _ABSENT:  # a pydantic v2 model: nothing else to look at
-            return extra.get(name) if type(extra) is dict else None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-_EMPTY: Mapping[str, Any] = {}
-
-
-class _Attributes(Mapping[str, Any]):
-    """A read-only mapping view of an arbitrary object's attributes (rarely needed)."""
-
-    __slots__ = ("_obj",)
-
-    def __init__(self, obj: Any) -> None:
-        self._obj = obj
-
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return getattr(self._obj, name)
-        except AttributeError:
-            raise KeyError(name) from None
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return getattr(self._obj, name, default)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
-def fields(obj: Any) -> Mapping[str, Any]:
-    """A mapping to read ``obj`` with ``.get()``: a dict as is, a pydantic model's fields and extras.
-
-    None gives an empty mapping. Reading a model's ``__dict__`` is much cheaper
-    than ``getattr`` for names it lacks.
-    """
-    if obj is None:
-        return _EMPTY
-    if type(obj) is dict:
-        return obj
-    values = getattr(obj, "__dict__", None)
-    if type(values) is dict:
-        extra: Any = getattr(obj, "__pydantic_extra__", _ABSENT)
-        if extra is not _ABSENT:
-            return {**values, **extra} if extra else values
-    if isinstance(obj, Mapping):
-        return obj
-    return _Attributes(obj)
-
-
-class InvalidUsage(Exception):
-    """A count in the payload is negative or not an integer: the whole usage is unknown."""
-
-
-def token_count(value: Any) -> int:
-    """A token count: None/absent is 0; negative or non-integer raises InvalidUsage."""
-    if value is None:
-        return 0
-    count: int
-    if isinstance(value, int) and not isinstance(value, bool):
-        count = value
-    elif isinstance(value, float) and value.is_integer():
-        count = int(value)
-    else:
-        raise InvalidUsage
-    if count < 0:
-        raise InvalidUsage
-    return count
-
-
-def text_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        return None
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() and result >= 0 else None
-
-
-def _build(
-    tokens: dict[str, int],
-    *,
-    reasoning: int = 0,
-    services: Mapping[str, Decimal] | None = None,
-    reported_cost: Decimal | None = None,
-) -> TokenUsage:
-    # input and output are always present; other components only when non-zero.
-    kept = {k: v for k, v in tokens.items() if v or k in ("input", "output")}
-    return TokenUsage(
-        tokens=kept,
-        services=dict(services or {}),
-        reasoning_tokens=reasoning,
-        reported_cost=reported_cost,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Extraction:
-    """What one response body says about its call.
-
-    ``usage`` is None when the body carries no (trustworthy) usage.
-    ``pricing_mode`` is the base tier (``standard``/``batch``/``flex``/``priority``)
-    the provider says it used, possibly with ``+fast``/``+us_only`` qualifiers.
-    ``service_tier`` is the provider's own word for it, unchanged.
-    """
-
-    usage: TokenUsage | None
-    model: str | None = None
-    response_id: str | None = None
-    pricing_mode: str = "standard"
-    service_tier: str | None = None
-
+from .._extraction import (
+    INVALID_USAGE_COUNTER,
+    Extraction,
+    InvalidUsage,
+    build_usage,
+    decimal_or_none,
+    fields,
+    get,
+    text_or_none,
+    token_count,
+)
 
 _TIER_MODES = {
     "default": "standard",
@@ -206,7 +71,7 @@ def _chat_usage(usage: Any) -> TokenUsage:
     text_out = completion - audio_out
     if text_in < 0 or text_out < 0:
         raise InvalidUsage
-    return _build(
+    return build_usage(
         {
             "input": text_in,
             "cache_read": cached,
@@ -216,7 +81,7 @@ def _chat_usage(usage: Any) -> TokenUsage:
             "audio_output": audio_out,
         },
         reasoning=reasoning,
-        reported_cost=_decimal(usage.get("cost")),
+        reported_cost=decimal_or_none(usage.get("cost")),
     )
 
 
@@ -254,7 +119,7 @@ def _responses_usage(usage: Any, *, images: bool = False) -> TokenUsage:
     text_out = total_out - image_out
     if text_in < 0 or text_out < 0:
         raise InvalidUsage
-    return _build(
+    return build_usage(
         {
             "input": text_in,
             "cache_read": cached,
@@ -265,7 +130,7 @@ def _responses_usage(usage: Any, *, images: bool = False) -> TokenUsage:
             "image_output": image_out,
         },
         reasoning=reasoning,
-        reported_cost=_decimal(usage.get("cost")),
+        reported_cost=decimal_or_none(usage.get("cost")),
     )
 
 
@@ -283,7 +148,7 @@ def usage_from_openai(usage: Any, *, images: bool = False) -> TokenUsage | None:
     usage = fields(usage)
     try:
         if usage.get("type") == "duration":
-            seconds = _decimal(usage.get("seconds"))
+            seconds = decimal_or_none(usage.get("seconds"))
             if seconds is None:
                 raise InvalidUsage
             return TokenUsage(services={"audio_second": seconds})
@@ -358,12 +223,6 @@ def extract_openai(body: Any) -> Extraction:
         pricing_mode=pricing_mode_for_tier(tier),
         service_tier=tier if isinstance(tier, str) else None,
     )
-
-
-def is_usage_only_chunk(chunk: Any) -> bool:
-    """Whether a chat stream chunk is the ``include_usage`` trailer: ``choices == []`` with usage."""
-    choices = get(chunk, "choices")
-    return get(chunk, "usage") is not None and isinstance(choices, list) and not choices
 
 
 class ChatStreamState:
@@ -517,18 +376,10 @@ class ResponsesStreamState:
 
 
 __all__ = [
-    "INVALID_USAGE_COUNTER",
     "ChatStreamState",
-    "Extraction",
-    "InvalidUsage",
     "ResponsesStreamState",
     "count_web_search_calls",
     "extract_openai",
-    "fields",
-    "get",
-    "is_usage_only_chunk",
     "pricing_mode_for_tier",
-    "text_or_none",
-    "token_count",
     "usage_from_openai",
 ]

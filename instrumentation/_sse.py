@@ -1,11 +1,13 @@
-"""Incremental readers for response bodies observed as the caller reads them, with bounded memory.
+"""Response bodies read with bounded memory: incremental readers, and bodies already read whole.
 
 ``EventSplitter`` cuts a ``text/event-stream`` body into events (``\\n``,
 ``\\r\\n`` and ``\\r`` line endings) and keeps only the event being read.
 ``LineSplitter`` does the same for newline-delimited JSON. ``BodyWindow`` keeps a
 JSON body whole up to a limit, and past it only a head and a rolling tail, from
 which the usage object is recovered by key. None of them keeps what it has
-already handed on.
+already handed on. ``json_document`` and ``sse_json_events`` read a body the
+client already holds whole (the SDKs' raw responses, a transport response
+read before it reached us).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..._stats import STATS
+from .._stats import STATS
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 """An SSE event or NDJSON line longer than this is skipped (counted), not buffered."""
@@ -217,3 +219,29 @@ def recover_document(head: bytes, tail: bytes, usage_key: str) -> dict[str, Any]
         return found or None
     found[usage_key] = value
     return found
+
+
+def json_document(content: bytes, usage_key: str) -> Any:
+    """A JSON body read whole: parsed when small, else its usage recovered from a head and a tail."""
+    if len(content) <= FULL_BODY_BYTES:
+        try:
+            return json.loads(content)
+        except ValueError:
+            return None
+    STATS.incr("transport.body_recovered_from_tail")
+    return recover_document(content[:HEAD_BYTES], content[-TAIL_BYTES:], usage_key)
+
+
+def sse_json_events(content: bytes) -> list[Any]:
+    """Parse a complete ``text/event-stream`` body into its JSON ``data`` payloads (``[DONE]`` skipped)."""
+    events: list[Any] = []
+    text = content.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    for block in text.split("\n\n"):
+        data = [line[5:].lstrip() for line in block.split("\n") if line.startswith("data:")]
+        if not data or data == ["[DONE]"]:
+            continue
+        try:
+            events.append(json.loads("\n".join(data)))
+        except ValueError:
+            STATS.incr("dropped.stream_event_unparsable")
+    return events

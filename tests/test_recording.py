@@ -1,17 +1,23 @@
-"""Instrumented calls are read on the bus worker: what the caller's thread snapshots still wins.
+"""One recording path: the caller's thread puts a finished event on the bus and keeps nothing else.
 
-The SDK and transport wrappers only stop the clock and queue a finished call;
-the worker reads usage out of the response and builds the event. These tests
-use the real asynchronous bus (not the synchronous test mode), real SDK and
-httpx clients against the stand-in server, and check that everything taken
-from the caller's context (tags, the OpenTelemetry span, the clock) is what
-was in force when the call started, not when the worker got to it.
+The SDK and transport wrappers read the tags, the span and the clocks when the
+call starts, read the usage out of the response when it ends, and queue one
+finished, immutable ``UsageEvent``; the worker prices and exports it. These
+tests use the real asynchronous bus (not the synchronous test mode), real SDK
+and httpx clients against the stand-in server, and check that the event
+carries what was in force when the call started, that no client, request or
+response outlives the call because of us, and that the queue is bounded in
+memory as well as in count.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
+import tracemalloc
+import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -57,7 +63,7 @@ def memory() -> Iterator[InMemoryExporter]:
         lct.shutdown()
 
 
-def test_the_sdk_result_is_read_on_the_worker_with_the_callers_tags_and_span(
+def test_the_event_is_finished_on_the_callers_thread_with_the_tags_and_span_at_its_start(
     memory: InMemoryExporter, standin: StandInServer
 ) -> None:
     from opentelemetry.sdk.trace import TracerProvider
@@ -76,21 +82,23 @@ def test_the_sdk_result_is_read_on_the_worker_with_the_callers_tags_and_span(
 
     runtime = get_runtime()
     assert runtime is not None
-    assert runtime.bus.pending() == 1  # queued, not yet read: the worker sleeps
+    (queued,) = runtime.bus._queue  # queued, not yet priced: the worker sleeps
+    assert isinstance(queued, UsageEvent)
+    assert queued.usage is not None
+    assert queued.usage.tokens["cache_read"] == 1024  # read from the response already
+    assert queued.cost.status == "unknown"
     assert memory.events == []
-    assert STATS.get("emitted") == 0  # counted when the worker builds it
+    assert STATS.get("emitted") == 1
 
     assert lct.flush(10)
     (event,) = memory.events
-    assert event.tags == {"feature": "chat"}  # the scope had ended before the worker ran
+    assert event.id == queued.id
+    assert event.tags == {"feature": "chat"}
     assert (event.trace_id, event.span_id) == (expected_trace, expected_span)
     assert event.provider_response_id == result.id
-    assert event.usage is not None
-    assert event.usage.tokens["cache_read"] == 1024
     assert event.cost.status == "priced"
     assert event.latency_ms is not None
     assert event.latency_ms > 0
-    assert STATS.get("emitted") == 1
 
 
 def test_latency_is_the_calls_not_the_time_spent_waiting_in_the_queue(
@@ -111,7 +119,7 @@ def test_latency_is_the_calls_not_the_time_spent_waiting_in_the_queue(
     assert event.usage.tokens["cache_read"] > 0
 
 
-def test_a_plain_httpx_call_is_parsed_on_the_worker(
+def test_a_plain_httpx_call_is_read_at_once_and_the_body_left_to_the_caller(
     memory: InMemoryExporter, openai_standin: StandInServer
 ) -> None:
     standin = openai_standin
@@ -125,14 +133,14 @@ def test_a_plain_httpx_call_is_parsed_on_the_worker(
     assert lct.flush(10)
     (event,) = memory.events
     assert event.tags == {"tenant_id": "acme"}
-    assert event.request_model == "gpt-4o-mini"  # read from the request body on the worker
+    assert event.request_model == "gpt-4o-mini"  # read from the request body
     assert event.usage is not None
     assert event.usage.tokens["cache_read"] == 1024
     assert event.status == "ok"
     assert event.usage_source == "response"
 
 
-def test_an_http_error_read_on_the_worker_is_recorded_as_an_error(
+def test_an_http_error_is_recorded_as_an_error(
     memory: InMemoryExporter, openai_standin: StandInServer
 ) -> None:
     standin = openai_standin
@@ -151,110 +159,15 @@ def test_an_http_error_read_on_the_worker_is_recorded_as_an_error(
     assert event.usage_source == "unknown"
 
 
-class _Pending:
-    def __init__(self, event: UsageEvent | None, fail: bool = False) -> None:
-        self.event = event
-        self.fail = fail
-
-    def build(self) -> UsageEvent | None:
-        if self.fail:
-            raise RuntimeError("a response nobody can read")
-        return self.event
-
-
 def _event(model: str) -> UsageEvent:
     return UsageEvent(
         provider="openai", model=model, operation="chat", usage=TokenUsage(tokens={"input": 1})
     )
 
 
-def test_a_call_that_cannot_be_read_is_counted_and_the_rest_of_the_batch_goes_out() -> None:
-    STATS.reset()
-    exporter = InMemoryExporter()
-    bus = Bus(exporters=[exporter], batch_size=100, interval=3600.0)
-    try:
-        bus.defer(_Pending(_event("a")))
-        bus.defer(_Pending(None, fail=True))
-        bus.defer(_Pending(None))  # nothing to record (a background response still running)
-        bus.emit(_event("b"))
-        bus.defer(_Pending(_event("c")))
-        assert bus.pending() == 5
-        assert bus.flush(10)
-    finally:
-        bus.shutdown(5)
-    assert [e.model for e in exporter.events] == ["a", "b", "c"]
-    assert STATS.get("errors.instrumentation.finish") == 1
-    assert STATS.get("emitted") == 3
-    assert STATS.get("exported") == 3
-
-
-def test_a_deferred_tuple_is_built_by_its_first_item_with_the_rest_as_arguments() -> None:
-    # The SDK wrappers' fastest path queues (build, *args): one allocation on the caller's thread.
-    STATS.reset()
-    exporter = InMemoryExporter()
-    bus = Bus(exporters=[exporter], batch_size=100, interval=3600.0)
-
-    def fail(model: str) -> UsageEvent:
-        raise RuntimeError(model)
-
-    try:
-        bus.defer((_event, "a"))
-        bus.defer((fail, "b"))
-        bus.defer((lambda: None,))  # nothing to record
-        bus.defer((_event, "c"))
-        assert bus.pending() == 4
-        assert bus.flush(10)
-    finally:
-        bus.shutdown(5)
-    assert [e.model for e in exporter.events] == ["a", "c"]
-    assert STATS.get("errors.instrumentation.finish") == 1
-    assert STATS.get("emitted") == 2
-
-
-def test_a_plain_sdk_call_queues_one_tuple_and_a_stream_or_callable_defaults_a_call(
+def test_the_transport_sees_a_sync_sdk_call_as_suppressed_and_only_during_it(
     memory: InMemoryExporter, standin: StandInServer
 ) -> None:
-    import asyncio
-
-    client = openai.OpenAI(
-        api_key="sk-test",
-        base_url=standin.scenario_url("openai_chat_cached_gpt4omini", "/v1"),
-        max_retries=0,
-    )
-    runtime = get_runtime()
-    assert runtime is not None
-    queue = runtime.bus._queue
-
-    async def async_call() -> None:
-        async with openai.AsyncOpenAI(
-            api_key="sk-test",
-            base_url=standin.scenario_url("openai_chat_cached_gpt4omini", "/v1"),
-            max_retries=0,
-        ) as aclient:
-            with lct.with_tags(feature="async"):
-                await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-
-    with lct.with_tags(feature="sync"):
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    asyncio.run(async_call())
-    # The first call of a result type in the process finds out that it is plain
-    # (and may have been made by an earlier test); every later one is a tuple.
-    assert len(queue) == 3
-    assert type(queue[1]) is tuple
-    assert type(queue[2]) is tuple
-    assert lct.flush(10)
-    assert sorted(e.tags["feature"] for e in memory.events) == ["async", "sync", "sync"]
-    assert all(e.usage is not None and e.usage.tokens["cache_read"] == 1024 for e in memory.events)
-    assert {e.provider for e in memory.events} == {"openai"}
-    client.close()
-
-
-def test_the_transport_sees_a_plain_sync_sdk_call_as_suppressed_and_only_during_it(
-    memory: InMemoryExporter, standin: StandInServer
-) -> None:
-    # The fastest path suppresses with a per-thread flag rather than the context
-    # variable: is_suppressed() must say the same, inside the call only.
     seen: list[bool] = []
     clients = [
         openai.OpenAI(
@@ -285,7 +198,7 @@ def test_the_transport_sees_a_plain_sync_sdk_call_as_suppressed_and_only_during_
     assert [e.error_type for e in memory.events if e.status == "error"] == ["RateLimitError"]
 
 
-def test_a_callable_default_tags_runs_in_the_callers_thread_so_no_tuple_is_queued(
+def test_a_callable_default_tags_runs_in_the_callers_thread(
     standin: StandInServer,
 ) -> None:
     exporter = InMemoryExporter()
@@ -312,9 +225,6 @@ def test_a_callable_default_tags_runs_in_the_callers_thread_so_no_tuple_is_queue
         for _ in range(2):
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         client.close()
-        runtime = get_runtime()
-        assert runtime is not None
-        assert [type(item) is tuple for item in runtime.bus._queue] == [False, False]
         assert seen == [threading.current_thread().name] * 2
         assert lct.flush(10)
         assert [e.tags for e in exporter.events] == [{"host": "web-1"}] * 2
@@ -337,20 +247,136 @@ def test_calls_still_queued_at_shutdown_past_the_timeout_are_counted_as_dropped(
 
     bus = Bus(exporters=[Slow()], batch_size=1, interval=0.01)
     for index in range(5):
-        bus.defer(_Pending(_event(str(index))))
+        bus.emit(_event(str(index)))
+    worker = None
     try:
         assert bus.shutdown(0.2) is False
+        worker = bus._worker
     finally:
         gate.set()
+    assert worker is not None
+    worker.join(5)  # the batch the exporter was stuck on goes out once it returns
     assert STATS.get("dropped.shutdown") >= 1
-    assert STATS.get("dropped.shutdown") + STATS.get("emitted") == 5
+    assert STATS.get("dropped.shutdown") + STATS.get("exported") == 5
 
 
-def test_a_deferred_call_in_synchronous_mode_is_built_at_once() -> None:
-    STATS.reset()
+def test_a_thousand_dropped_clients_are_collected(standin: StandInServer) -> None:
+    """Neither the clients nor their connection pools outlive the caller's last reference."""
     exporter = InMemoryExporter()
-    bus = Bus(exporters=[exporter], synchronous=True)
-    bus.defer(_Pending(_event("now")))
-    assert [e.model for e in exporter.events] == ["now"]
-    assert STATS.get("emitted") == 1
-    bus.shutdown(1)
+    lct.configure(database_url=None, exporters=[exporter], instrument=["openai", "anthropic"])
+    try:
+        refs: list[weakref.ref[object]] = []
+        for index in range(1000):
+            if index % 2:
+                made: object = openai.OpenAI(
+                    api_key="sk-test",
+                    base_url=standin.scenario_url("openai_chat_cached_gpt4omini", "/v1"),
+                    max_retries=0,
+                )
+            else:
+                made = anthropic.Anthropic(
+                    api_key="sk-test",
+                    base_url=standin.scenario_url("anthropic_cache_read"),
+                    max_retries=0,
+                )
+            if index % 100 < 2:  # a call on some: the wrappers have seen them
+                if isinstance(made, openai.OpenAI):
+                    made.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                else:
+                    made.messages.create(model="claude-sonnet-4-5", max_tokens=8, messages=MESSAGES)
+            refs.append(weakref.ref(made))
+            made.close()  # type: ignore[attr-defined]  # closing does not drop our references
+            del made
+        gc.collect()
+        assert [r for r in refs if r() is not None] == []
+        assert lct.flush(10)
+        assert len(exporter.events) == 20
+    finally:
+        lct.shutdown()
+
+
+def test_no_response_outlives_its_call(memory: InMemoryExporter, standin: StandInServer) -> None:
+    """The event is finished when the call returns: the SDK's result is the caller's alone."""
+    client = openai.OpenAI(
+        api_key="sk-test",
+        base_url=standin.scenario_url("openai_embeddings", "/v1"),
+        max_retries=0,
+    )
+    result = client.embeddings.create(model="text-embedding-3-small", input="hi")
+    response = weakref.ref(result)
+    del result
+    gc.collect()
+    assert response() is None
+    runtime = get_runtime()
+    assert runtime is not None
+    assert runtime.bus.pending() == 1  # the worker has not run: the event is all that is queued
+    client.close()
+    assert lct.flush(10)
+    (event,) = memory.events
+    assert event.operation == "embeddings"
+    assert event.usage is not None
+
+
+def test_the_queue_is_bounded_in_memory_while_the_database_is_down(
+    standin: StandInServer, tmp_path: Path
+) -> None:
+    """A database that is down, calls with large responses and long tags: memory stays bounded.
+
+    Every call is either delivered, queued or counted as dropped.
+    """
+    STATS.reset()
+    budget = 2 * 1024 * 1024
+    lct.configure(
+        database_url="postgresql://nobody@127.0.0.1:9/ledger?connect_timeout=1",
+        instrument=["openai"],
+        queue_max_bytes=budget,
+        spool_dir=tmp_path,
+        batch_size=10_000,
+        export_interval=3600.0,
+    )
+    client = openai.OpenAI(
+        api_key="sk-test",
+        base_url=standin.scenario_url("openai_embeddings", "/v1"),
+        max_retries=0,
+    )
+    long_tags = {f"tag{n}": "x" * 1000 for n in range(20)}  # about 20 KB of tags per event
+    calls = 300
+    try:
+        client.embeddings.create(model="text-embedding-3-small", input="warm up")
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        with lct.with_tags(**long_tags):
+            for _ in range(calls):
+                client.embeddings.create(model="text-embedding-3-small", input="hi")
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        runtime = get_runtime()
+        assert runtime is not None
+        assert runtime.bus.queued_bytes() <= budget
+        dropped = STATS.get("dropped.queue_full")
+        assert dropped > 0
+        assert dropped + runtime.bus.pending() == calls + 1  # and the warm-up call
+        # what the queue holds, plus the SDK's and the server's own churn: nowhere near
+        # the 300 x 20 KB of tags the calls carried
+        assert grown < 2 * budget, grown
+    finally:
+        client.close()
+        lct.shutdown(timeout=1)
+
+
+def test_a_full_queue_counts_by_bytes_as_well_as_by_count() -> None:
+    STATS.reset()
+    bus = Bus(max_queue=1000, max_queue_bytes=5000, batch_size=10_000, interval=3600)
+    try:
+        for index in range(10):
+            bus.emit(_event(str(index)))
+        kept = bus.pending()
+        assert 1 <= kept < 10
+        assert bus.queued_bytes() <= 5000
+        assert STATS.get("dropped.queue_full") == 10 - kept
+        assert bus.flush(5)
+        assert bus.queued_bytes() == 0
+    finally:
+        bus.shutdown(1)
