@@ -201,7 +201,8 @@ def _wrapper_alone(library: Any) -> None:
     runtime = get_runtime()
     assert runtime is not None
     queued = list(runtime.bus._queue)
-    assert queued and all(isinstance(e, UsageEvent) and e.usage is not None for e in queued)
+    assert queued
+    assert all(isinstance(e, UsageEvent) and e.usage is not None for e in queued)
     lct.configure(database_url=None, exporters=[Discard()], instrument=None)
 
 

@@ -318,9 +318,9 @@ def in_situ() -> dict[str, dict[str, float]]:
     with caches as a real call leaves them. CPU time, so the other threads and
     the machine's load count less; medians over ``IN_SITU_CALLS`` calls each.
     """
+    from llm_cost_tracker.instrumentation import _sdk
     from llm_cost_tracker.instrumentation import anthropic as anthropic_instrumentation
     from llm_cost_tracker.instrumentation import openai as openai_instrumentation
-    from llm_cost_tracker.instrumentation import _sdk
 
     import llm_cost_tracker as lct
 

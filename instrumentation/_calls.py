@@ -25,15 +25,16 @@ from .._suppress import is_suppressed
 from .._tags import Tags, resolve_tags
 from ._extraction import Extraction
 
+
 class Call:
     """A call in flight: what was in force when it started. Finishes at most once."""
 
     __slots__ = (
         "finished",
+        "occurred_at",
         "operation",
         "provider",
         "request_model",
-        "occurred_at",
         "span_context",
         "started",
         "stream",

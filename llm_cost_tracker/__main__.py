@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._cli import console_main
+from .cli import console_main
 
 console_main()

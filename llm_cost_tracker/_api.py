@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from ._budget_guard import build_guard, install_guard
 from ._bus import Bus
 from ._components import COMPONENTS, TOKEN_COMPONENTS
 from ._config import (
@@ -27,6 +26,7 @@ from ._errors import LLMCostTrackerError
 from ._events import TokenUsage, UsageEvent
 from ._stats import STATS
 from ._tags import DefaultTags, DefaultTagSource, Tags, resolve_tags, sanitize_tags
+from .budgets._guard import build_guard, install_guard
 
 if TYPE_CHECKING:
     from .budgets import Budgets

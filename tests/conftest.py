@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 import llm_cost_tracker as lct
-from llm_cost_tracker._standin import StandInServer
 from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.cli._standin import StandInServer
 
 # Throwaway PostgreSQL / MariaDB servers: postgres_url, mysql_url, ... (tests/db_servers.py).
 pytest_plugins = ["db_servers"]

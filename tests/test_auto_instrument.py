@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_cost_tracker._standin import StandInServer
 from llm_cost_tracker.auto._cli import SITE_DIR, build_parser, main, prepare_environment
+from llm_cost_tracker.cli._standin import StandInServer
 
 BIN = Path(sys.executable).parent
 INSTRUMENT = BIN / "llm-cost-instrument"

@@ -19,11 +19,11 @@ import pytest
 import llm_cost_tracker as lct
 from llm_cost_tracker import budgets
 from llm_cost_tracker._api import get_runtime
-from llm_cost_tracker._budget_estimate import estimate_usage, input_chars, output_cap
-from llm_cost_tracker._budget_guard import BudgetGuard, guard_of
-from llm_cost_tracker._standin import StandInServer
 from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.budgets import BudgetAlert
+from llm_cost_tracker.budgets._estimate import estimate_usage, input_chars, output_cap
+from llm_cost_tracker.budgets._guard import BudgetGuard, guard_of
+from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import capture_events
 
 # $1 per million input tokens, $2 per million output tokens: N input tokens cost N / 1e6 dollars.
@@ -675,7 +675,7 @@ def test_a_new_utc_day_and_month_start_from_zero(monkeypatch: pytest.MonkeyPatch
         budgets.check("test", "flat", {})
     now = datetime.now(timezone.utc)
     next_month = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=5)
-    import llm_cost_tracker._budget_guard as guard_module
+    import llm_cost_tracker.budgets._guard as guard_module
 
     monkeypatch.setattr(guard_module.time, "time", lambda: next_month.timestamp())
     budgets.check("test", "flat", {})  # a new month and day: nothing spent yet
@@ -691,7 +691,7 @@ def test_block_through_the_httpx_transport(standin: StandInServer) -> None:
     import httpx
     from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
 
-    from llm_cost_tracker._standin.server import load_payloads
+    from llm_cost_tracker.cli._standin.server import load_payloads
 
     payload = load_payloads()["gemini_generate_thinking_flash"]
     url = standin.scenario_url(payload["id"], urlsplit(payload["url"]).path)

@@ -14,9 +14,9 @@ import anthropic
 import pytest
 
 import llm_cost_tracker as lct
-from llm_cost_tracker._standin import StandInServer
 from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.budgets import BudgetAlert
+from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import capture_events
 
 SCENARIO = "anthropic_cache_read"

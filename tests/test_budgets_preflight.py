@@ -18,15 +18,15 @@ import pytest
 import llm_cost_tracker as lct
 from llm_cost_tracker import budgets
 from llm_cost_tracker._api import get_runtime
-from llm_cost_tracker._budget_estimate import (
+from llm_cost_tracker._events import TokenUsage
+from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.budgets._estimate import (
     MAX_INPUT_TOKENS,
     MAX_NODES,
     estimate_usage,
     input_chars,
 )
-from llm_cost_tracker._budget_guard import BudgetGuard, guard_of
-from llm_cost_tracker._events import TokenUsage
-from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.budgets._guard import BudgetGuard, guard_of
 
 # $1 per million input tokens, $2 per million output tokens.
 PRICES = {"test/flat": {"input": "1", "output": "2"}}
@@ -349,7 +349,7 @@ def test_rates_are_learned_again_every_hour(monkeypatch: pytest.MonkeyPatch) -> 
     asked = count_engine_calls(guard)
     budgets.check("test", "flat", tokens(10))
     assert asked == []  # cached
-    import llm_cost_tracker._budget_guard as guard_module
+    import llm_cost_tracker.budgets._guard as guard_module
 
     later = time.time() + 3600
     monkeypatch.setattr(guard_module.time, "time", lambda: later)

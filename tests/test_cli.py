@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_report import make_events, write_ledger
 
-from llm_cost_tracker._cli import COMMANDS, build_parser, main
+from llm_cost_tracker.cli._main import COMMANDS, build_parser, main
 
 BIN = Path(sys.executable).parent
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"

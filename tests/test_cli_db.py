@@ -7,7 +7,7 @@ import json
 import pytest
 
 import llm_cost_tracker as lct
-from llm_cost_tracker._cli import COMMANDS, main
+from llm_cost_tracker.cli._main import COMMANDS, main
 
 
 @pytest.fixture

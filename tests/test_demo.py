@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_cost_tracker._demo import ANTHROPIC_STEPS, ASYNC_OPENAI_STEPS, OPENAI_STEPS
+from llm_cost_tracker.cli._demo import ANTHROPIC_STEPS, ASYNC_OPENAI_STEPS, OPENAI_STEPS
 
 SCRIPT = Path(sys.executable).with_name("llm-cost-tracker")
 

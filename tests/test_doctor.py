@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_report import NOW, make_events, write_ledger
 
-from llm_cost_tracker._cli import main
-from llm_cost_tracker._doctor import CATALOG_STALE_DAYS, Check, check_prices, run_checks
+from llm_cost_tracker.cli._doctor import CATALOG_STALE_DAYS, Check, check_prices, run_checks
+from llm_cost_tracker.cli._main import main
 from llm_cost_tracker.pricing import default_catalog
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import llm_cost_tracker as lct
-from llm_cost_tracker._cli import main
-from llm_cost_tracker._doctor import Check, run_checks
+from llm_cost_tracker.cli._doctor import Check, run_checks
+from llm_cost_tracker.cli._main import main
 
 # $1 per million input tokens: N million tokens cost $N.
 PRICES = {"test/flat": {"input": "1", "output": "2"}}

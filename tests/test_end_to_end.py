@@ -9,7 +9,7 @@ import sys
 import threading
 
 import llm_cost_tracker as lct
-from llm_cost_tracker._cli import main
+from llm_cost_tracker.cli._main import main
 
 THREADS = 8
 TASKS = 8

@@ -14,8 +14,8 @@ from google.genai import types
 from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
 
 from llm_cost_tracker._events import UsageEvent
-from llm_cost_tracker._standin import StandInServer
-from llm_cost_tracker._standin.server import load_payloads
+from llm_cost_tracker.cli._standin import StandInServer
+from llm_cost_tracker.cli._standin.server import load_payloads
 from llm_cost_tracker.testing import capture_events
 
 PAYLOADS = load_payloads()

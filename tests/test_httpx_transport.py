@@ -24,9 +24,9 @@ from llm_cost_tracker.instrumentation.openai._extract import Extraction
 
 import llm_cost_tracker as lct
 from llm_cost_tracker._events import TokenUsage, UsageEvent
-from llm_cost_tracker._standin import StandInServer
-from llm_cost_tracker._standin.server import Scenario, load_payloads
 from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.cli._standin import StandInServer
+from llm_cost_tracker.cli._standin.server import Scenario, load_payloads
 from llm_cost_tracker.testing import capture_events
 
 PAYLOADS = load_payloads()

@@ -24,8 +24,8 @@ from llm_cost_tracker.instrumentation.openai._extract import (
 )
 
 from llm_cost_tracker._events import TokenUsage
-from llm_cost_tracker._standin.server import load_payloads
 from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.cli._standin.server import load_payloads
 
 PAYLOADS = load_payloads()
 OPENAI_SHAPED = sorted(

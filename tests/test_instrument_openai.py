@@ -23,8 +23,8 @@ from test_instrument_extract import PAYLOADS, expected_view, usage_as_expected
 
 import llm_cost_tracker as lct
 from llm_cost_tracker._events import UsageEvent
-from llm_cost_tracker._standin import StandInServer
 from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import capture_events
 
 MESSAGES = [{"role": "user", "content": "hi"}]

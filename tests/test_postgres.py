@@ -14,8 +14,8 @@ from llm_cost_tracker.exporters.postgres import PostgresExporter
 from sql_events import make_events
 
 import llm_cost_tracker as lct
-from llm_cost_tracker._cli import main
 from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.cli._main import main
 
 pytestmark = pytest.mark.postgres
 

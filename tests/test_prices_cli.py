@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import llm_cost_tracker as lct
-from llm_cost_tracker._cli import main
+from llm_cost_tracker.cli._main import main
 from llm_cost_tracker.pricing import load_catalog
 from llm_cost_tracker.testing import capture_events
 

@@ -12,7 +12,7 @@ import pytest
 from llm_cost_tracker.exporters import _sql
 
 import llm_cost_tracker as lct
-from llm_cost_tracker._cli import main
+from llm_cost_tracker.cli._main import main
 
 M = Decimal(1_000_000)
 

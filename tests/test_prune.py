@@ -11,8 +11,8 @@ from llm_cost_tracker.exporters import _sql
 from llm_cost_tracker.exporters.sqlite import SQLiteExporter, connect
 from sql_events import make_events
 
-from llm_cost_tracker._cli import main
-from llm_cost_tracker._cli_prune import parse_cutoff
+from llm_cost_tracker.cli._main import main
+from llm_cost_tracker.cli._prune import parse_cutoff
 
 NOW = datetime.now(timezone.utc)
 

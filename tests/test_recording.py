@@ -29,8 +29,8 @@ import llm_cost_tracker as lct
 from llm_cost_tracker._api import get_runtime
 from llm_cost_tracker._bus import Bus
 from llm_cost_tracker._events import TokenUsage, UsageEvent
-from llm_cost_tracker._standin import StandInServer
 from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import InMemoryExporter
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from llm_cost_tracker.exporters import exporter_for_url
 
-from llm_cost_tracker._cli import main
 from llm_cost_tracker._events import Cost, LineItem, TokenUsage, UsageEvent
+from llm_cost_tracker.cli._main import main
 from llm_cost_tracker.report import LedgerMissingError, Period, build_report, render
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)

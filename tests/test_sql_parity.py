@@ -156,7 +156,7 @@ def test_times_are_utc_whatever_the_input_offset(
 
 
 def test_migrate_upgrades_in_place_and_backfills_rollups(sql_target, tmp_path: Path, capsys):
-    from llm_cost_tracker._cli import main
+    from llm_cost_tracker.cli._main import main
 
     exporter = sql_target.exporter(tmp_path)
     exporter.export(make_events(120))

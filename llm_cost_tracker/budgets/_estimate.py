@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from ._events import TokenUsage
-from ._stats import STATS
+from .._events import TokenUsage
+from .._stats import STATS
 
 CHARS_PER_TOKEN = 4
 # The largest context window any model offers (Llama 4 Scout): a longer request

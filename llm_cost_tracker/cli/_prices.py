@@ -12,10 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from . import environment_variables as env
-from ._cli import EXIT_CHECK_FAILED, EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
-from ._components import COMPONENTS
-from ._errors import ConfigurationError
+from .. import environment_variables as env
+from .._components import COMPONENTS
+from .._errors import ConfigurationError
+from ._main import EXIT_CHECK_FAILED, EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
 
 _PRICES_EXAMPLES = """\
 examples:
@@ -163,13 +163,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _catalog(args: argparse.Namespace) -> Any:
-    from .pricing import load_catalog
+    from ..pricing import load_catalog
 
     return load_catalog(prices_file=_prices_file(args))
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .pricing._sync import current_rates
+    from ..pricing._sync import current_rates
 
     catalog = _catalog(args)
     now = datetime.now(timezone.utc)
@@ -200,7 +200,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .pricing._price import lookup, normalize_mode, resolve_cached
+    from ..pricing._price import lookup, normalize_mode, resolve_cached
 
     catalog = _catalog(args)
     when = _when(args.at)
@@ -285,9 +285,9 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from .pricing import default_catalog
-    from .pricing._catalog import build_catalog, parse_catalog, read_document
-    from .pricing._sync import (
+    from ..pricing import default_catalog
+    from ..pricing._catalog import build_catalog, parse_catalog, read_document
+    from ..pricing._sync import (
         compare,
         detect_format,
         from_genai_prices,
@@ -375,9 +375,9 @@ def _write_document(target: str, document: Mapping[str, Any]) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .pricing import default_catalog
-    from .pricing._catalog import load_prices_file
-    from .pricing._sync import compare
+    from ..pricing import default_catalog
+    from ..pricing._catalog import load_prices_file
+    from ..pricing._sync import compare
 
     path = _prices_file(args)
     if path is None:
@@ -416,9 +416,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _reprice(args: argparse.Namespace) -> int:
-    from .exporters import _sql, connect
-    from .pricing import load_catalog
-    from .pricing._reprice import reprice
+    from ..exporters import _sql, connect
+    from ..pricing import load_catalog
+    from ..pricing._reprice import reprice
 
     catalog = load_catalog(prices_file=_prices_file(args))
     start = _when(args.start)

@@ -10,8 +10,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TextIO
 
-from ._cli import EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
-from ._errors import LLMCostTrackerError
+from .._errors import LLMCostTrackerError
+from ._main import EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
 
 _SQL_EXAMPLES = """\
 examples:
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .exporters import _sql, connect, migrate
+    from ..exporters import _sql, connect, migrate
 
     url = database_url(args)
     if args.command == "migrate":

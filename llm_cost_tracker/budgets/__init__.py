@@ -16,9 +16,9 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
-from ._errors import BudgetExceededError, ConfigurationError
-from ._events import UsageEvent
-from ._tags import _KEY_RE
+from .._errors import BudgetExceededError, ConfigurationError
+from .._events import UsageEvent
+from .._tags import _KEY_RE
 
 Amount = Decimal | int | str | float
 OnExceed = Literal["notify", "raise", "block"]
@@ -263,8 +263,8 @@ def period_bounds(moment: datetime) -> tuple[datetime, datetime, datetime, datet
 
 def status() -> list[BudgetView]:
     """Return every budget this process tracks now, with the spend it sees (empty when none is configured)."""
-    from ._api import get_runtime
-    from ._budget_guard import guard_of
+    from .._api import get_runtime
+    from ._guard import guard_of
 
     runtime = get_runtime()
     guard = None if runtime is None else guard_of(runtime)
@@ -280,8 +280,8 @@ def check(provider: str, model: str | None, request: Mapping[str, Any] | None = 
     (``messages``, ``max_tokens``, ...); only their size is looked at. Does
     nothing when no budget is configured.
     """
-    from ._api import get_runtime
-    from ._budget_guard import guard_of
+    from .._api import get_runtime
+    from ._guard import guard_of
 
     runtime = get_runtime()
     guard = None if runtime is None else guard_of(runtime)

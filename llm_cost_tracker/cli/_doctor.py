@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Literal
 
-from ._cli import EXIT_CHECK_FAILED, EXIT_OK, database_url
+from ._main import EXIT_CHECK_FAILED, EXIT_OK, database_url
 
 Level = Literal["ok", "warn", "fail", "info"]
 
@@ -67,8 +67,8 @@ def _caught_warnings() -> Iterator[list[warnings.WarningMessage]]:
 
 
 def check_configuration(url: str) -> tuple[list[Check], Any]:
-    from ._config import is_disabled, resolve
-    from .exporters import _sql
+    from .._config import is_disabled, resolve
+    from ..exporters import _sql
 
     checks: list[Check] = []
     with _caught_warnings() as caught:
@@ -109,7 +109,7 @@ def check_configuration(url: str) -> tuple[list[Check], Any]:
 
 def check_database(url: str) -> tuple[list[Check], Any]:
     """Reachability and schema version; returns the open connection (or None) for the ledger checks."""
-    from .exporters import _sql, connect
+    from ..exporters import _sql, connect
 
     shown = _sql.redact_url(url)
     try:
@@ -168,8 +168,8 @@ def check_database(url: str) -> tuple[list[Check], Any]:
 def check_instrumentors(config: Any) -> list[Check]:
     from importlib.metadata import PackageNotFoundError, entry_points, version
 
-    from .instrumentation import ENTRY_POINT_GROUP
-    from .instrumentation._base import missing_dependency
+    from ..instrumentation import ENTRY_POINT_GROUP
+    from ..instrumentation._base import missing_dependency
 
     checks: list[Check] = []
     wanted = None if config is None or config.instrument is None else set(config.instrument)
@@ -227,8 +227,8 @@ def check_instrumentors(config: Any) -> list[Check]:
 
 def check_prices(config: Any, today: date) -> list[Check]:
     try:
-        from .pricing import default_catalog
-        from .pricing._catalog import build_catalog
+        from ..pricing import default_catalog
+        from ..pricing._catalog import build_catalog
 
         catalog = default_catalog()
         if config is not None and (config.prices_file or config.pricing_overrides):
@@ -266,7 +266,7 @@ def _query(connection: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any
 
 
 def check_ledger(connection: Any, url: str, days: int, now: datetime) -> list[Check]:
-    from .exporters import _sql
+    from ..exporters import _sql
 
     dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
     p = dialect.placeholder
@@ -336,8 +336,8 @@ def _spend_from_database(
     connection: Any, url: str, tag_keys: list[str], now: datetime
 ) -> tuple[dict[tuple[str, str, str], Decimal] | None, str]:
     """Month- and day-to-date spend as the budget thread reads it; (None, why) when unreadable."""
-    from ._budget_shared import SpendQueries
-    from .exporters import _sql
+    from ..budgets._shared import SpendQueries
+    from ..exporters import _sql
 
     if connection is None:
         return None, "no ledger yet: nothing recorded"
@@ -360,11 +360,11 @@ def check_budgets(url: str, config: Any, connection: Any, now: datetime) -> list
     them; otherwise the budgets the environment sets, with the spend read from
     the database the way every process's budget thread reads it.
     """
-    from . import _api
-    from ._budget_guard import guard_of
-    from ._errors import _money
-    from .budgets import GLOBAL_SCOPE, day_of, month_of
-    from .exporters import _sql
+    from .. import _api
+    from .._errors import _money
+    from ..budgets import GLOBAL_SCOPE, day_of, month_of
+    from ..budgets._guard import guard_of
+    from ..exporters import _sql
 
     runtime = _api._runtime
     guard = None if runtime is None else guard_of(runtime)
@@ -467,7 +467,7 @@ def check_budgets(url: str, config: Any, connection: Any, now: datetime) -> list
 
 
 def check_delivery(url: str, config: Any) -> list[Check]:
-    from .exporters import _sql
+    from ..exporters import _sql
 
     try:
         dialect = _sql.dialect_name_for_url(url)
@@ -476,7 +476,7 @@ def check_delivery(url: str, config: Any) -> list[Check]:
     if dialect == "sqlite":
         return [Check("ok", "delivery", "SQLite is written directly; no spool")]
     try:
-        from .exporters._spool import Spool, spool_dir_for
+        from ..exporters._spool import Spool, spool_dir_for
     except ImportError:
         return []
     directory = spool_dir_for(url, None if config is None else config.spool_dir)
@@ -508,7 +508,7 @@ def check_delivery(url: str, config: Any) -> list[Check]:
 
 def check_process_counters() -> list[Check]:
     """Events this process dropped or failed to export (meaningful when doctor runs inside an app)."""
-    from ._stats import STATS
+    from .._stats import STATS
 
     lost = {
         k: v

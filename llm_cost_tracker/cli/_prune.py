@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from ._cli import EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
+from ._main import EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
 
 _EXAMPLES = """\
 examples:
@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .exporters import _sql, connect
+    from ..exporters import _sql, connect
 
     url = database_url(args)
     if args.batch_size < 1:
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 def _delete_batch(
     connection: Any, dialect: Any, cutoff: Any, batch_size: int, *, rollups: bool
 ) -> int:
-    from .exporters import _sql
+    from ..exporters import _sql
 
     p = dialect.placeholder
     cursor = connection.cursor()
@@ -145,7 +145,7 @@ def _delete_batch(
 
 
 def _subtract_rollups(cursor: Any, p: str, rows: list[Any]) -> None:
-    from .exporters import _sql
+    from ..exporters import _sql
 
     sums: dict[tuple[Any, ...], list[Any]] = {}
     for _, occurred_at, provider, model, currency, status, cost, *tokens in rows:

@@ -15,9 +15,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import environment_variables as env
-from ._config import DEFAULT_DATABASE_URL
-from ._errors import LLMCostTrackerError
+from .. import environment_variables as env
+from .._config import DEFAULT_DATABASE_URL
+from .._errors import LLMCostTrackerError
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -26,26 +26,26 @@ EXIT_DATABASE = 3
 
 # (name, module, one-line help). The module provides add_arguments() and run().
 COMMANDS: list[tuple[str, str, str]] = [
-    ("migrate", "llm_cost_tracker._cli_db", "create or upgrade the ledger tables"),
-    ("sql", "llm_cost_tracker._cli_db", "run a SQL query against the ledger"),
-    ("report", "llm_cost_tracker._cli_report", "write a spend report (HTML, JSON or Markdown)"),
+    ("migrate", "llm_cost_tracker.cli._db", "create or upgrade the ledger tables"),
+    ("sql", "llm_cost_tracker.cli._db", "run a SQL query against the ledger"),
+    ("report", "llm_cost_tracker.cli._report", "write a spend report (HTML, JSON or Markdown)"),
     (
         "demo",
-        "llm_cost_tracker._demo",
+        "llm_cost_tracker.cli._demo",
         "see it work: real SDK calls to a local stand-in server, then a report",
     ),
     (
         "doctor",
-        "llm_cost_tracker._doctor",
+        "llm_cost_tracker.cli._doctor",
         "check the setup: database, schema, SDKs, prices, data quality",
     ),
-    ("prices", "llm_cost_tracker._cli_prices", "list, explain, sync or check the prices in force"),
+    ("prices", "llm_cost_tracker.cli._prices", "list, explain, sync or check the prices in force"),
     (
         "reprice",
-        "llm_cost_tracker._cli_prices",
+        "llm_cost_tracker.cli._prices",
         "recompute the cost of unknown/partial (or all) stored calls",
     ),
-    ("prune", "llm_cost_tracker._cli_prune", "delete calls older than an age, in batches"),
+    ("prune", "llm_cost_tracker.cli._prune", "delete calls older than an age, in batches"),
 ]
 
 
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Inspect and manage the LLM cost ledger.",
         epilog="Run 'llm-cost-tracker COMMAND --help' for a command's options and examples.",
     )
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -29,20 +29,11 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._budget_estimate import (
-    CHARS_PER_TOKEN,
-    MAX_INPUT_TOKENS,
-    CostEstimator,
-    Rates,
-    input_chars,
-    output_cap,
-    pricing_mode_of,
-)
-from ._errors import BudgetExceededError, _money
-from ._events import UsageEvent
-from ._stats import STATS
-from ._tags import Tags, resolve_tags
-from .budgets import (
+from .._errors import BudgetExceededError, _money
+from .._events import UsageEvent
+from .._stats import STATS
+from .._tags import Tags, resolve_tags
+from . import (
     GLOBAL_SCOPE,
     BudgetAlert,
     Budgets,
@@ -51,10 +42,19 @@ from .budgets import (
     day_of,
     month_of,
 )
+from ._estimate import (
+    CHARS_PER_TOKEN,
+    MAX_INPUT_TOKENS,
+    CostEstimator,
+    Rates,
+    input_chars,
+    output_cap,
+    pricing_mode_of,
+)
 
 if TYPE_CHECKING:
-    from ._api import Runtime
-    from ._budget_shared import SharedTotals
+    from .._api import Runtime
+    from ._shared import SharedTotals
 
 _logger = logging.getLogger(__name__)
 
@@ -627,7 +627,7 @@ def guard_of(runtime: Runtime) -> BudgetGuard | None:
 
 def _pricing(config: Any) -> tuple[Callable[[UsageEvent], UsageEvent] | None, CostEstimator | None]:
     try:
-        from .pricing import PriceStage  # type: ignore[attr-defined,unused-ignore]
+        from ..pricing import PriceStage  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None, None
     stage = PriceStage(
@@ -640,7 +640,7 @@ def _pricing(config: Any) -> tuple[Callable[[UsageEvent], UsageEvent] | None, Co
 
 def build_guard(config: Any) -> BudgetGuard | None:
     """Build the guard for ``config.budgets`` (None when no budget is set); raise on a bad setting."""
-    from ._errors import ConfigurationError
+    from .._errors import ConfigurationError
 
     budgets = config.budgets
     if budgets is None:
@@ -649,14 +649,14 @@ def build_guard(config: Any) -> BudgetGuard | None:
         raise ConfigurationError(
             f"budgets: expected llm_cost_tracker.Budgets(...), got {type(budgets).__name__}"
         )
-    from ._api import current_call_tags
+    from .._api import current_call_tags
 
     price, estimator = _pricing(config)
     guard = BudgetGuard(budgets, price=price, estimator=estimator, tags=current_call_tags)
     url = config.database_url
     if url is not None:
-        from ._budget_shared import SharedTotals
-        from .exporters import _sql
+        from ..exporters import _sql
+        from ._shared import SharedTotals
 
         in_memory = (
             _sql.dialect_name_for_url(url) == "sqlite" and _sql.sqlite_path(url) == ":memory:"

@@ -8,9 +8,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from . import environment_variables as env
-from ._cli import EXIT_DATABASE, EXIT_OK, database_url
-from ._errors import LLMCostTrackerError
+from .. import environment_variables as env
+from .._errors import LLMCostTrackerError
+from ._main import EXIT_DATABASE, EXIT_OK, database_url
 
 _EXAMPLES = """\
 examples:
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def budgets_from(args: argparse.Namespace) -> dict[str, Decimal | None]:
     """Budget limits from the flags, else the LLM_COST_TRACKER_*_BUDGET variables."""
-    from ._config import _resolve_decimal
+    from .._config import _resolve_decimal
 
     return {
         "monthly": _resolve_decimal(
@@ -102,7 +102,7 @@ def write_report(
     quiet: bool = False,
 ) -> tuple[str, int]:
     """Build and write a report; return (where it went, calls in the period)."""
-    from .report import build_report, render
+    from ..report import build_report, render
 
     started = time.perf_counter()
 
@@ -136,7 +136,7 @@ def write_report(
 
 
 def run(args: argparse.Namespace) -> int:
-    from .exporters import _sql
+    from ..exporters import _sql
 
     url = database_url(args)
     output = args.output or _DEFAULT_NAMES[args.format]

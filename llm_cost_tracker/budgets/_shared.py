@@ -24,13 +24,13 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._stats import STATS
-from ._suppress import suppressed
-from .budgets import GLOBAL_SCOPE, BudgetAlert, day_of, month_of, period_bounds
-from .exporters import _sql
+from .._stats import STATS
+from .._suppress import suppressed
+from ..exporters import _sql
+from . import GLOBAL_SCOPE, BudgetAlert, day_of, month_of, period_bounds
 
 if TYPE_CHECKING:
-    from ._budget_guard import BudgetGuard, Key
+    from ._guard import BudgetGuard, Key
 
 _logger = logging.getLogger(__name__)
 

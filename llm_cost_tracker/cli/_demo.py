@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._cli import EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
+from ._main import EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
 
 _EXAMPLES = """\
 examples:
@@ -221,10 +221,10 @@ def run_calls(server: Any, say: Callable[[str], None]) -> int:
 def run(args: argparse.Namespace) -> int:
     import llm_cost_tracker as lct
 
-    from ._cli_report import budgets_from, write_report
+    from .._stats import STATS
+    from ..exporters import _sql
+    from ._report import budgets_from, write_report
     from ._standin import StandInServer
-    from ._stats import STATS
-    from .exporters import _sql
 
     url = database_url(args)
     shown = _sql.redact_url(url)
