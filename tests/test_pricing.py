@@ -20,7 +20,7 @@ from llm_cost_tracker._events import Cost, TokenUsage, UsageEvent
 from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.pricing import PriceStage, bundled_catalog, price_event
 
-PAYLOADS = Path(__file__).parent.parent / "llm_cost_tracker" / "_standin" / "payloads"
+PAYLOADS = Path(__file__).parent.parent / "llm_cost_tracker" / "cli" / "_standin" / "payloads"
 M = Decimal(1_000_000)
 K = Decimal(1_000)
 # A Tuesday at 02:00 UTC: DeepSeek peak hours (01:00-04:00 UTC on weekdays).
