@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .._api import current_span_context, get_runtime, trace_ids
+from .._api import get_runtime
 from .._errors import LLMCostTrackerError
 from .._events import UsageEvent, UsageSource
+from .._spans import current_span_context, trace_ids
 from .._stats import STATS
 from .._suppress import is_suppressed
 from .._tags import Tags, resolve_tags

@@ -9,13 +9,14 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
-from ._api import configure, flush, get_config, shutdown, track
+from ._api import configure, flush, get_config, shutdown
 from ._bus import Exporter
 from ._errors import BudgetExceededError, ConfigurationError, LLMCostTrackerError
 from ._events import Cost, LineItem, TokenUsage, UsageEvent
 from ._stats import stats
 from ._suppress import is_suppressed, suppressed
 from ._tags import with_tags
+from ._track import track
 from .budgets import Budgets
 from .instrumentation._extraction import Extraction
 from .instrumentation._hosts import register_host

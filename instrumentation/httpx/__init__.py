@@ -17,7 +17,8 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from .._base import BaseInstrumentor, WrappedMethod
-from ._parsers import BodyParser, register_parser, unregister_parser
+from ._parsers import register_parser, unregister_parser
+from ._route import BodyParser
 from ._wrappers import async_send_wrapper, send_wrapper, stream_classes
 
 _logger = logging.getLogger(__name__)

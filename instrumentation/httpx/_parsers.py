@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from ..._events import TokenUsage
 from ..._stats import STATS
@@ -23,40 +23,7 @@ from ..anthropic._extract import AnthropicStreamState, extract_anthropic
 from ..openai._extract import ChatStreamState, ResponsesStreamState, extract_openai
 from ._gemini import GeminiStreamState, extract_gemini
 from ._quirks import with_reported_costs
-
-
-class StreamState(Protocol):
-    """Accumulates what a stream's events say; ``result()`` may be called at any point."""
-
-    def add(self, event: Any) -> object: ...
-
-    def result(self) -> Extraction: ...
-
-
-BodyParser = Callable[[Any], Extraction | TokenUsage | None]
-"""A user parser: a parsed JSON body (or one stream event's JSON) -> what it says, or None."""
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """How to read one kind of LLM endpoint.
-
-    ``parse`` reads a complete JSON body; ``new_state`` makes the accumulator a
-    stream's events are fed to; only events whose data matches ``needle`` (when
-    set) are decoded, so a long stream costs a regex search per event, not a
-    JSON parse. ``usage_key`` names the top-level usage object, used to recover
-    usage from a body too large to keep whole.
-    """
-
-    operation: str
-    parse: Callable[[Any], Extraction]
-    new_state: Callable[[], StreamState]
-    needle: re.Pattern[bytes] | None = None
-    usage_key: str = "usage"
-    stream: bool = False  # the endpoint always streams (Gemini streamGenerateContent)
-    # Usage read from the request instead (text-to-speech answers with audio): usage_source "estimated".
-    from_request: Callable[[Any], Extraction] | None = None
-
+from ._route import BodyParser, Route, StreamState
 
 # A chat stream chunk worth decoding: the first one (always decoded) and any carrying usage.
 _USAGE_NEEDLE = re.compile(rb'"usage"\s*:\s*\{')

@@ -11,12 +11,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._extraction import Extraction, get
-
-if TYPE_CHECKING:  # _parsers imports this module to build its tables
-    from ._parsers import Route, StreamState
+from ._route import Route, StreamState
 
 
 def reported_total_cost(body: Any) -> Decimal | None:

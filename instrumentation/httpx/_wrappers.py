@@ -33,7 +33,8 @@ from .. import _hosts
 from .._calls import UNKNOWN, Call, finish_call, start_call
 from .._extraction import Extraction
 from .._sse import BodyWindow, EventSplitter, LineSplitter, json_document
-from ._parsers import Route, StreamState, model_from_path, route_for
+from ._parsers import model_from_path, route_for
+from ._route import Route, StreamState
 
 REQUEST_SCAN_BYTES = 64 * 1024
 """How much of a request body is searched for ``model`` and ``stream``."""
