@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from opentelemetry import trace
+_get_current_span: Callable[[], Any] | None = None  # opentelemetry's, imported on first use
 
 
 def current_span_context() -> Any:
     """The span context in force now (an immutable value), or None when no valid span is current.
 
     Cheap enough for every call's start; turning it into hex ids waits for
-    ``trace_ids()``.
+    ``trace_ids()``. OpenTelemetry is imported on the first call, not when
+    ``llm_cost_tracker`` is.
     """
-    context = trace.get_current_span().get_span_context()
+    global _get_current_span
+    if _get_current_span is None:
+        from opentelemetry.trace import get_current_span
+
+        _get_current_span = get_current_span
+    context = _get_current_span().get_span_context()
     return context if context.is_valid else None
 
 
