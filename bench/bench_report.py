@@ -21,8 +21,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.exporters import _sql, connect, migrate
+from llm_cost_tracker.exporters import connect, migrate
 
+from llm_cost_tracker import ledger as _sql
 from llm_cost_tracker.report import Period, build_report, render
 
 CALLS = int(os.environ.get("LLM_COST_TRACKER_BENCH_REPORT_CALLS", "1000000"))

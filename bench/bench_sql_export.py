@@ -27,8 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.exporters import _sql
-
+from llm_cost_tracker import ledger as _sql
 from llm_cost_tracker._events import Cost, LineItem, TokenUsage, UsageEvent
 
 CALLS = 8_000

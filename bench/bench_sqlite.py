@@ -25,10 +25,10 @@ from itertools import chain, compress
 from pathlib import Path
 from typing import Any
 
-from llm_cost_tracker.exporters import _sql
 from llm_cost_tracker.exporters.sqlite import SQLiteExporter, connect, migrate
 
 from llm_cost_tracker import TokenUsage, UsageEvent
+from llm_cost_tracker import ledger as _sql
 from llm_cost_tracker.pricing import price_event
 
 N = 50_000

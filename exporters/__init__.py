@@ -2,17 +2,17 @@
 
 Any object with ``export(events)`` and ``shutdown()`` is an exporter, and so is
 a plain callable taking one event. Each SQL module (``sqlite``, ``postgres``,
-``mysql``) provides ``create_exporter(url, config)``, ``connect(url)`` and
-``migrate(connection)``; the functions here pick the module from the URL.
+``mysql``) provides ``create_exporter(url, config)``; opening and migrating a
+database by URL is the ledger's (``llm_cost_tracker.ledger``), re-exported here.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._sql import dialect_name_for_url
+from ..ledger import connect, dialect_name_for_url, migrate
 
 if TYPE_CHECKING:
     from .._bus import Exporter
@@ -27,22 +27,6 @@ def exporter_for_url(url: str, *, config: Config | None = None) -> Exporter:
     """Create the SQL exporter that ``url`` names (sqlite://, postgresql://, mysql://)."""
     exporter: Exporter = _dialect_module(url).create_exporter(url, config)
     return exporter
-
-
-def connect(url: str) -> Any:
-    """Open a DB-API connection to ``url`` (for the CLI and reports); the caller closes it."""
-    return _dialect_module(url).connect(url)
-
-
-def migrate(url: str) -> list[str]:
-    """Create or upgrade the tables at ``url``; return the names of the migrations applied."""
-    module = _dialect_module(url)
-    connection = module.connect(url)
-    try:
-        applied: list[str] = module.migrate(connection)
-        return applied
-    finally:
-        connection.close()
 
 
 __all__ = ["connect", "exporter_for_url", "migrate"]

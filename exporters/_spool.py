@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .._events import Cost, LineItem, TokenUsage, UsageEvent
-from ._sql import dialect_name_for_url, redact_url
+from ..ledger import dialect_name_for_url, redact_url
 
 DEFAULT_MAX_SPOOL_BYTES = 1 << 30  # 1 GiB per database
 _SUFFIX = ".jsonl"

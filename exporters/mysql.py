@@ -17,111 +17,42 @@ import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from .._errors import ConfigurationError
+from .. import ledger
 from .._events import UsageEvent
-from . import _sql
+from ..ledger._drivers import import_pymysql as _pymysql
+from ..ledger._drivers import mysql_connect as connect
+from ..ledger._drivers import mysql_connect_kwargs as connect_kwargs
+from ..ledger._drivers import mysql_migrate as migrate
 from ._delivery import DEFAULT_MAX_PENDING, DurableExporter
 from ._spool import DEFAULT_MAX_SPOOL_BYTES, Spool, spool_dir_for
 
 if TYPE_CHECKING:
     from .._config import Config
 
-DIALECT = _sql.MYSQL
+DIALECT = ledger.MYSQL
 _DUPLICATE_KEY = 1062
 # MySQL error codes worth retrying although PyMySQL files them under other classes.
 _RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
 
-_INSERT_CALLS = DIALECT.insert_sql(_sql.CALLS, _sql.call_columns(DIALECT)).replace(
+_INSERT_CALLS = DIALECT.insert_sql(ledger.CALLS, ledger.call_columns(DIALECT)).replace(
     "INSERT IGNORE", "INSERT"
 )
-_INSERT_ITEMS = DIALECT.insert_sql(_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS).replace(
+_INSERT_ITEMS = DIALECT.insert_sql(ledger.LINE_ITEMS, ledger.LINE_ITEM_COLUMNS).replace(
     "INSERT IGNORE", "INSERT"
 )
-_INSERT_TAGS = DIALECT.insert_sql(_sql.TAGS, _sql.TAG_COLUMNS).replace("INSERT IGNORE", "INSERT")
+_INSERT_TAGS = DIALECT.insert_sql(ledger.TAGS, ledger.TAG_COLUMNS).replace(
+    "INSERT IGNORE", "INSERT"
+)
 _ROLLUP_UPSERT = (
-    f"INSERT INTO {_sql.ROLLUPS} ({', '.join(_sql.ROLLUP_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_sql.ROLLUP_COLUMNS))}) ON DUPLICATE KEY UPDATE "
-    + ", ".join(f"{c} = {c} + VALUES({c})" for c in _sql.ROLLUP_SUMS)
+    f"INSERT INTO {ledger.ROLLUPS} ({', '.join(ledger.ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(ledger.ROLLUP_COLUMNS))}) ON DUPLICATE KEY UPDATE "
+    + ", ".join(f"{c} = {c} + VALUES({c})" for c in ledger.ROLLUP_SUMS)
 )
 # (calls, line items, tags, rollups): the rows of one batch.
 _Rows = tuple[
     list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]
 ]
-_SESSION_SETUP = (
-    "SET time_zone = '+00:00', "
-    "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
-    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
-)
-_MIGRATION_LOCK = "llm_cost_tracker_migrate"
-
-
-def _pymysql() -> Any:
-    try:
-        import pymysql
-    except ImportError:
-        raise ImportError(
-            "MySQLExporter needs PyMySQL: pip install 'llm-cost-tracker[mysql]'"
-        ) from None
-    return pymysql
-
-
-def connect_kwargs(url: str) -> dict[str, Any]:
-    """PyMySQL connect() arguments for ``mysql://user:password@host:port/db?unix_socket=...``."""
-    parts = urlsplit(url)
-    database = unquote(parts.path.lstrip("/"))
-    if not database:
-        raise ConfigurationError(
-            f"MySQL URL {_sql.redact_url(url)!r} names no database: mysql://user@host/db"
-        )
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    kwargs: dict[str, Any] = {
-        "host": parts.hostname or "localhost",
-        "port": parts.port or 3306,
-        "user": unquote(parts.username) if parts.username else "root",
-        "password": unquote(parts.password) if parts.password else "",
-        "database": database,
-        "charset": "utf8mb4",
-        "autocommit": False,
-        "connect_timeout": int(query.get("connect_timeout", 10)),
-        "read_timeout": int(query.get("read_timeout", 60)),
-        "write_timeout": int(query.get("write_timeout", 60)),
-        "init_command": _SESSION_SETUP,
-    }
-    if "unix_socket" in query:
-        kwargs["unix_socket"] = query["unix_socket"]
-    if "ssl_ca" in query:
-        kwargs["ssl"] = {"ca": query["ssl_ca"]}
-    return kwargs
-
-
-def connect(url: str) -> Any:
-    """Open a PyMySQL connection to ``url`` (UTC, strict mode, utf8mb4, not autocommit)."""
-    return _pymysql().connect(**connect_kwargs(url))
-
-
-# A re-run DDL statement whose work a cut-short earlier run already committed:
-# table exists, duplicate column, duplicate index name.
-_ALREADY_DONE = {1050, 1060, 1061}
-
-
-def _already_done(error: Exception) -> bool:
-    return bool(error.args) and error.args[0] in _ALREADY_DONE
-
-
-def migrate(connection: Any) -> list[str]:
-    """Bring the schema up to date; return the migrations applied now."""
-    # MySQL DDL commits implicitly, so a session lock (not a transaction) serializes migrators.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT GET_LOCK(%s, 60)", (_MIGRATION_LOCK,))
-    try:
-        return _sql.apply_migrations(connection, DIALECT, already_done=_already_done)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT RELEASE_LOCK(%s)", (_MIGRATION_LOCK,))
-
-
 # Connections inherited across fork: kept referenced so the child never closes them.
 _INHERITED: list[Any] = []
 
@@ -154,10 +85,10 @@ class _MySQLWriter:
     @staticmethod
     def prepare(events: Sequence[UsageEvent]) -> _Rows:
         return (
-            [_sql.call_row(e, DIALECT) for e in events],
-            [row for e in events for row in _sql.line_item_rows(e, DIALECT)],
-            [row for e in events for row in _sql.tag_rows(e)],
-            _sql.rollup_rows(events),
+            [ledger.call_row(e, DIALECT) for e in events],
+            [row for e in events for row in ledger.line_item_rows(e, DIALECT)],
+            [row for e in events for row in ledger.tag_rows(e)],
+            ledger.rollup_rows(events),
         )
 
     def write(self, events: Sequence[UsageEvent], prepared: object = None) -> int:
@@ -185,7 +116,7 @@ class _MySQLWriter:
             with connection.cursor() as cursor:
                 ids = [e.id for e in events]
                 cursor.execute(
-                    f"SELECT id FROM {_sql.CALLS} WHERE id IN ({', '.join(['%s'] * len(ids))})",
+                    f"SELECT id FROM {ledger.CALLS} WHERE id IN ({', '.join(['%s'] * len(ids))})",
                     ids,
                 )
                 present = {row[0] for row in cursor.fetchall()}

@@ -15,8 +15,11 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import ledger
 from .._events import UsageEvent
-from . import _sql
+from ..ledger._drivers import import_psycopg as _psycopg
+from ..ledger._drivers import postgres_connect as connect
+from ..ledger._drivers import postgres_migrate as migrate
 from ._delivery import DEFAULT_MAX_PENDING, DurableExporter
 from ._spool import DEFAULT_MAX_SPOOL_BYTES, Spool, spool_dir_for
 
@@ -25,65 +28,24 @@ if TYPE_CHECKING:
 
     from .._config import Config
 
-DIALECT = _sql.POSTGRES
-# Any constant will do: it only has to be the same for every process migrating this database.
-_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7307261101)"
+DIALECT = ledger.POSTGRES
 
-_COPY_CALLS = f"COPY {_sql.CALLS} ({', '.join(_sql.call_columns(DIALECT))}) FROM STDIN"
-_COPY_ITEMS = f"COPY {_sql.LINE_ITEMS} ({', '.join(_sql.LINE_ITEM_COLUMNS)}) FROM STDIN"
+_COPY_CALLS = f"COPY {ledger.CALLS} ({', '.join(ledger.call_columns(DIALECT))}) FROM STDIN"
+_COPY_ITEMS = f"COPY {ledger.LINE_ITEMS} ({', '.join(ledger.LINE_ITEM_COLUMNS)}) FROM STDIN"
 _COPY_TAGS = (
-    f"COPY {_sql.TAGS} ({', '.join(DIALECT.quote(c) for c in _sql.TAG_COLUMNS)}) FROM STDIN"
+    f"COPY {ledger.TAGS} ({', '.join(DIALECT.quote(c) for c in ledger.TAG_COLUMNS)}) FROM STDIN"
 )
 # (calls, line items, tags, rollups): the rows of one batch.
 _Rows = tuple[
     list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]
 ]
-_EXISTING_IDS = f"SELECT id::text FROM {_sql.CALLS} WHERE id = ANY(%s::uuid[])"
+_EXISTING_IDS = f"SELECT id::text FROM {ledger.CALLS} WHERE id = ANY(%s::uuid[])"
 _ROLLUP_UPSERT = (
-    f"INSERT INTO {_sql.ROLLUPS} AS r ({', '.join(_sql.ROLLUP_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_sql.ROLLUP_COLUMNS))}) "
-    f"ON CONFLICT ({', '.join(_sql.ROLLUP_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in _sql.ROLLUP_SUMS)
+    f"INSERT INTO {ledger.ROLLUPS} AS r ({', '.join(ledger.ROLLUP_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(ledger.ROLLUP_COLUMNS))}) "
+    f"ON CONFLICT ({', '.join(ledger.ROLLUP_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in ledger.ROLLUP_SUMS)
 )
-
-
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        raise ImportError(
-            "PostgresExporter needs psycopg: pip install 'llm-cost-tracker[postgres]'"
-        ) from None
-    return psycopg
-
-
-def _libpq_url(url: str) -> str:
-    # SQLAlchemy spells the driver into the scheme; libpq knows postgresql:// and postgres://.
-    scheme, sep, rest = url.partition("://")
-    return f"postgresql://{rest}" if sep and scheme.lower().startswith("postgres") else url
-
-
-def connect(url: str, *, connect_timeout: int = 10) -> psycopg.Connection[Any]:
-    """Open a psycopg connection to ``url`` (not in autocommit mode; UTC session time zone)."""
-    connection: psycopg.Connection[Any] = _psycopg().connect(
-        _libpq_url(url),
-        connect_timeout=connect_timeout,
-        application_name="llm-cost-tracker",
-        options="-c TimeZone=UTC",
-        keepalives=1,
-        keepalives_idle=30,
-        keepalives_interval=10,
-        keepalives_count=3,
-        # Give up on a connection whose sent data goes unacknowledged for a minute
-        # (a network partition) instead of waiting for the kernel's ~15 minutes.
-        tcp_user_timeout=60_000,
-    )
-    return connection
-
-
-def migrate(connection: psycopg.Connection[Any]) -> list[str]:
-    """Bring the schema up to date; return the migrations applied now."""
-    return _sql.apply_migrations(connection, DIALECT, lock_sql=_MIGRATION_LOCK)
 
 
 # Connections inherited across fork: kept referenced so the child never closes them.
@@ -118,10 +80,10 @@ class _PostgresWriter:
     @staticmethod
     def prepare(events: Sequence[UsageEvent]) -> _Rows:
         return (
-            [_sql.call_row(e, DIALECT) for e in events],
-            [row for e in events for row in _sql.line_item_rows(e, DIALECT)],
-            [row for e in events for row in _sql.tag_rows(e)],
-            _sql.rollup_rows(events),
+            [ledger.call_row(e, DIALECT) for e in events],
+            [row for e in events for row in ledger.line_item_rows(e, DIALECT)],
+            [row for e in events for row in ledger.tag_rows(e)],
+            ledger.rollup_rows(events),
         )
 
     def write(self, events: Sequence[UsageEvent], prepared: object = None) -> int:

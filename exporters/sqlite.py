@@ -14,9 +14,12 @@ from itertools import chain, compress, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import ledger
 from .._components import COMPONENTS, INPUT_COMPONENTS, OUTPUT_COMPONENTS
 from .._events import TokenUsage, UsageEvent
-from . import _sql
+from ..ledger._drivers import sqlite_connect as connect
+from ..ledger._drivers import sqlite_migrate as migrate
+from ..ledger._schema import _decimal_text, _json_text, _sqlite_time
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -24,35 +27,6 @@ if TYPE_CHECKING:
 DEFAULT_URL = "sqlite:///llm_costs.db"
 
 _logger = logging.getLogger("llm_cost_tracker.exporters.sqlite")
-
-
-def connect(url: str, *, timeout: float = 30.0) -> sqlite3.Connection:
-    """Open the SQLite database named by ``url`` with the settings the exporter relies on."""
-    path = _sql.sqlite_path(url)
-    if path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(
-        path,
-        timeout=timeout,
-        check_same_thread=False,
-        isolation_level=None,
-        # The exporter prepares one multi-row INSERT per (table, NULL columns, row count).
-        cached_statements=512,
-    )
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    # Index pages of a busy ledger outgrow the 2 MB default cache quickly;
-    # 32 MB keeps batch inserts from re-reading them (measured in bench/).
-    connection.execute("PRAGMA cache_size=-32768")
-    # isolation_level=None: no implicit transactions; export() and the
-    # migration runner issue BEGIN/COMMIT themselves.
-    return connection
-
-
-def migrate(connection: sqlite3.Connection) -> list[str]:
-    """Bring the schema up to date; return the migrations applied now."""
-    # BEGIN IMMEDIATE takes the write lock, so concurrent processes migrate one at a time.
-    return _sql.apply_migrations(connection, _sql.SQLITE, lock_sql="BEGIN IMMEDIATE")
 
 
 class SQLiteExporter:
@@ -66,7 +40,7 @@ class SQLiteExporter:
     name = "sqlite"
 
     def __init__(self, url: str = DEFAULT_URL, *, auto_migrate: bool = True) -> None:
-        _sql.sqlite_path(url)  # validate now, so configure() reports a bad URL
+        ledger.sqlite_path(url)  # validate now, so configure() reports a bad URL
         self.url = url
         self.auto_migrate = auto_migrate
         self._connection: sqlite3.Connection | None = None
@@ -179,7 +153,7 @@ class _Checkpointer:
 
     @classmethod
     def start(cls, connection: sqlite3.Connection, url: str) -> _Checkpointer | None:
-        path = _sql.sqlite_path(url)
+        path = ledger.sqlite_path(url)
         if (
             path == ":memory:"
             or not hasattr(os, "pread")  # Windows: SQLite's own checkpoints
@@ -267,9 +241,9 @@ Rows = tuple[
     tuple[str, tuple[str, ...]], Present, list[Any]
 ]  # table, columns, values row after row
 
-_CALLS = (_sql.CALLS, _sql.call_columns(_sql.SQLITE))
-_ITEMS = (_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS)
-_TAGS = (_sql.TAGS, _sql.TAG_COLUMNS)
+_CALLS = (ledger.CALLS, ledger.call_columns(ledger.SQLITE))
+_ITEMS = (ledger.LINE_ITEMS, ledger.LINE_ITEM_COLUMNS)
+_TAGS = (ledger.TAGS, ledger.TAG_COLUMNS)
 _ALL_TAG_COLUMNS: Present = (True, True, True)
 _UNPRICED_ITEM: Present = (True, True, True, True, False, False)
 _ROWS_PER_STATEMENT = 128  # x 25 call columns stays far below SQLite's 32,766 variables
@@ -361,7 +335,7 @@ def call_present(mask: int) -> Present:
 
 
 def call_rows(events: Sequence[UsageEvent]) -> dict[int, list[tuple[Any, ...]]]:
-    """``_sql.call_row(event, SQLITE)`` for each event, faster, grouped by NULL mask.
+    """``ledger.call_row(event, SQLITE)`` for each event, faster, grouped by NULL mask.
 
     Each row is the contract row (tests/test_sqlite_exporter.py compares them);
     rows with NULL in the same nullable columns share a group, keyed by a mask
@@ -374,9 +348,9 @@ def call_rows(events: Sequence[UsageEvent]) -> dict[int, list[tuple[Any, ...]]]:
     value of the row, is made once per batch for each such set of parts (the
     key holds the parts' identities, valid while the batch holds the events).
     """
-    to_time = _sql._sqlite_time
-    decimal_text = _sql._decimal_text
-    json_text = _sql._json_text
+    to_time = _sqlite_time
+    decimal_text = _decimal_text
+    json_text = _json_text
     snapshots: dict[tuple[Any, ...], str | None] = {}
     groups: dict[int, list[tuple[Any, ...]]] = {}
     for event in events:
@@ -450,15 +424,15 @@ def call_rows(events: Sequence[UsageEvent]) -> dict[int, list[tuple[Any, ...]]]:
 def batch_rows(events: Sequence[UsageEvent]) -> list[Rows]:
     """The rows of ``events`` for the calls, line items and tags tables, ready for ``write_rows``.
 
-    The values are those of ``_sql.call_row``, ``_sql.line_item_rows`` and
-    ``_sql.tag_rows`` for SQLite (tests/test_sqlite_exporter.py compares
+    The values are those of ``ledger.call_row``, ``ledger.line_item_rows`` and
+    ``ledger.tag_rows`` for SQLite (tests/test_sqlite_exporter.py compares
     them), built with fewer conversions: a token count is bound as an integer,
     which the NUMERIC column stores exactly as it stored the count's decimal text.
     A unit price is formatted once per batch (the pricing plans share them).
     """
     if not events:
         return []
-    decimal_text = _sql._decimal_text
+    decimal_text = _decimal_text
     units = _UNITS
     batch = [
         _flattened(_CALLS, call_present(mask), rows) for mask, rows in call_rows(events).items()
@@ -533,7 +507,7 @@ def _insert_sql(table: tuple[str, tuple[str, ...]], present: Present, rows: int)
     if sql is None:
         columns = list(compress(table[1], present))
         one = f"({', '.join(['?'] * len(columns))})"
-        names = ", ".join(_sql.SQLITE.quote(c) for c in columns)
+        names = ", ".join(ledger.SQLITE.quote(c) for c in columns)
         sql = f"INSERT OR IGNORE INTO {table[0]} ({names}) VALUES {', '.join([one] * rows)}"
         if len(_STATEMENTS) < 4096:
             _STATEMENTS[key] = sql

@@ -9,11 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from llm_cost_tracker.exporters import _sql, exporter_for_url
+from llm_cost_tracker.exporters import exporter_for_url
 from llm_cost_tracker.exporters.postgres import PostgresExporter
 from sql_events import make_events
 
 import llm_cost_tracker as lct
+from llm_cost_tracker import ledger as _sql
 from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.cli._main import main
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llm_cost_tracker.exporters import _sql
 
 import llm_cost_tracker as lct
+from llm_cost_tracker import ledger as _sql
 from llm_cost_tracker.cli._main import main
 
 M = Decimal(1_000_000)

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from llm_cost_tracker.exporters import _sql
 from llm_cost_tracker.exporters.sqlite import SQLiteExporter, connect
 from sql_events import make_events
 
+from llm_cost_tracker import ledger as _sql
 from llm_cost_tracker.cli._main import main
 from llm_cost_tracker.cli._prune import parse_cutoff
 

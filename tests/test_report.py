@@ -239,8 +239,8 @@ def test_tag_values_past_the_limit_are_summed_as_other(
     url, events = ledger
     report = build_report(url, period=PERIOD, group_by=["user_id"], now=NOW)
     from llm_cost_tracker.exporters import connect
-    from llm_cost_tracker.exporters._sql import dialect_name_for_url
 
+    from llm_cost_tracker.ledger import dialect_name_for_url
     from llm_cost_tracker.report._queries import REPORT_DIALECTS, _Queries
 
     connection = connect(url)

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llm_cost_tracker.exporters import _sql
 from llm_cost_tracker.exporters.mysql import MySQLExporter
 from llm_cost_tracker.exporters.postgres import PostgresExporter
 from llm_cost_tracker.exporters.sqlite import SQLiteExporter, connect
 from sql_events import make_events
+
+from llm_cost_tracker import ledger as _sql
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mysql]
 

@@ -12,11 +12,11 @@ from decimal import Decimal
 from itertools import compress
 
 import pytest
-from llm_cost_tracker.exporters import _sql
 from llm_cost_tracker.exporters.sqlite import SQLiteExporter, connect, migrate
 
 import llm_cost_tracker as lct
 from llm_cost_tracker import Cost, LineItem, TokenUsage, UsageEvent
+from llm_cost_tracker import ledger as _sql
 
 PRICED = UsageEvent(
     provider="anthropic",

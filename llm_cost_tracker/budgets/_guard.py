@@ -655,11 +655,11 @@ def build_guard(config: Any) -> BudgetGuard | None:
     guard = BudgetGuard(budgets, price=price, estimator=estimator, tags=current_call_tags)
     url = config.database_url
     if url is not None:
-        from ..exporters import _sql
+        from .. import ledger
         from ._shared import SharedTotals
 
         in_memory = (
-            _sql.dialect_name_for_url(url) == "sqlite" and _sql.sqlite_path(url) == ":memory:"
+            ledger.dialect_name_for_url(url) == "sqlite" and ledger.sqlite_path(url) == ":memory:"
         )
         if not in_memory:
             guard.attach(SharedTotals(guard, url, interval=budgets.refresh_interval))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import importlib
 import logging
 import os
 import sqlite3
@@ -24,9 +23,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .. import ledger
 from .._stats import STATS
 from .._suppress import suppressed
-from ..exporters import _sql
 from . import GLOBAL_SCOPE, BudgetAlert, day_of, month_of, period_bounds
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-ALERTS = _sql.BUDGET_ALERTS
+ALERTS = ledger.BUDGET_ALERTS
 ALERT_COLUMNS = (
     "id",
     "budget_type",
@@ -45,11 +44,11 @@ ALERT_COLUMNS = (
     "event_id",
     "fired_at",
 )
-ALERTS_TABLE_SQL = _sql.BUDGET_ALERTS_TABLE_SQL
+ALERTS_TABLE_SQL = ledger.BUDGET_ALERTS_TABLE_SQL
 _PLACES = Decimal("0.000000000001")
 ID_CHUNK = 500  # event ids per "which of these are in the table" query
 # Dialects whose exporter keeps llm_cost_tracker_daily_rollups in the same
-# transaction as the calls (exporters/_sql.py, migration 0005_daily_rollups).
+# transaction as the calls (llm_cost_tracker/ledger/_rollups.py, migration 0005_daily_rollups).
 ROLLUP_DIALECTS = frozenset({"postgres", "mysql"})
 
 # How each dialect opens a read-only snapshot transaction on an autocommit connection.
@@ -65,7 +64,7 @@ def _autocommit(connection: Any, dialect: str) -> None:
         connection.autocommit = True
     elif dialect == "mysql":
         connection.autocommit(True)
-    # sqlite: exporters.sqlite.connect() already opens in autocommit mode.
+    # sqlite: ledger.connect() already opens in autocommit mode.
 
 
 def _decimal(value: object) -> Decimal:
@@ -86,7 +85,7 @@ class SpendQueries:
     else from the calls themselves. Per-tag totals always come from the calls.
     """
 
-    def __init__(self, dialect: _sql.Dialect) -> None:
+    def __init__(self, dialect: ledger.Dialect) -> None:
         self.dialect = dialect
         p = dialect.placeholder
         key, value = dialect.quote("key"), dialect.quote("value")
@@ -94,18 +93,18 @@ class SpendQueries:
         if self.uses_rollups:
             self.global_sql = (
                 f"SELECT SUM(total_cost), SUM(CASE WHEN day >= {p} THEN total_cost END) "
-                f"FROM {_sql.ROLLUPS} WHERE day >= {p} AND day < {p}"
+                f"FROM {ledger.ROLLUPS} WHERE day >= {p} AND day < {p}"
             )
         else:
             self.global_sql = (
                 f"SELECT SUM(total_cost), SUM(CASE WHEN occurred_at >= {p} THEN total_cost END) "
-                f"FROM {_sql.CALLS} WHERE occurred_at >= {p} AND occurred_at < {p} "
+                f"FROM {ledger.CALLS} WHERE occurred_at >= {p} AND occurred_at < {p} "
                 "AND total_cost IS NOT NULL"
             )
         self.tag_sql = (
             f"SELECT t.{value}, SUM(c.total_cost), "
             f"SUM(CASE WHEN c.occurred_at >= {p} THEN c.total_cost END) "
-            f"FROM {_sql.CALLS} c JOIN {_sql.TAGS} t ON t.call_id = c.id "
+            f"FROM {ledger.CALLS} c JOIN {ledger.TAGS} t ON t.call_id = c.id "
             f"WHERE t.{key} = {p} AND c.occurred_at >= {p} AND c.occurred_at < {p} "
             f"AND c.total_cost IS NOT NULL GROUP BY t.{value}"
         )
@@ -156,7 +155,7 @@ class SharedTotals:
         self.guard = guard
         self.url = url
         self.interval = interval
-        self.dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+        self.dialect = ledger.DIALECTS[ledger.dialect_name_for_url(url)]
         self._connection: Any = None
         self._claims: collections.deque[BudgetAlert] = collections.deque(maxlen=10_000)
         # claims queued / settled (claimed and fired, or lost) so far: flush() waits on them
@@ -313,19 +312,18 @@ class SharedTotals:
                 # A plain reader: creating the file, switching it to WAL and
                 # migrating it are the exporter's job, and racing it for them
                 # would make its first batch fail with "database is locked".
-                path = _sql.sqlite_path(self.url)
+                path = ledger.sqlite_path(self.url)
                 if not os.path.exists(path):
                     return None
                 connection: Any = sqlite3.connect(
                     path, timeout=30.0, isolation_level=None, check_same_thread=False
                 )
             else:
-                module = importlib.import_module(f"llm_cost_tracker.exporters.{self.dialect.name}")
-                connection = module.connect(self.url)
+                connection = ledger.connect(self.url)
                 try:
                     # The exporter creates the tables on its first batch; this
                     # process may read before it has written anything.
-                    module.migrate(connection)
+                    ledger.migrate_connection(connection, self.dialect.name)
                     _autocommit(connection, self.dialect.name)
                 except BaseException:
                     connection.close()
@@ -338,7 +336,7 @@ class SharedTotals:
             return True  # migrated in _cursor()
         cursor.execute(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
-            (_sql.CALLS, _sql.TAGS),
+            (ledger.CALLS, ledger.TAGS),
         )
         row = cursor.fetchone()
         return row is not None and row[0] == 2
@@ -378,7 +376,7 @@ class SharedTotals:
         for start in range(0, len(pending), ID_CHUNK):
             chunk = pending[start : start + ID_CHUNK]
             marks = ", ".join([p] * len(chunk))
-            cursor.execute(f"SELECT id FROM {_sql.CALLS} WHERE id IN ({marks})", chunk)
+            cursor.execute(f"SELECT id FROM {ledger.CALLS} WHERE id IN ({marks})", chunk)
             confirmed.extend(str(r[0]) for r in cursor.fetchall())
 
     def _claim_pending(self) -> None:

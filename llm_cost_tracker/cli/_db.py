@@ -45,31 +45,31 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..exporters import _sql, connect, migrate
+    from .. import ledger
 
     url = database_url(args)
     if args.command == "migrate":
         try:
-            applied = migrate(url)
+            applied = ledger.migrate(url)
         except (ImportError, LLMCostTrackerError):
             raise
         except Exception as error:
-            print(f"error: cannot migrate {_sql.redact_url(url)}: {error}", file=sys.stderr)
+            print(f"error: cannot migrate {ledger.redact_url(url)}: {error}", file=sys.stderr)
             return EXIT_DATABASE
         if applied:
             print(
-                f"applied {len(applied)} migration(s) to {_sql.redact_url(url)}: {', '.join(applied)}"
+                f"applied {len(applied)} migration(s) to {ledger.redact_url(url)}: {', '.join(applied)}"
             )
         else:
-            print(f"{_sql.redact_url(url)} is up to date")
+            print(f"{ledger.redact_url(url)} is up to date")
         return EXIT_OK
 
     try:
-        connection = connect(url)
+        connection = ledger.connect(url)
     except (ImportError, LLMCostTrackerError):
         raise
     except Exception as error:
-        print(f"error: cannot open {_sql.redact_url(url)}: {error}", file=sys.stderr)
+        print(f"error: cannot open {ledger.redact_url(url)}: {error}", file=sys.stderr)
         return EXIT_DATABASE
     try:
         cursor = connection.cursor()

@@ -221,13 +221,13 @@ def run_calls(server: Any, say: Callable[[str], None]) -> int:
 def run(args: argparse.Namespace) -> int:
     import llm_cost_tracker as lct
 
+    from .. import ledger
     from .._stats import STATS
-    from ..exporters import _sql
     from ._report import budgets_from, write_report
     from ._standin import StandInServer
 
     url = database_url(args)
-    shown = _sql.redact_url(url)
+    shown = ledger.redact_url(url)
     sdks = installed_sdks()
     if not sdks:
         print(

@@ -67,8 +67,8 @@ def _caught_warnings() -> Iterator[list[warnings.WarningMessage]]:
 
 
 def check_configuration(url: str) -> tuple[list[Check], Any]:
+    from .. import ledger
     from .._config import is_disabled, resolve
-    from ..exporters import _sql
 
     checks: list[Check] = []
     with _caught_warnings() as caught:
@@ -99,7 +99,7 @@ def check_configuration(url: str) -> tuple[list[Check], Any]:
         Check(
             "ok",
             "configuration",
-            f"database {_sql.redact_url(url)}; instrument {instrument}; "
+            f"database {ledger.redact_url(url)}; instrument {instrument}; "
             f"exporters {','.join(str(e) for e in config.exporters) or 'none'}; "
             f"default tags {','.join(f'{k}={v}' for k, v in tags.items()) or 'none'}; budgets {budget_text}",
         )
@@ -109,15 +109,15 @@ def check_configuration(url: str) -> tuple[list[Check], Any]:
 
 def check_database(url: str) -> tuple[list[Check], Any]:
     """Reachability and schema version; returns the open connection (or None) for the ledger checks."""
-    from ..exporters import _sql, connect
+    from .. import ledger
 
-    shown = _sql.redact_url(url)
+    shown = ledger.redact_url(url)
     try:
-        dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+        dialect = ledger.DIALECTS[ledger.dialect_name_for_url(url)]
     except Exception as error:
         return [Check("fail", "database", str(error))], None
     try:
-        connection = connect(url)
+        connection = ledger.connect(url)
     except ImportError as error:
         return [Check("fail", "database driver", str(error))], None
     except Exception as error:
@@ -130,17 +130,17 @@ def check_database(url: str) -> tuple[list[Check], Any]:
             )
         ], None
     checks = [Check("ok", "database", f"{shown} is reachable ({dialect.name})")]
-    wanted = _sql.schema_version(dialect)
+    wanted = ledger.schema_version(dialect)
     cursor = connection.cursor()
     try:
-        cursor.execute(f"SELECT name FROM {_sql.MIGRATIONS}")
+        cursor.execute(f"SELECT name FROM {ledger.MIGRATIONS}")
         applied = {str(r[0]) for r in cursor.fetchall()}
     except Exception:
         applied = set()
         connection.rollback()
     finally:
         cursor.close()
-    pending = [m.name for m in _sql.pending_migrations(applied, dialect)]
+    pending = [m.name for m in ledger.pending_migrations(applied, dialect)]
     if not applied:
         checks.append(
             Check(
@@ -266,9 +266,9 @@ def _query(connection: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any
 
 
 def check_ledger(connection: Any, url: str, days: int, now: datetime) -> list[Check]:
-    from ..exporters import _sql
+    from .. import ledger
 
-    dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+    dialect = ledger.DIALECTS[ledger.dialect_name_for_url(url)]
     p = dialect.placeholder
     since = dialect.convert_time(now - timedelta(days=days))
     window = f"last {days} days"
@@ -279,7 +279,7 @@ def check_ledger(connection: Any, url: str, days: int, now: datetime) -> list[Ch
                    SUM(CASE WHEN cost_status <> 'priced' AND status = 'ok' AND input_tokens IS NOT NULL THEN 1 ELSE 0 END),
                    SUM(CASE WHEN stream AND status = 'ok' AND input_tokens IS NULL THEN 1 ELSE 0 END),
                    SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END)
-            FROM {_sql.CALLS} WHERE occurred_at >= {p}""",
+            FROM {ledger.CALLS} WHERE occurred_at >= {p}""",
         (since,),
     )[0]
     calls = int(calls or 0)
@@ -296,7 +296,7 @@ def check_ledger(connection: Any, url: str, days: int, now: datetime) -> list[Ch
     if unknown:
         models = _query(
             connection,
-            f"""SELECT provider, model, COUNT(*) FROM {_sql.CALLS}
+            f"""SELECT provider, model, COUNT(*) FROM {ledger.CALLS}
                 WHERE occurred_at >= {p} AND cost_status <> 'priced' AND status = 'ok'
                   AND input_tokens IS NOT NULL
                 GROUP BY provider, model ORDER BY 3 DESC""",
@@ -336,14 +336,14 @@ def _spend_from_database(
     connection: Any, url: str, tag_keys: list[str], now: datetime
 ) -> tuple[dict[tuple[str, str, str], Decimal] | None, str]:
     """Month- and day-to-date spend as the budget thread reads it; (None, why) when unreadable."""
+    from .. import ledger
     from ..budgets._shared import SpendQueries
-    from ..exporters import _sql
 
     if connection is None:
         return None, "no ledger yet: nothing recorded"
     cursor = connection.cursor()
     try:
-        dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+        dialect = ledger.DIALECTS[ledger.dialect_name_for_url(url)]
         return SpendQueries(dialect).read(cursor, tag_keys, now), ""
     except Exception as error:
         with suppress(Exception):
@@ -360,11 +360,10 @@ def check_budgets(url: str, config: Any, connection: Any, now: datetime) -> list
     them; otherwise the budgets the environment sets, with the spend read from
     the database the way every process's budget thread reads it.
     """
-    from .. import _api
+    from .. import _api, ledger
     from .._errors import _money
     from ..budgets import GLOBAL_SCOPE, day_of, month_of
     from ..budgets._guard import guard_of
-    from ..exporters import _sql
 
     runtime = _api._runtime
     guard = None if runtime is None else guard_of(runtime)
@@ -391,7 +390,7 @@ def check_budgets(url: str, config: Any, connection: Any, now: datetime) -> list
         source = "as this process sees it"
     else:
         in_memory = (
-            _sql.dialect_name_for_url(url) == "sqlite" and _sql.sqlite_path(url) == ":memory:"
+            ledger.dialect_name_for_url(url) == "sqlite" and ledger.sqlite_path(url) == ":memory:"
         )
         shared_url = None if in_memory else url
         export_interval = config.export_interval
@@ -405,7 +404,7 @@ def check_budgets(url: str, config: Any, connection: Any, now: datetime) -> list
     else:
         staleness = export_interval + budgets.refresh_interval
         where = (
-            f"shared through {_sql.redact_url(shared_url)}, read every {budgets.refresh_interval:g} s "
+            f"shared through {ledger.redact_url(shared_url)}, read every {budgets.refresh_interval:g} s "
             f"(another process's spend shows here within about {staleness:g} s)"
         )
     checks = [Check("ok", "budgets", f"on exceed: {budgets.on_exceed}; totals {where}")]
@@ -467,10 +466,10 @@ def check_budgets(url: str, config: Any, connection: Any, now: datetime) -> list
 
 
 def check_delivery(url: str, config: Any) -> list[Check]:
-    from ..exporters import _sql
+    from .. import ledger
 
     try:
-        dialect = _sql.dialect_name_for_url(url)
+        dialect = ledger.dialect_name_for_url(url)
     except Exception:
         return []  # already reported by the database check
     if dialect == "sqlite":

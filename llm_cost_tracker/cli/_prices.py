@@ -416,7 +416,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _reprice(args: argparse.Namespace) -> int:
-    from ..exporters import _sql, connect
+    from .. import ledger
     from ..pricing import load_catalog
     from ..pricing._reprice import reprice
 
@@ -424,13 +424,13 @@ def _reprice(args: argparse.Namespace) -> int:
     start = _when(args.start)
     end = _when(args.end, end_of_day=True) if args.end else None
     url = database_url(args)
-    dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+    dialect = ledger.DIALECTS[ledger.dialect_name_for_url(url)]
     try:
-        connection = connect(url)
+        connection = ledger.connect(url)
     except ImportError:
         raise
     except Exception as error:
-        print(f"error: cannot open {_sql.redact_url(url)}: {error}", file=sys.stderr)
+        print(f"error: cannot open {ledger.redact_url(url)}: {error}", file=sys.stderr)
         return EXIT_DATABASE
     try:
         result = reprice(
@@ -443,7 +443,7 @@ def _reprice(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
         )
     except Exception as error:
-        print(f"error: re-pricing failed in {_sql.redact_url(url)}: {error}", file=sys.stderr)
+        print(f"error: re-pricing failed in {ledger.redact_url(url)}: {error}", file=sys.stderr)
         return EXIT_DATABASE
     finally:
         connection.close()

@@ -71,26 +71,26 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..exporters import _sql, connect
+    from .. import ledger
 
     url = database_url(args)
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    dialect = _sql.DIALECTS[_sql.dialect_name_for_url(url)]
+    dialect = ledger.DIALECTS[ledger.dialect_name_for_url(url)]
     try:
-        connection = connect(url)
+        connection = ledger.connect(url)
     except ImportError:
         raise
     except Exception as error:
-        print(f"error: cannot open {_sql.redact_url(url)}: {error}", file=sys.stderr)
+        print(f"error: cannot open {ledger.redact_url(url)}: {error}", file=sys.stderr)
         return EXIT_DATABASE
     cutoff = dialect.convert_time(args.older_than)
     try:
         if args.dry_run:
             cursor = connection.cursor()
             cursor.execute(
-                f"SELECT count(*) FROM {_sql.CALLS} WHERE occurred_at < {dialect.placeholder}",
+                f"SELECT count(*) FROM {ledger.CALLS} WHERE occurred_at < {dialect.placeholder}",
                 (cutoff,),
             )
             count = int(cursor.fetchone()[0])
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 def _delete_batch(
     connection: Any, dialect: Any, cutoff: Any, batch_size: int, *, rollups: bool
 ) -> int:
-    from ..exporters import _sql
+    from .. import ledger
 
     p = dialect.placeholder
     cursor = connection.cursor()
@@ -122,7 +122,7 @@ def _delete_batch(
             cursor.execute("BEGIN IMMEDIATE")
         lock = "" if dialect.name == "sqlite" else " FOR UPDATE"
         cursor.execute(
-            f"SELECT id, occurred_at, {_ROLLUP_FIELDS} FROM {_sql.CALLS} "
+            f"SELECT id, occurred_at, {_ROLLUP_FIELDS} FROM {ledger.CALLS} "
             f"WHERE occurred_at < {p} ORDER BY occurred_at LIMIT {int(batch_size)}{lock}",
             (cutoff,),
         )
@@ -130,9 +130,9 @@ def _delete_batch(
         if rows:
             ids = [row[0] for row in rows]
             marks = ", ".join([p] * len(ids))
-            cursor.execute(f"DELETE FROM {_sql.TAGS} WHERE call_id IN ({marks})", ids)
-            cursor.execute(f"DELETE FROM {_sql.LINE_ITEMS} WHERE call_id IN ({marks})", ids)
-            cursor.execute(f"DELETE FROM {_sql.CALLS} WHERE id IN ({marks})", ids)
+            cursor.execute(f"DELETE FROM {ledger.TAGS} WHERE call_id IN ({marks})", ids)
+            cursor.execute(f"DELETE FROM {ledger.LINE_ITEMS} WHERE call_id IN ({marks})", ids)
+            cursor.execute(f"DELETE FROM {ledger.CALLS} WHERE id IN ({marks})", ids)
             if rollups:
                 _subtract_rollups(cursor, p, rows)
         connection.commit()
@@ -145,7 +145,7 @@ def _delete_batch(
 
 
 def _subtract_rollups(cursor: Any, p: str, rows: list[Any]) -> None:
-    from ..exporters import _sql
+    from .. import ledger
 
     sums: dict[tuple[Any, ...], list[Any]] = {}
     for _, occurred_at, provider, model, currency, status, cost, *tokens in rows:
@@ -157,8 +157,8 @@ def _subtract_rollups(cursor: Any, p: str, rows: list[Any]) -> None:
         acc[2] += cost or 0
         for i, n in enumerate(tokens):
             acc[3 + i] += n or 0
-    assignments = ", ".join(f"{c} = {c} - {p}" for c in _sql.ROLLUP_SUMS)
-    where = " AND ".join(f"{c} = {p}" for c in _sql.ROLLUP_KEY)
+    assignments = ", ".join(f"{c} = {c} - {p}" for c in ledger.ROLLUP_SUMS)
+    where = " AND ".join(f"{c} = {p}" for c in ledger.ROLLUP_KEY)
     for key, acc in sums.items():
-        cursor.execute(f"UPDATE {_sql.ROLLUPS} SET {assignments} WHERE {where}", (*acc, *key))
-    cursor.execute(f"DELETE FROM {_sql.ROLLUPS} WHERE calls <= 0")
+        cursor.execute(f"UPDATE {ledger.ROLLUPS} SET {assignments} WHERE {where}", (*acc, *key))
+    cursor.execute(f"DELETE FROM {ledger.ROLLUPS} WHERE calls <= 0")

@@ -136,7 +136,7 @@ def write_report(
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..exporters import _sql
+    from .. import ledger
 
     url = database_url(args)
     output = args.output or _DEFAULT_NAMES[args.format]
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     except (ImportError, LLMCostTrackerError):
         raise
     except Exception as error:
-        print(f"error: cannot read {_sql.redact_url(url)}: {error}", file=sys.stderr)
+        print(f"error: cannot read {ledger.redact_url(url)}: {error}", file=sys.stderr)
         return EXIT_DATABASE
     if calls == 0:
         print(

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from .. import ledger
 from .._components import COMPONENTS
 from .._events import Cost, TokenUsage
-from ..exporters import _sql
 from ._catalog import Catalog
 from ._price import price_usage
 
@@ -54,7 +54,7 @@ def _as_json(value: Any) -> Any:
 
 def reprice(
     connection: Any,
-    dialect: _sql.Dialect,
+    dialect: ledger.Dialect,
     catalog: Catalog,
     *,
     start: datetime,
@@ -75,7 +75,7 @@ def reprice(
     cursor = connection.cursor()
     cursor.execute(
         "SELECT id, occurred_at, provider, model, request_model, pricing_mode, total_cost,"
-        f" cost_status, pricing_snapshot FROM {_sql.CALLS} WHERE {' AND '.join(where)}"
+        f" cost_status, pricing_snapshot FROM {ledger.CALLS} WHERE {' AND '.join(where)}"
         " ORDER BY occurred_at",
         params,
     )
@@ -117,15 +117,15 @@ def reprice(
         if result.changed:
             # Costs changed in place: the daily rollups (PostgreSQL, MySQL) that
             # budgets and reports read must change with them, in this transaction.
-            _sql.rebuild_rollups(cursor, dialect, start, end)
+            ledger.rebuild_rollups(cursor, dialect, start, end)
         connection.commit()
     return result
 
 
-def _stored_usage(cursor: Any, dialect: _sql.Dialect, call_id: Any) -> TokenUsage | None:
+def _stored_usage(cursor: Any, dialect: ledger.Dialect, call_id: Any) -> TokenUsage | None:
     """Rebuild a stored call's usage from its line items; None when it is not to be re-priced."""
     cursor.execute(
-        f"SELECT component, quantity FROM {_sql.LINE_ITEMS} WHERE call_id = {dialect.placeholder}",
+        f"SELECT component, quantity FROM {ledger.LINE_ITEMS} WHERE call_id = {dialect.placeholder}",
         (call_id,),
     )
     quantities = {str(c): Decimal(str(q)) for c, q in cursor.fetchall()}
@@ -141,7 +141,7 @@ def _stored_usage(cursor: Any, dialect: _sql.Dialect, call_id: Any) -> TokenUsag
 
 
 def _store(
-    cursor: Any, dialect: _sql.Dialect, call_id: Any, cost: Cost, previous: dict[str, Any]
+    cursor: Any, dialect: ledger.Dialect, call_id: Any, cost: Cost, previous: dict[str, Any]
 ) -> None:
     """Replace a stored call's cost and line items, keeping ``previous`` in its snapshot."""
     ph = dialect.placeholder
@@ -162,11 +162,11 @@ def _store(
         assignments.append(f"total_cost_exact = {ph}")
         values.append(None if cost.total is None else format(cost.total, "f"))
     cursor.execute(
-        f"UPDATE {_sql.CALLS} SET {', '.join(assignments)} WHERE id = {ph}",
+        f"UPDATE {ledger.CALLS} SET {', '.join(assignments)} WHERE id = {ph}",
         (*values, call_id),
     )
-    cursor.execute(f"DELETE FROM {_sql.LINE_ITEMS} WHERE call_id = {ph}", (call_id,))
-    insert = dialect.insert_sql(_sql.LINE_ITEMS, _sql.LINE_ITEM_COLUMNS)
+    cursor.execute(f"DELETE FROM {ledger.LINE_ITEMS} WHERE call_id = {ph}", (call_id,))
+    insert = dialect.insert_sql(ledger.LINE_ITEMS, ledger.LINE_ITEM_COLUMNS)
     for item in cost.line_items:
         cursor.execute(
             insert,

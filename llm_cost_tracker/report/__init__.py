@@ -43,22 +43,22 @@ def build_report(
     The period is ``period``, else ``start``/``end`` (dates or ISO times), else
     the last ``since`` (``30d``, ``12h``, ``2w``; default 30 days).
     """
-    from ..exporters import _sql, connect
+    from .. import ledger
 
     if period is None:
         period = resolve_period(since=since, start=start, end=end, now=now)
-    dialect = _sql.dialect_name_for_url(database_url)
-    connection = connect(database_url)
+    dialect = ledger.dialect_name_for_url(database_url)
+    connection = ledger.connect(database_url)
     try:
         if not _has_ledger(connection):
             raise LedgerMissingError(
-                f"{_sql.redact_url(database_url)} has no ledger tables yet: record some calls "
+                f"{ledger.redact_url(database_url)} has no ledger tables yet: record some calls "
                 "(or run 'llm-cost-tracker demo' or 'llm-cost-tracker migrate') first"
             )
         return collect(
             connection,
             dialect,
-            database=_sql.redact_url(database_url),
+            database=ledger.redact_url(database_url),
             period=period,
             group_by=group_by,
             top=top,
@@ -66,18 +66,18 @@ def build_report(
             dropped=dropped,
             progress=progress,
             now=now,
-            open_connection=lambda: connect(database_url),
+            open_connection=lambda: ledger.connect(database_url),
         )
     finally:
         connection.close()
 
 
 def _has_ledger(connection: object) -> bool:
-    from ..exporters import _sql
+    from .. import ledger
 
     cursor = connection.cursor()  # type: ignore[attr-defined]
     try:
-        cursor.execute(f"SELECT 1 FROM {_sql.CALLS} WHERE 1 = 0")
+        cursor.execute(f"SELECT 1 FROM {ledger.CALLS} WHERE 1 = 0")
         cursor.fetchall()
     except Exception:
         rollback = getattr(connection, "rollback", None)

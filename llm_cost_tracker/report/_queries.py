@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from ..exporters import _sql
+from .. import ledger
 from ._model import (
     BudgetStatus,
     CacheSavings,
@@ -38,9 +38,9 @@ from ._model import (
 
 Progress = Callable[[str], None]
 
-CALLS = _sql.CALLS
-ITEMS = _sql.LINE_ITEMS
-TAGS = _sql.TAGS
+CALLS = ledger.CALLS
+ITEMS = ledger.LINE_ITEMS
+TAGS = ledger.TAGS
 _PLACES = Decimal("1e-12")
 
 
@@ -48,25 +48,25 @@ _PLACES = Decimal("1e-12")
 class ReportDialect:
     """What differs between databases for the report: session settings, exact-cost column."""
 
-    sql: Any  # exporters._sql.Dialect
+    sql: Any  # ledger.Dialect
     exact_cost: str  # the per-call cost column shown for single calls
     session: tuple[str, ...] = ()  # run once on the report's connection
 
 
 REPORT_DIALECTS = {
     "sqlite": ReportDialect(
-        sql=_sql.SQLITE,
+        sql=ledger.SQLITE,
         exact_cost="c.total_cost_exact",
         # Group-by sorts in memory, and a larger cache for one big read.
         session=("PRAGMA temp_store = MEMORY", "PRAGMA cache_size = -262144"),
     ),
     "postgres": ReportDialect(
-        sql=_sql.POSTGRES,
+        sql=ledger.POSTGRES,
         exact_cost="c.total_cost",
         # JIT compilation costs more than it saves on these short aggregations.
         session=("SET jit = off", "SET work_mem = '64MB'"),
     ),
-    "mysql": ReportDialect(sql=_sql.MYSQL, exact_cost="c.total_cost"),
+    "mysql": ReportDialect(sql=ledger.MYSQL, exact_cost="c.total_cost"),
 }
 
 
