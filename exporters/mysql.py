@@ -16,7 +16,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import ledger
 from .._events import UsageEvent
@@ -26,9 +26,6 @@ from ..ledger._drivers import mysql_connect_kwargs as connect_kwargs
 from ..ledger._drivers import mysql_migrate as migrate
 from ._delivery import DEFAULT_MAX_PENDING, DurableExporter
 from ._spool import DEFAULT_MAX_SPOOL_BYTES, Spool, spool_dir_for
-
-if TYPE_CHECKING:
-    from .._config import Config
 
 DIALECT = ledger.MYSQL
 _DUPLICATE_KEY = 1062
@@ -206,8 +203,3 @@ class MySQLExporter(DurableExporter):
             initial_backoff=initial_backoff,
             max_backoff=max_backoff,
         )
-
-
-def create_exporter(url: str, config: Config | None) -> MySQLExporter:
-    """Create the exporter for ``configure(database_url="mysql://...")``."""
-    return MySQLExporter(url, spool_dir=None if config is None else config.spool_dir)

@@ -26,7 +26,6 @@ from ._spool import DEFAULT_MAX_SPOOL_BYTES, Spool, spool_dir_for
 if TYPE_CHECKING:
     import psycopg
 
-    from .._config import Config
 
 DIALECT = ledger.POSTGRES
 
@@ -195,8 +194,3 @@ class PostgresExporter(DurableExporter):
             initial_backoff=initial_backoff,
             max_backoff=max_backoff,
         )
-
-
-def create_exporter(url: str, config: Config | None) -> PostgresExporter:
-    """Create the exporter for ``configure(database_url="postgresql://...")``."""
-    return PostgresExporter(url, spool_dir=None if config is None else config.spool_dir)

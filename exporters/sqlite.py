@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Sequence
 from itertools import chain, compress, repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import ledger
 from .._components import COMPONENTS, INPUT_COMPONENTS, OUTPUT_COMPONENTS
@@ -20,9 +20,6 @@ from .._events import TokenUsage, UsageEvent
 from ..ledger._drivers import sqlite_connect as connect
 from ..ledger._drivers import sqlite_migrate as migrate
 from ..ledger._schema import _decimal_text, _json_text, _sqlite_time
-
-if TYPE_CHECKING:
-    from .._config import Config
 
 DEFAULT_URL = "sqlite:///llm_costs.db"
 
@@ -512,11 +509,6 @@ def _insert_sql(table: tuple[str, tuple[str, ...]], present: Present, rows: int)
         if len(_STATEMENTS) < 4096:
             _STATEMENTS[key] = sql
     return sql
-
-
-def create_exporter(url: str, config: Config | None) -> SQLiteExporter:
-    """Create the exporter for ``configure(database_url=...)``."""
-    return SQLiteExporter(url)
 
 
 # SQLite keeps per-file lock state in process memory: a child forked in the

@@ -259,7 +259,7 @@ def build_exporters(config: Config) -> list[Exporter]:
 
     created: list[Exporter] = []
     if config.database_url is not None:
-        created.append(exporter_for_url(config.database_url, config=config))
+        created.append(exporter_for_url(config.database_url, spool_dir=config.spool_dir))
     for spec in config.exporters:
         if isinstance(spec, str):
             try:
