@@ -135,7 +135,6 @@ class Bus:
         self._worker: threading.Thread | None = None
         self._closed = False
         self._sync_lock = threading.Lock()
-        self._pid = os.getpid()
         _BUSES.add(self)
 
     # -- caller side -------------------------------------------------------
@@ -319,7 +318,6 @@ class Bus:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._worker = None
-        self._pid = os.getpid()
         for exporter in self.exporters:
             reset = getattr(exporter, "after_fork", None)
             if reset is not None:

@@ -102,6 +102,5 @@ COMPONENTS: dict[str, Component] = {
 }
 
 TOKEN_COMPONENTS = frozenset(n for n, c in COMPONENTS.items() if c.kind == "token")
-SERVICE_COMPONENTS = frozenset(n for n, c in COMPONENTS.items() if c.kind == "service")
 INPUT_COMPONENTS = frozenset(n for n, c in COMPONENTS.items() if c.input_side)
 OUTPUT_COMPONENTS = frozenset(n for n, c in COMPONENTS.items() if c.output_side)

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
 from . import environment_variables as env
 from ._bus import CallableExporter, Exporter, Stage
@@ -26,8 +26,6 @@ DEFAULT_QUEUE_SIZE = 100_000
 DEFAULT_QUEUE_MAX_BYTES = 64 * 1024 * 1024
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-
-T = TypeVar("T")
 
 ExporterSpec = str | Exporter | Callable[[Any], object]
 

@@ -185,11 +185,6 @@ class DefaultTagSource:
         elif source:
             self._fixed = MappingProxyType(sanitize_tags(source))
 
-    @property
-    def dynamic(self) -> bool:
-        """Whether the default tags come from a callable (run per call, in the caller's thread)."""
-        return self._func is not None
-
     def get(self) -> Tags:
         if self._func is None:
             return self._fixed
