@@ -158,17 +158,7 @@ def resolve(
         raw = _env(env.LLM_COST_TRACKER_EXPORTERS)
         exporters = parse_list(raw) if raw else []
 
-    if instrument is UNSET:
-        raw = _env(env.LLM_COST_TRACKER_INSTRUMENT)
-        instrument = "all" if raw is None else raw
-    instruments: tuple[str, ...] | None
-    if instrument is None:
-        instruments = None
-    elif isinstance(instrument, str):
-        names = parse_list(instrument)
-        instruments = None if names in ([], ["none"]) else tuple(names)
-    else:
-        instruments = tuple(instrument)
+    instruments = _resolve_instrument(instrument)
 
     if disabled_instrumentations is None:
         raw = _env(env.LLM_COST_TRACKER_DISABLED_INSTRUMENTATIONS)
@@ -211,6 +201,19 @@ def resolve(
         stream_usage=stream_usage,
         spool_dir=os.fspath(spool_dir) if spool_dir is not None else None,
     )
+
+
+def _resolve_instrument(instrument: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """The instrumentors to turn on: None for none, ("all",) for every installed one."""
+    if instrument is UNSET:
+        raw = _env(env.LLM_COST_TRACKER_INSTRUMENT)
+        instrument = "all" if raw is None else raw
+    if instrument is None:
+        return None
+    if isinstance(instrument, str):
+        names = parse_list(instrument)
+        return None if names in ([], ["none"]) else tuple(names)
+    return tuple(instrument)
 
 
 def _budgets_from_env() -> Any:
