@@ -78,12 +78,8 @@ class _PostgresWriter:
 
     @staticmethod
     def prepare(events: Sequence[UsageEvent]) -> _Rows:
-        return (
-            [ledger.call_row(e, DIALECT) for e in events],
-            [row for e in events for row in ledger.line_item_rows(e, DIALECT)],
-            [row for e in events for row in ledger.tag_rows(e)],
-            ledger.rollup_rows(events),
-        )
+        rows = ledger.batch_rows(events, DIALECT)
+        return rows.calls, rows.line_items, rows.tags, ledger.rollup_rows(events)
 
     def write(self, events: Sequence[UsageEvent], prepared: object = None) -> int:
         psycopg = _psycopg()

@@ -10,16 +10,14 @@ import struct
 import threading
 import weakref
 from collections.abc import Sequence
-from itertools import chain, compress, repeat
+from itertools import chain, compress, cycle
 from pathlib import Path
 from typing import Any
 
 from .. import ledger
-from .._components import COMPONENTS, INPUT_COMPONENTS, OUTPUT_COMPONENTS
-from .._events import TokenUsage, UsageEvent
+from .._events import UsageEvent
 from ..ledger._drivers import sqlite_connect as connect
 from ..ledger._drivers import sqlite_migrate as migrate
-from ..ledger._schema import _decimal_text, _json_text, _sqlite_time
 
 DEFAULT_URL = "sqlite:///llm_costs.db"
 
@@ -229,74 +227,24 @@ class _Checkpointer:
 # in as multi-row INSERTs (one statement per up to 128 rows: executemany() pays
 # a statement reset per row), and NULLs are bound as little as possible: the
 # sqlite3 module adapts a bound None through its adapter registry, several
-# times the cost of a number or a string. A column that is NULL in every row
-# of the batch is left out of the INSERT, and so is NULL: the contract tables
-# have no column DEFAULTs (a test keeps it so).
+# times the cost of a number or a string. The rows are the shared builder's
+# (ledger.batch_rows); here they are grouped by which nullable columns they
+# leave NULL, and each group is written without those columns, so one failed
+# or traced call does not make every other row of its batch bind a NULL. A
+# column left out of the INSERT is NULL: the contract tables have no column
+# DEFAULTs (a test keeps it so).
 
+Table = tuple[str, tuple[str, ...]]  # name, columns
 Present = tuple[bool, ...]  # per column of a table: is it in the INSERT?
-Rows = tuple[
-    tuple[str, tuple[str, ...]], Present, list[Any]
-]  # table, columns, values row after row
+Rows = tuple[Table, Present, list[Any]]  # table, columns present, values row after row
 
-_CALLS = (ledger.CALLS, ledger.call_columns(ledger.SQLITE))
-_ITEMS = (ledger.LINE_ITEMS, ledger.LINE_ITEM_COLUMNS)
-_TAGS = (ledger.TAGS, ledger.TAG_COLUMNS)
-_ALL_TAG_COLUMNS: Present = (True, True, True)
-_UNPRICED_ITEM: Present = (True, True, True, True, False, False)
+_CALLS: Table = (ledger.CALLS, ledger.call_columns(ledger.SQLITE))
+_ITEMS: Table = (ledger.LINE_ITEMS, ledger.LINE_ITEM_COLUMNS)
+_TAGS: Table = (ledger.TAGS, ledger.TAG_COLUMNS)
 _ROWS_PER_STATEMENT = 128  # x 25 call columns stays far below SQLite's 32,766 variables
-_is_not = operator.is_not
-_UNITS = {name: component.unit for name, component in COMPONENTS.items()}
 
-
-def _filled(table: tuple[str, tuple[str, ...]], rows: list[tuple[Any, ...]]) -> Rows:
-    """``rows`` flattened, without the columns that are NULL in all of them."""
-    nones = repeat(None)
-    present = tuple(any(map(_is_not, column, nones)) for column in zip(*rows, strict=True))
-    return _flattened(table, present, rows)
-
-
-def _flattened(table: tuple[str, tuple[str, ...]], present: Present, rows: list[Any]) -> Rows:
-    if all(present):
-        return table, present, list(chain.from_iterable(rows))
-    kept = [i for i, p in enumerate(present) if p]
-    if len(kept) == 1:
-        return table, present, [row[kept[0]] for row in rows]
-    return table, present, list(chain.from_iterable(map(operator.itemgetter(*kept), rows)))
-
-
-# Where a token component counts in the call row: 1 output; 2 input; 3 input and
-# cache read; 4 input and cache write (TokenUsage's properties, in one pass).
-_TOKEN_KIND: dict[str, int] = {
-    **dict.fromkeys(INPUT_COMPONENTS, 2),
-    **dict.fromkeys(OUTPUT_COMPONENTS, 1),
-    "cache_read": 3,
-    "audio_cache_read": 3,
-    "cache_write_5m": 4,
-    "cache_write_1h": 4,
-}
-
-
-def _token_totals(usage: TokenUsage) -> tuple[int, int, int, int, int]:
-    """(input, output, cache read, cache write, reasoning): the usage properties, in one pass."""
-    inputs = outputs = reads = writes = 0
-    kinds = _TOKEN_KIND
-    for name, count in usage.tokens.items():
-        kind = kinds.get(name)
-        if kind == 1:
-            outputs += count
-        elif kind is not None:
-            inputs += count
-            if kind == 3:
-                reads += count
-            elif kind == 4:
-                writes += count
-    return inputs, outputs, reads, writes, usage.reasoning_tokens
-
-
-# The call columns that can be NULL, by the bit a call row's NULL mask sets for
-# them: latency, request model, the five token totals (usage unknown), the cost
-# and its exact text, the pricing snapshot, error type, provider response id,
-# trace id, span id. The other columns are never NULL.
+# The columns that can be NULL (the others never are), in sets that are NULL
+# together: a row's shape says which sets hold a value.
 _NULLABLE_CALL_COLUMNS: tuple[tuple[str, ...], ...] = (
     ("latency_ms",),
     ("request_model",),
@@ -306,7 +254,7 @@ _NULLABLE_CALL_COLUMNS: tuple[tuple[str, ...], ...] = (
         "cache_read_tokens",
         "cache_write_tokens",
         "reasoning_tokens",
-    ),
+    ),  # usage unknown
     ("total_cost", "total_cost_exact"),
     ("pricing_snapshot",),
     ("error_type",),
@@ -314,171 +262,106 @@ _NULLABLE_CALL_COLUMNS: tuple[tuple[str, ...], ...] = (
     ("trace_id",),
     ("span_id",),
 )
-_PRESENT_BY_MASK: dict[int, Present] = {}
+_NULLABLE_ITEM_COLUMNS: tuple[tuple[str, ...], ...] = (("unit_price",), ("cost",))
 
 
-def call_present(mask: int) -> Present:
-    """Which call columns a row with this NULL mask fills (see ``call_rows``)."""
-    present = _PRESENT_BY_MASK.get(mask)
-    if present is None:
-        null = {
-            column
-            for bit, columns in enumerate(_NULLABLE_CALL_COLUMNS)
-            if mask >> bit & 1
-            for column in columns
-        }
-        present = _PRESENT_BY_MASK[mask] = tuple(c not in null for c in _CALLS[1])
-    return present
+class _Shapes:
+    """Groups a table's rows by their shape: which of its sets of nullable columns hold a value."""
+
+    def __init__(self, table: Table, nullable: Sequence[tuple[str, ...]]) -> None:
+        self.table = table
+        self._sets = [[table[1].index(c) for c in columns] for columns in nullable]
+        self._firsts = [operator.itemgetter(indexes[0]) for indexes in self._sets]
+        self._present: dict[Present, Present] = {}
+
+    def group(self, rows: list[tuple[Any, ...]]) -> dict[Present, list[tuple[Any, ...]]]:
+        """``rows`` by shape (one flag per set of nullable columns), in row order within a shape.
+
+        Most batches have one shape, found column by column: only the sets
+        NULL in some rows and not in others are looked at row by row.
+        """
+        shape: list[bool] = []
+        mixed: list[int] = []  # positions in ``shape`` that vary between rows
+        for position, first in enumerate(self._firsts):
+            nulls = operator.countOf(map(first, rows), None)
+            shape.append(nulls < len(rows))
+            if 0 < nulls < len(rows):
+                mixed.append(position)
+        if not mixed:
+            return {tuple(shape): rows} if rows else {}
+        groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
+        firsts = [self._firsts[p] for p in mixed]
+        for row in rows:
+            key = tuple([first(row) is not None for first in firsts])
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [row]
+            else:
+                group.append(row)
+        shapes = {}
+        for key, group in groups.items():
+            for position, filled in zip(mixed, key, strict=True):
+                shape[position] = filled
+            shapes[tuple(shape)] = group
+        return shapes
+
+    def present(self, shape: Present) -> Present:
+        """Which columns of the table a row of this shape fills."""
+        present = self._present.get(shape)
+        if present is None:
+            null = {
+                i
+                for indexes, filled in zip(self._sets, shape, strict=True)
+                if not filled
+                for i in indexes
+            }
+            present = tuple(i not in null for i in range(len(self.table[1])))
+            self._present[shape] = present
+        return present
+
+    def rows(self, rows: list[tuple[Any, ...]]) -> list[Rows]:
+        """``rows`` grouped by shape, each group flattened without its NULL columns."""
+        return [
+            _flattened(self.table, self.present(shape), group)
+            for shape, group in self.group(rows).items()
+        ]
 
 
-def call_rows(events: Sequence[UsageEvent]) -> dict[int, list[tuple[Any, ...]]]:
-    """``ledger.call_row(event, SQLITE)`` for each event, faster, grouped by NULL mask.
+_CALL_SHAPES = _Shapes(_CALLS, _NULLABLE_CALL_COLUMNS)
+_ITEM_SHAPES = _Shapes(_ITEMS, _NULLABLE_ITEM_COLUMNS)
+_ALL_TAG_COLUMNS: Present = (True, True, True)
 
-    Each row is the contract row (tests/test_sqlite_exporter.py compares them);
-    rows with NULL in the same nullable columns share a group, keyed by a mask
-    with one bit per ``_NULLABLE_CALL_COLUMNS`` entry, so that each group is
-    written without binding those NULLs (see ``write_rows``) however the batch mixes
-    errors, traced and untraced calls.
 
-    A priced call's pricing snapshot is a new mapping per call whose parts are
-    shared by the calls priced by the same rates: its JSON text, the costliest
-    value of the row, is made once per batch for each such set of parts (the
-    key holds the parts' identities, valid while the batch holds the events).
-    """
-    to_time = _sqlite_time
-    decimal_text = _decimal_text
-    json_text = _json_text
-    snapshots: dict[tuple[Any, ...], str | None] = {}
-    groups: dict[int, list[tuple[Any, ...]]] = {}
-    for event in events:
-        usage = event.usage
-        cost = event.cost
-        total = cost.total
-        exact = None if total is None else decimal_text(total)
-        snapshot = cost.snapshot
-        snapshot_text = None
-        if snapshot:
-            key = (*snapshot, *map(id, snapshot.values()))
-            snapshot_text = snapshots.get(key)
-            if snapshot_text is None:
-                snapshot_text = snapshots[key] = json_text(dict(snapshot))
-        if usage is None:  # unknown: NULL, never zero
-            inputs = outputs = reads = writes = reasoning = None
-        else:
-            inputs, outputs, reads, writes, reasoning = _token_totals(usage)
-        latency = event.latency_ms
-        request_model = event.request_model
-        error_type = event.error_type
-        response_id = event.provider_response_id
-        trace_id = event.trace_id
-        span_id = event.span_id
-        mask = (
-            (latency is None)
-            | (request_model is None) << 1
-            | (usage is None) << 2
-            | (exact is None) << 3
-            | (snapshot_text is None) << 4
-            | (error_type is None) << 5
-            | (response_id is None) << 6
-            | (trace_id is None) << 7
-            | (span_id is None) << 8
-        )
-        row = (
-            event.id,
-            to_time(event.occurred_at),
-            latency,
-            event.provider,
-            event.model,
-            request_model,
-            event.operation,
-            inputs,
-            outputs,
-            reads,
-            writes,
-            reasoning,
-            exact,
-            cost.currency,
-            cost.status,
-            event.pricing_mode,
-            snapshot_text,
-            1 if event.stream else 0,
-            event.usage_source,
-            event.status,
-            error_type,
-            response_id,
-            trace_id,
-            span_id,
-            exact,  # total_cost_exact
-        )
-        group = groups.get(mask)
-        if group is None:
-            groups[mask] = [row]
-        else:
-            group.append(row)
-    return groups
+def _flattened(table: Table, present: Present, rows: list[Any]) -> Rows:
+    values = chain.from_iterable(rows)
+    if all(present):
+        return table, present, list(values)
+    return table, present, list(compress(values, cycle(present)))
+
+
+def call_rows(events: Sequence[UsageEvent]) -> dict[Present, list[tuple[Any, ...]]]:
+    """The contract call rows of ``events`` (``ledger.call_row``), grouped by NULL shape."""
+    return _CALL_SHAPES.group(ledger.batch_rows(events, ledger.SQLITE).calls)
+
+
+def call_present(shape: Present) -> Present:
+    """Which call columns a row of this NULL shape (a key of ``call_rows``) fills."""
+    return _CALL_SHAPES.present(shape)
 
 
 def batch_rows(events: Sequence[UsageEvent]) -> list[Rows]:
-    """The rows of ``events`` for the calls, line items and tags tables, ready for ``write_rows``.
-
-    The values are those of ``ledger.call_row``, ``ledger.line_item_rows`` and
-    ``ledger.tag_rows`` for SQLite (tests/test_sqlite_exporter.py compares
-    them), built with fewer conversions: a token count is bound as an integer,
-    which the NUMERIC column stores exactly as it stored the count's decimal text.
-    A unit price is formatted once per batch (the pricing plans share them).
-    """
-    if not events:
-        return []
-    decimal_text = _decimal_text
-    units = _UNITS
-    batch = [
-        _flattened(_CALLS, call_present(mask), rows) for mask, rows in call_rows(events).items()
-    ]
-    priced: list[tuple[Any, ...]] = []
-    unpriced: list[Any] = []
-    tags: list[Any] = []
-    prices: dict[int, str | None] = {}
-    for event in events:
-        event_id = event.id
-        line_items = event.cost.line_items
-        if line_items:
-            for li in line_items:
-                unit_price = li.unit_price
-                price = prices.get(id(unit_price))
-                if price is None:
-                    price = prices[id(unit_price)] = decimal_text(unit_price)
-                priced.append(
-                    (
-                        event_id,
-                        li.component,
-                        li.unit,
-                        decimal_text(li.quantity),
-                        price,
-                        decimal_text(li.cost),
-                    )
-                )
-        elif event.usage is not None:
-            usage = event.usage
-            for name, n in usage.tokens.items():
-                if n:
-                    unpriced += (event_id, name, units[name], n)
-            for name, q in usage.services.items():
-                if q:
-                    unpriced += (event_id, name, units[name], decimal_text(q))
-        for key, value in event.tags.items():
-            tags += (event_id, key, value)
-    if priced:
-        batch.append(_filled(_ITEMS, priced))
-    if unpriced:
-        batch.append((_ITEMS, _UNPRICED_ITEM, unpriced))
-    if tags:
-        batch.append((_TAGS, _ALL_TAG_COLUMNS, tags))
+    """The rows of ``events`` for the calls, line items and tags tables, ready for ``write_rows``."""
+    rows = ledger.batch_rows(events, ledger.SQLITE)
+    batch = _CALL_SHAPES.rows(rows.calls)
+    batch += _ITEM_SHAPES.rows(rows.line_items)
+    if rows.tags:
+        batch.append((_TAGS, _ALL_TAG_COLUMNS, list(chain.from_iterable(rows.tags))))
     return batch
 
 
 def write_rows(
     connection: sqlite3.Connection,
-    table: tuple[str, tuple[str, ...]],
+    table: Table,
     present: Present,
     values: list[Any],
 ) -> None:
@@ -498,7 +381,7 @@ def write_rows(
 _STATEMENTS: dict[tuple[str, Present, int], str] = {}
 
 
-def _insert_sql(table: tuple[str, tuple[str, ...]], present: Present, rows: int) -> str:
+def _insert_sql(table: Table, present: Present, rows: int) -> str:
     key = (table[0], present, rows)
     sql = _STATEMENTS.get(key)
     if sql is None:

@@ -453,9 +453,8 @@ def test_contract_columns_have_no_default_so_a_column_left_out_is_null(tmp_path)
 def test_the_call_rows_token_totals_equal_the_usage_properties_for_every_component() -> None:
     import itertools
 
-    from llm_cost_tracker.exporters.sqlite import _token_totals
-
     from llm_cost_tracker._components import TOKEN_COMPONENTS
+    from llm_cost_tracker.ledger._rows import _token_totals
 
     names = sorted(TOKEN_COMPONENTS)
     for size in (0, 1, 2, 3):

@@ -20,7 +20,7 @@ from ._migrations import (
     schema_version,
 )
 from ._rollups import ROLLUP_COLUMNS, ROLLUP_KEY, ROLLUP_SUMS, rebuild_rollups, rollup_rows
-from ._rows import call_row, line_item_rows, tag_rows
+from ._rows import BatchRows, batch_rows, call_row, line_item_rows, tag_rows
 from ._schema import (
     BUDGET_ALERTS,
     CALL_COLUMNS,
@@ -60,10 +60,12 @@ __all__ = [
     "SQLITE",
     "TAGS",
     "TAG_COLUMNS",
+    "BatchRows",
     "Dialect",
     "Migration",
     "applied_migrations",
     "apply_migrations",
+    "batch_rows",
     "call_columns",
     "call_row",
     "connect",
