@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import next_utc_boundary
 
 import llm_cost_tracker as lct
 from llm_cost_tracker import budgets
@@ -25,6 +26,10 @@ from llm_cost_tracker.budgets._estimate import estimate_usage, input_chars, outp
 from llm_cost_tracker.budgets._guard import BudgetGuard, guard_of
 from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import capture_events
+
+# Spend is counted per UTC day and month on the library's clock: no test here
+# may straddle midnight (conftest.same_utc_day).
+pytestmark = pytest.mark.usefixtures("same_utc_day")
 
 # $1 per million input tokens, $2 per million output tokens: N input tokens cost N / 1e6 dollars.
 PRICES = {"test/flat": {"input": "1", "output": "2"}}
@@ -184,9 +189,9 @@ def test_notify_fires_once_per_crossing_daily_before_monthly(alerts: list[Budget
         ("monthly", "global"),
     ]
     daily, monthly = alerts
-    now = datetime.now(timezone.utc)
-    assert daily.period == now.strftime("%Y-%m-%d")
-    assert monthly.period == now.strftime("%Y-%m")
+    # The periods of the call that crossed: the same clock reading the guard used.
+    assert daily.period == crossing.occurred_at.strftime("%Y-%m-%d")
+    assert monthly.period == crossing.occurred_at.strftime("%Y-%m")
     assert daily.total == Decimal("1.2")
     assert daily.limit == Decimal("1.00")
     assert daily.event.id == crossing.id
@@ -469,7 +474,7 @@ def test_a_new_process_sees_earlier_spend_and_blocks(db_url: str) -> None:
 
 def test_a_crossing_is_claimed_once_in_the_database(db_url: str, alerts: list[BudgetAlert]) -> None:
     first = configure_shared(db_url, monthly="1", callback=alerts.append)
-    spend("1.2")
+    crossing = spend("1.2")
     assert first.shared is not None
     assert first.shared.wait_for_refresh(5)
     assert first.shared.wait_for_refresh(5)
@@ -488,7 +493,7 @@ def test_a_crossing_is_claimed_once_in_the_database(db_url: str, alerts: list[Bu
         rows = connection.execute(
             "SELECT budget_type, scope, period FROM llm_cost_tracker_budget_alerts"
         ).fetchall()
-    assert rows == [("monthly", "global", datetime.now(timezone.utc).strftime("%Y-%m"))]
+    assert rows == [("monthly", "global", crossing.occurred_at.strftime("%Y-%m"))]
 
 
 def test_an_unreadable_database_is_counted_and_local_spend_still_guards(tmp_path: Path) -> None:
@@ -670,11 +675,10 @@ def test_a_forked_child_reads_its_own_totals(db_url: str) -> None:
 
 def test_a_new_utc_day_and_month_start_from_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     configure(monthly="1", daily="1", on_exceed="block")
-    spend("1.5")
+    spent = spend("1.5")
     with pytest.raises(lct.BudgetExceededError):
         budgets.check("test", "flat", {})
-    now = datetime.now(timezone.utc)
-    next_month = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=5)
+    next_month = next_utc_boundary(spent.occurred_at, "month") + timedelta(minutes=5)
     import llm_cost_tracker.budgets._guard as guard_module
 
     monkeypatch.setattr(guard_module.time, "time", lambda: next_month.timestamp())

@@ -19,6 +19,10 @@ from llm_cost_tracker.budgets import BudgetAlert
 from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import capture_events
 
+# Spend is counted per UTC day and month on the library's clock: no test here
+# may straddle midnight (conftest.same_utc_day).
+pytestmark = pytest.mark.usefixtures("same_utc_day")
+
 SCENARIO = "anthropic_cache_read"
 MODEL = "claude-3-5-sonnet-20240620"
 MESSAGES: list[dict[str, Any]] = [{"role": "user", "content": "hi"}]

@@ -12,6 +12,10 @@ from llm_cost_tracker.budgets import BudgetAlert
 
 PRICES = {"test/flat": {"input": 1000, "output": 1000}}  # $0.001 a token
 
+# The budget is daily, on the library's clock: no test here may straddle
+# midnight (conftest.same_utc_day).
+pytestmark = pytest.mark.usefixtures("same_utc_day")
+
 
 @pytest.mark.parametrize("round_", range(5))
 def test_a_crossing_callback_has_run_when_flush_returns(tmp_path: Path, round_: int) -> None:

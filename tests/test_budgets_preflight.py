@@ -28,6 +28,11 @@ from llm_cost_tracker.budgets._estimate import (
 )
 from llm_cost_tracker.budgets._guard import BudgetGuard, guard_of
 
+# The preflight keeps a model's rates for the UTC hour, and spend counts per UTC
+# day and month, on the library's clock: no test here may straddle an hour
+# (conftest.same_utc_hour), or "the engine is not asked" would see it asked again.
+pytestmark = pytest.mark.usefixtures("same_utc_hour")
+
 # $1 per million input tokens, $2 per million output tokens.
 PRICES = {"test/flat": {"input": "1", "output": "2"}}
 MICRO = 10**6

@@ -4,6 +4,8 @@ Each test starts four worker processes (this file run as a script), lets them
 spend through ``track()`` for a fixed time, then compares what each thread saw
 with the calls recorded in the database. The figures they print (overshoot,
 lag behind the true crossing) are the ones quoted in ``docs/budgets.md``.
+The budgets are monthly, on the real clock: each test starts well clear of a
+new UTC month (conftest.same_utc_month).
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ def report(mode: str, figures: dict[str, object]) -> None:
 
 
 def test_block_stops_new_calls_within_the_staleness(
-    fresh_postgres_url: str, tmp_path: Path
+    fresh_postgres_url: str, tmp_path: Path, same_utc_month: None
 ) -> None:
     results = run_processes(fresh_postgres_url, "block", tmp_path)
     calls = recorded_calls(fresh_postgres_url)
@@ -253,7 +255,7 @@ def test_block_stops_new_calls_within_the_staleness(
 
 
 def test_raise_raises_in_the_calling_thread_after_recording(
-    fresh_postgres_url: str, tmp_path: Path
+    fresh_postgres_url: str, tmp_path: Path, same_utc_month: None
 ) -> None:
     results = run_processes(fresh_postgres_url, "raise", tmp_path)
     calls = recorded_calls(fresh_postgres_url)
@@ -295,7 +297,7 @@ def test_raise_raises_in_the_calling_thread_after_recording(
 
 
 def test_notify_fires_once_per_crossing_across_processes(
-    fresh_postgres_url: str, tmp_path: Path
+    fresh_postgres_url: str, tmp_path: Path, same_utc_month: None
 ) -> None:
     results = run_processes(fresh_postgres_url, "notify", tmp_path)
     calls = recorded_calls(fresh_postgres_url)

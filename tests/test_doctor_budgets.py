@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,18 +15,28 @@ from llm_cost_tracker.cli._main import main
 # $1 per million input tokens: N million tokens cost $N.
 PRICES = {"test/flat": {"input": "1", "output": "2"}}
 
+# Spend is recorded on the real clock and read back for the current UTC day and
+# month; inside an app, doctor uses the guard's own clock: no test here may
+# straddle midnight (conftest.same_utc_day).
+pytestmark = pytest.mark.usefixtures("same_utc_day")
+
 
 def _by_name(checks: list[Check]) -> dict[str, Check]:
     return {c.name: c for c in checks}
 
 
-def write_spend(url: str, *calls: tuple[str, dict[str, str] | None]) -> None:
-    """Record calls costing the given dollars into the ledger at ``url``, as an app would."""
+def write_spend(url: str, *calls: tuple[str, dict[str, str] | None]) -> datetime:
+    """Record calls costing the given dollars into the ledger at ``url``, as an app would.
+
+    Returns when the last one happened: doctor is asked about that moment's day and month.
+    """
     lct.configure(database_url=url, instrument=None, synchronous=True, pricing_overrides=PRICES)
+    events = []
     for dollars, tags in calls:
         tokens = int(Decimal(dollars) * 10**6)
-        lct.track(provider="test", model="flat", usage={"input": tokens}, tags=tags)
+        events.append(lct.track(provider="test", model="flat", usage={"input": tokens}, tags=tags))
     lct.shutdown()
+    return events[-1].occurred_at
 
 
 def test_no_budget_is_said_plainly(tmp_path: Path) -> None:
@@ -39,12 +50,12 @@ def test_budgets_from_the_environment_with_spend_read_from_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'l.db'}"
-    write_spend(url, ("0.75", None), ("0.5", {"tenant_id": "acme"}))
+    at = write_spend(url, ("0.75", None), ("0.5", {"tenant_id": "acme"}))
     monkeypatch.setenv("LLM_COST_TRACKER_MONTHLY_BUDGET", "1")
     monkeypatch.setenv("LLM_COST_TRACKER_DAILY_BUDGET", "10")
     monkeypatch.setenv("LLM_COST_TRACKER_PER_CALL_BUDGET", "2")
     monkeypatch.setenv("LLM_COST_TRACKER_BUDGET_ON_EXCEED", "block")
-    checks = _by_name(run_checks(url))
+    checks = _by_name(run_checks(url, now=at))
     overview = checks["budgets"]
     assert overview.level == "ok"
     assert "on exceed: block" in overview.detail
@@ -52,12 +63,12 @@ def test_budgets_from_the_environment_with_spend_read_from_the_database(
     assert "within about 2 s" in overview.detail
     monthly = checks["budget monthly"]
     assert monthly.level == "warn"
-    assert "$1.25 of $1.00 spent in" in monthly.detail
+    assert f"$1.25 of $1.00 spent in {at:%Y-%m} from the database" in monthly.detail
     assert "over the limit" in monthly.detail
     assert monthly.hint == "new requests are refused before they are sent, until the period ends"
     daily = checks["budget daily"]
     assert daily.level == "ok"
-    assert "$1.25 of $10.00" in daily.detail
+    assert f"$1.25 of $10.00 spent in {at:%Y-%m-%d}" in daily.detail
     assert "(12%)" in daily.detail
     assert checks["budget per_call"].detail == "limit $2.00 per call"
 
@@ -144,11 +155,11 @@ def test_outside_the_app_in_process_totals_cannot_be_seen(monkeypatch: pytest.Mo
 def test_spend_from_postgres_rollups(
     fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_spend(fresh_postgres_url, ("0.25", {"tenant_id": "acme"}), ("0.5", None))
+    at = write_spend(fresh_postgres_url, ("0.25", {"tenant_id": "acme"}), ("0.5", None))
     monkeypatch.setenv("LLM_COST_TRACKER_DAILY_BUDGET", "0.5")
-    checks = _by_name(run_checks(fresh_postgres_url))
+    checks = _by_name(run_checks(fresh_postgres_url, now=at))
     assert "(postgres)" in checks["database"].detail
     daily = checks["budget daily"]
     assert daily.level == "warn"
-    assert "$0.75 of $0.50 spent in" in daily.detail
+    assert f"$0.75 of $0.50 spent in {at:%Y-%m-%d}" in daily.detail
     assert "from the database: over the limit" in daily.detail
