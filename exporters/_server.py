@@ -18,8 +18,9 @@ from typing import Any, ClassVar, Protocol
 
 from .. import ledger
 from .._events import UsageEvent
+from ..ledger import spool_dir_for
 from ._delivery import DEFAULT_MAX_PENDING, DurableExporter
-from ._spool import DEFAULT_MAX_SPOOL_BYTES, Spool, spool_dir_for
+from ._spool import DEFAULT_MAX_SPOOL_BYTES, Spool
 
 # The rows of one batch: the contract tables', then the rollups'.
 Prepared = tuple[ledger.BatchRows, list[tuple[Any, ...]]]

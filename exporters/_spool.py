@@ -1,5 +1,8 @@
 """The on-disk spool: batches a SQL exporter could not deliver yet, and the quarantine.
 
+Its layout (folder, file names, counts) is the ledger's outbox (``ledger/_outbox.py``),
+which ``doctor`` reads too; writing, claiming and replaying the files is here.
+
 A spool is one folder per database (``<spool_dir>/<dialect>-<hash of the URL>/``).
 Each batch is one JSON-lines file written atomically (temp file, fsync, rename),
 named ``<time_ns>-<pid>-<seq>-<events>.jsonl`` so it replays oldest first and
@@ -16,11 +19,9 @@ with the reason.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,30 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from .._events import Cost, LineItem, TokenUsage, UsageEvent
-from ..ledger import dialect_name_for_url, redact_url
+from ..ledger._outbox import (
+    CLAIMED,
+    SUFFIX,
+    claimed_files,
+    count_in_name,
+    quarantine_dir,
+    quarantined_files,
+    spool_usage,
+    waiting_files,
+)
 
 DEFAULT_MAX_SPOOL_BYTES = 1 << 30  # 1 GiB per database
-_SUFFIX = ".jsonl"
-_CLAIMED = ".claimed"
-
-
-def default_spool_root() -> Path:
-    """``$XDG_CACHE_HOME/llm-cost-tracker/spool`` (``~/.cache/...``), or the platform's cache folder."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "llm-cost-tracker" / "spool"
-
-
-def spool_dir_for(url: str, root: str | os.PathLike[str] | None) -> Path:
-    """The spool folder for the database at ``url``: one per dialect, host, port and database."""
-    redacted = redact_url(url)
-    digest = hashlib.sha256(redacted.encode()).hexdigest()[:16]
-    base = Path(root).expanduser() if root is not None else default_spool_root()
-    return base / f"{dialect_name_for_url(url)}-{digest}"
 
 
 # -- events as JSON -----------------------------------------------------------
@@ -179,21 +168,12 @@ class SpoolFullError(Exception):
     """The spool holds ``max_bytes`` already; the batch was not written."""
 
 
-def _count_in_name(path: Path) -> int:
-    # <time_ns>-<pid>-<seq>-<events>.jsonl[.<pid>.claimed]
-    stem = path.name.split(_SUFFIX, 1)[0]
-    try:
-        return int(stem.rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return 0
-
-
 class Spool:
     """Batches waiting for their database, one atomic file each, bounded by ``max_bytes``."""
 
     def __init__(self, directory: Path, *, max_bytes: int = DEFAULT_MAX_SPOOL_BYTES) -> None:
         self.directory = directory
-        self.quarantine_dir = directory / "quarantine"
+        self.quarantine_dir = quarantine_dir(directory)
         self.max_bytes = max_bytes
         self._seq = itertools.count()
         # Running totals, so a long outage does not rescan the folder per batch;
@@ -207,26 +187,13 @@ class Spool:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _files(self) -> list[Path]:
-        try:
-            return sorted(p for p in self.directory.iterdir() if p.name.endswith(_SUFFIX))
-        except FileNotFoundError:
-            return []
-
-    def _claimed(self) -> list[Path]:
-        try:
-            return [p for p in self.directory.iterdir() if p.name.endswith(_CLAIMED)]
-        except FileNotFoundError:
-            return []
+        return waiting_files(self.directory)
 
     def rescan(self) -> None:
         """Recount the files on disk (including those other processes wrote or replayed)."""
-        total = events = 0
-        for path in [*self._files(), *self._claimed()]:
-            with contextlib.suppress(FileNotFoundError):
-                total += path.stat().st_size
-                events += _count_in_name(path)
+        size, events = spool_usage(self.directory)
         with self._lock:
-            self._bytes, self._events = total, events
+            self._bytes, self._events = size, events
 
     def size_bytes(self) -> int:
         if self._bytes is None:
@@ -252,7 +219,7 @@ class Spool:
             if self.size_bytes() + len(data) > self.max_bytes:
                 raise SpoolFullError(f"spool {self.directory} is full ({self.max_bytes} bytes)")
             self._ensure()
-            name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq)}-{len(events)}{_SUFFIX}"
+            name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq)}-{len(events)}{SUFFIX}"
             final = self.directory / name
             temp = self.directory / f".{name}.tmp"
             with open(temp, "wb") as handle:
@@ -269,15 +236,15 @@ class Spool:
         claimed: list[Path] = []
         total = 0
         for path in self._files():
-            if claimed and total + _count_in_name(path) > max_events:
+            if claimed and total + count_in_name(path) > max_events:
                 break
-            target = path.with_name(f"{path.name}.{os.getpid()}{_CLAIMED}")
+            target = path.with_name(f"{path.name}.{os.getpid()}{CLAIMED}")
             try:
                 os.replace(path, target)
             except FileNotFoundError:
                 continue  # another process claimed it first
             claimed.append(target)
-            total += _count_in_name(path)
+            total += count_in_name(path)
         return claimed
 
     @staticmethod
@@ -289,7 +256,7 @@ class Spool:
     @staticmethod
     def release(path: Path) -> None:
         """Give a claimed file back, to be replayed later."""
-        original = path.name.split(_SUFFIX, 1)[0] + _SUFFIX
+        original = path.name.split(SUFFIX, 1)[0] + SUFFIX
         with contextlib.suppress(FileNotFoundError):
             os.replace(path, path.with_name(original))
 
@@ -302,14 +269,14 @@ class Spool:
         with self._lock:
             if self._bytes is not None:
                 self._bytes = max(0, self._bytes - size)
-                self._events = max(0, self._events - _count_in_name(path))
+                self._events = max(0, self._events - count_in_name(path))
 
     def recover_claims(self) -> int:
         """Return files claimed by processes that no longer run (or by this pid, at start-up)."""
         recovered = 0
-        for path in self._claimed():
+        for path in claimed_files(self.directory):
             try:
-                pid = int(path.name[: -len(_CLAIMED)].rsplit(".", 1)[1])
+                pid = int(path.name[: -len(CLAIMED)].rsplit(".", 1)[1])
             except (IndexError, ValueError):
                 pid = -1
             if pid == os.getpid() or not _pid_alive(pid):
@@ -336,16 +303,13 @@ class Spool:
     def quarantine_corrupt(self, path: Path, reason: str) -> None:
         """Move an unreadable spool file into the quarantine folder, untouched."""
         self.quarantine_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = self.quarantine_dir / (path.name.split(_SUFFIX, 1)[0] + ".corrupt.jsonl")
+        target = self.quarantine_dir / (path.name.split(SUFFIX, 1)[0] + ".corrupt.jsonl")
         os.replace(path, target)
         target.with_suffix(".reason.txt").write_text(reason + "\n", encoding="utf-8")
         self.rescan()
 
     def quarantined(self) -> list[Path]:
-        try:
-            return sorted(self.quarantine_dir.glob("*.json"))
-        except FileNotFoundError:
-            return []
+        return quarantined_files(self.directory)
 
 
 def _pid_alive(pid: int) -> bool:

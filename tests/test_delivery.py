@@ -19,12 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from llm_cost_tracker.exporters._spool import spool_dir_for
 from sql_events import make_events
 
 import llm_cost_tracker as lct
 from llm_cost_tracker import ledger as _sql
 from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.ledger import spool_dir_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mysql, pytest.mark.slow]
 

@@ -474,14 +474,9 @@ def check_delivery(url: str, config: Any) -> list[Check]:
         return []  # already reported by the database check
     if dialect == "sqlite":
         return [Check("ok", "delivery", "SQLite is written directly; no spool")]
-    try:
-        from ..exporters._spool import Spool, spool_dir_for
-    except ImportError:
-        return []
-    directory = spool_dir_for(url, None if config is None else config.spool_dir)
-    spool = Spool(directory)
-    waiting = spool.event_count()
-    quarantined = len(spool.quarantined())
+    directory = ledger.spool_dir_for(url, None if config is None else config.spool_dir)
+    waiting = ledger.spool_usage(directory)[1]
+    quarantined = len(ledger.quarantined_files(directory))
     checks = []
     if waiting:
         checks.append(
@@ -499,7 +494,7 @@ def check_delivery(url: str, config: Any) -> list[Check]:
             Check(
                 "warn",
                 "quarantine",
-                f"{quarantined:,} events the database rejected are kept in {spool.quarantine_dir}",
+                f"{quarantined:,} events the database rejected are kept in {ledger.quarantine_dir(directory)}",
             )
         )
     return checks

@@ -1,9 +1,11 @@
 """The ledger: the SQL contract every database exporter writes and every reader queries.
 
 Table and column names, the dialects' differences as data, the ordered
-migrations, the daily rollups, the rows an event becomes, database URLs, and
-opening or migrating a database by URL. The exporters implement the write path
-on top of this; the report, the budgets, re-pricing and the CLI read through it.
+migrations, the daily rollups, the rows an event becomes, database URLs,
+opening or migrating a database by URL, and the outbox (the on-disk spool of
+batches not yet delivered to a server database). The exporters implement the
+write path on top of this; the report, the budgets, re-pricing and the CLI
+read through it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ._migrations import (
     pending_migrations,
     schema_version,
 )
+from ._outbox import quarantine_dir, quarantined_files, spool_dir_for, spool_usage
 from ._rollups import ROLLUP_COLUMNS, ROLLUP_KEY, ROLLUP_SUMS, rebuild_rollups, rollup_rows
 from ._rows import BatchRows, batch_rows, call_row, line_item_rows, tag_rows
 from ._schema import (
@@ -74,10 +77,14 @@ __all__ = [
     "migrate",
     "migrate_connection",
     "pending_migrations",
+    "quarantine_dir",
+    "quarantined_files",
     "rebuild_rollups",
     "redact_url",
     "rollup_rows",
     "schema_version",
+    "spool_dir_for",
+    "spool_usage",
     "sqlite_path",
     "tag_rows",
 ]
