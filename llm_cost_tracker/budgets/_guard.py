@@ -33,15 +33,6 @@ from .._errors import BudgetExceededError, _money
 from .._events import UsageEvent
 from .._stats import STATS
 from .._tags import Tags, resolve_tags
-from . import (
-    GLOBAL_SCOPE,
-    BudgetAlert,
-    Budgets,
-    BudgetType,
-    BudgetView,
-    day_of,
-    month_of,
-)
 from ._estimate import (
     CHARS_PER_TOKEN,
     MAX_INPUT_TOKENS,
@@ -50,6 +41,15 @@ from ._estimate import (
     input_chars,
     output_cap,
     pricing_mode_of,
+)
+from ._model import (
+    GLOBAL_SCOPE,
+    BudgetAlert,
+    Budgets,
+    BudgetType,
+    BudgetView,
+    day_of,
+    month_of,
 )
 
 if TYPE_CHECKING:
@@ -578,6 +578,9 @@ class BudgetGuard:
         return True if self.shared is None else self.shared.flush(timeout)
 
     def close(self) -> None:
+        global _active
+        if _active is self:
+            _active = None
         if self.shared is not None:
             self.shared.stop()
 
@@ -625,6 +628,14 @@ def guard_of(runtime: Runtime) -> BudgetGuard | None:
     return guard if isinstance(guard, BudgetGuard) else None
 
 
+_active: BudgetGuard | None = None
+
+
+def active_guard() -> BudgetGuard | None:
+    """The guard of the pipeline ``configure()`` built, if it has budgets (``status()``, ``check()``)."""
+    return _active
+
+
 def _pricing(config: Any) -> tuple[Callable[[UsageEvent], UsageEvent] | None, CostEstimator | None]:
     try:
         from ..pricing import PriceStage  # type: ignore[attr-defined,unused-ignore]
@@ -649,10 +660,8 @@ def build_guard(config: Any) -> BudgetGuard | None:
         raise ConfigurationError(
             f"budgets: expected llm_cost_tracker.Budgets(...), got {type(budgets).__name__}"
         )
-    from .._api import current_call_tags
-
     price, estimator = _pricing(config)
-    guard = BudgetGuard(budgets, price=price, estimator=estimator, tags=current_call_tags)
+    guard = BudgetGuard(budgets, price=price, estimator=estimator)  # install_guard() sets its tags
     url = config.database_url
     if url is not None:
         from .. import ledger
@@ -673,7 +682,9 @@ def install_guard(runtime: Runtime, guard: BudgetGuard) -> None:
     there; "notify" only needs the worker-side stage (``BudgetGuard.stages()``)
     and adds nothing to the caller's thread.
     """
+    global _active
     runtime.budget_guard = guard
+    _active = guard
     # The call's tags, without looking the runtime up again on every preflight.
     guard.use_tags(functools.partial(resolve_tags, runtime.defaults))
     mode = guard.budgets.on_exceed

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .. import ledger
 from .._stats import STATS
 from .._suppress import suppressed
-from . import GLOBAL_SCOPE, BudgetAlert, day_of, month_of, period_bounds
+from ._model import GLOBAL_SCOPE, BudgetAlert, day_of, month_of, period_bounds
 
 if TYPE_CHECKING:
     from ._guard import BudgetGuard, Key

@@ -362,8 +362,8 @@ def check_budgets(url: str, config: Any, connection: Any, now: datetime) -> list
     """
     from .. import _api, ledger
     from .._errors import _money
-    from ..budgets import GLOBAL_SCOPE, day_of, month_of
     from ..budgets._guard import guard_of
+    from ..budgets._model import GLOBAL_SCOPE, day_of, month_of
 
     runtime = _api._runtime
     guard = None if runtime is None else guard_of(runtime)
