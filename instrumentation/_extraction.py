@@ -8,7 +8,7 @@ usage is then unknown, never zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -145,7 +145,7 @@ def build_usage(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Extraction:
     """What one response body says about its call.
 
@@ -160,3 +160,30 @@ class Extraction:
     response_id: str | None = None
     pricing_mode: str = "standard"
     service_tier: str | None = None
+
+    def __init__(
+        self,
+        usage: TokenUsage | None,
+        model: str | None = None,
+        response_id: str | None = None,
+        pricing_mode: str = "standard",
+        service_tier: str | None = None,
+    ) -> None:
+        # Set through the slot descriptors, as UsageEvent does: one per instrumented call.
+        _set_usage(self, usage)
+        _set_model(self, model)
+        _set_response_id(self, response_id)
+        _set_pricing_mode(self, pricing_mode)
+        _set_service_tier(self, service_tier)
+
+
+def _setter(name: str) -> Callable[[Extraction, Any], None]:
+    setter: Callable[[Extraction, Any], None] = Extraction.__dict__[name].__set__
+    return setter
+
+
+_set_usage = _setter("usage")
+_set_model = _setter("model")
+_set_response_id = _setter("response_id")
+_set_pricing_mode = _setter("pricing_mode")
+_set_service_tier = _setter("service_tier")
