@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,10 +12,13 @@ import pytest
 
 import llm_cost_tracker as lct
 from llm_cost_tracker.cli._main import main
-from llm_cost_tracker.pricing import load_catalog
+from llm_cost_tracker.pricing import default_catalog, load_catalog
 from llm_cost_tracker.testing import capture_events
 
 M = Decimal(1_000_000)
+# When the calls re-priced below happened: a fixed UTC moment, so that
+# "reprice --from DAY" means the same day whatever the clock and time zone.
+WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 
 def test_list_filters_by_provider(capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,9 +198,10 @@ def _local_file(path: Path, updated: date, rates: dict[str, object]) -> str:
 def test_check_passes_for_a_fresh_matching_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Dated today by the clock `prices check` reads (UTC), so it is 0 days old.
     prices = _local_file(
         tmp_path / "p.json",
-        date.today(),
+        datetime.now(timezone.utc).date(),
         {"input": "0.15", "cache_read": "0.075", "output": "0.60"},
     )
     assert main(["prices", "check", "--prices-file", prices]) == 0
@@ -207,7 +211,12 @@ def test_check_passes_for_a_fresh_matching_file(
 def test_check_fails_when_stale_or_different(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old = date.today() - timedelta(days=400)
+    # Older than the bundled catalog by construction, and so more than 90 days old
+    # on any day the tests run (today minus 400 days stops being older than the
+    # catalog 400 days after its release).
+    bundled = default_catalog().info.updated_at
+    assert bundled is not None
+    old = bundled - timedelta(days=400)
     prices = _local_file(
         tmp_path / "p.json", old, {"input": "0.20", "cache_read": "0.075", "output": "0.60"}
     )
@@ -230,15 +239,19 @@ def test_reprice_fills_in_unknown_costs_and_keeps_the_old_snapshot(
     db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
     lct.configure(database_url=url, instrument=None)
-    unknown = lct.track(provider="acme", model="house-1", usage={"input": 1000, "output": 100})
-    known = lct.track(provider="openai", model="gpt-4o-mini", usage={"input": 1000})
+    unknown = lct.track(
+        provider="acme", model="house-1", usage={"input": 1000, "output": 100}, occurred_at=WHEN
+    )
+    known = lct.track(
+        provider="openai", model="gpt-4o-mini", usage={"input": 1000}, occurred_at=WHEN
+    )
     lct.shutdown()
     prices = tmp_path / "prices.json"
     prices.write_text(
         json.dumps({"version": "v2", "models": {"acme/house-1": {"input": 2, "output": 8}}})
     )
-    today = date.today().isoformat()
-    base = ["reprice", "--database-url", url, "--from", today, "--prices-file", str(prices)]
+    day = WHEN.date().isoformat()
+    base = ["reprice", "--database-url", url, "--from", day, "--prices-file", str(prices)]
     assert main([*base, "--dry-run"]) == 0
     assert "would change 1" in capsys.readouterr().out
     assert main(base) == 0
@@ -277,19 +290,21 @@ def test_reprice_all_recomputes_priced_calls(
     db = tmp_path / "a.db"
     url = f"sqlite:///{db}"
     lct.configure(database_url=url, instrument=None)
-    call = lct.track(provider="openai", model="gpt-4o-mini", usage={"input": 1000})
+    call = lct.track(
+        provider="openai", model="gpt-4o-mini", usage={"input": 1000}, occurred_at=WHEN
+    )
     lct.shutdown()
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"models": {"openai/gpt-4o-mini": {"input": "0.30"}}}))
-    today = date.today().isoformat()
+    day = WHEN.date().isoformat()
     args = [
         "reprice",
         "--database-url",
         url,
         "--from",
-        today,
+        day,
         "--to",
-        today,
+        day,
         "--all",
         "--prices-file",
         str(prices),
@@ -307,6 +322,11 @@ def test_reprice_all_recomputes_priced_calls(
 def test_reprice_rejects_a_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reprice", "--from", "last tuesday"]) == 2
     assert "ISO date" in capsys.readouterr().err
+
+
+def _calendar_days() -> set[str]:
+    """Today's date, local and UTC: they differ for part of every day away from UTC."""
+    return {date.today().isoformat(), datetime.now(timezone.utc).date().isoformat()}
 
 
 def test_sync_keeps_price_history_as_dated_versions(
@@ -327,10 +347,16 @@ def test_sync_keeps_price_history_as_dated_versions(
     assert set(local) == {"acme/m", "openai/m"}  # entries not imported are kept
     # A changed price for an entry already in the file becomes a new dated version.
     litellm(1.2e-06)
+    days = _calendar_days()
     assert main(["prices", "sync", "--from", str(source), "--to", str(target)]) == 0
+    days |= _calendar_days()
     assert "~ openai/m input: 1.5 -> 1.2" in capsys.readouterr().out
-    entry = json.loads(target.read_text())["models"]["openai/m"]
-    assert [v.get("from") for v in entry["prices"]] == [None, date.today().isoformat()]
+    written = json.loads(target.read_text())
+    entry = written["models"]["openai/m"]
+    # From the day of the sync: the file's updated_at, written from the same clock
+    # reading, and a day that was current (local or UTC) while the sync ran.
+    assert written["updated_at"] in days
+    assert [v.get("from") for v in entry["prices"]] == [None, written["updated_at"]]
     assert entry["prices"][0]["rates"]["input"] == "1.5"
     assert entry["prices"][1]["rates"]["input"] == "1.2"
     # Syncing the same prices again changes nothing.

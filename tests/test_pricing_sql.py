@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,9 @@ from llm_cost_tracker import ledger as _sql
 from llm_cost_tracker.cli._main import main
 
 M = Decimal(1_000_000)
+# When the calls happened: a fixed UTC moment, so "reprice --from DAY" selects
+# them whatever the clock and time zone.
+WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 
 def _reprice_round_trip(server: Any, url: str, tmp_path: Path, capsys: Any) -> None:
@@ -29,15 +32,18 @@ def _reprice_round_trip(server: Any, url: str, tmp_path: Path, capsys: Any) -> N
             "cache_write_1h": 100,
             "output": 503,
         },
+        occurred_at=WHEN,
     )
-    unknown = lct.track(provider="acme", model="house-1", usage={"input": 1000, "output": 100})
+    unknown = lct.track(
+        provider="acme", model="house-1", usage={"input": 1000, "output": 100}, occurred_at=WHEN
+    )
     assert lct.flush(30)
     lct.shutdown()
     expected = (2048 * 3 + 1800 * Decimal("0.30") + 148 * Decimal("3.75") + 100 * 6 + 503 * 15) / M
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"models": {"acme/house-1": {"input": 2, "output": 8}}}))
-    today = date.today().isoformat()
-    args = ["reprice", "--database-url", url, "--from", today, "--prices-file", str(prices)]
+    day = WHEN.date().isoformat()
+    args = ["reprice", "--database-url", url, "--from", day, "--prices-file", str(prices)]
     assert main(args) == 0
     assert "changed 1" in capsys.readouterr().out
     rows = {
