@@ -21,6 +21,32 @@ pytestmark = [pytest.mark.postgres, pytest.mark.mysql]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "querying.md"
 _DIALECTS = {"SQLite": "sqlite", "PostgreSQL": "postgres", "MySQL": "mysql"}
 
+# The recipes read the database's clock ("last 30 days", "this month"). The tests
+# run them at a fixed moment instead, the 2nd of a month, with the week of calls
+# before it crossing into the month: the rows are the same on any day the tests
+# run, and "this month" really leaves calls out.
+NOW = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
+_STAMP = f"{NOW:%Y-%m-%d %H:%M:%S}"
+_CLOCK_AT_NOW = {
+    "sqlite": [(r"'now'", f"'{_STAMP}'")],
+    "postgres": [(r"\bnow\(\)", f"TIMESTAMPTZ '{_STAMP}+00'")],
+    "mysql": [(r"\b(utc_timestamp|now)\(\)", f"TIMESTAMP '{_STAMP}'")],
+}
+_ANY_CLOCK = re.compile(
+    r"'now'|\bnow\(|utc_(timestamp|date|time)|current_(date|time|timestamp)|\bcur(date|time)\("
+    r"|sysdate|localtime|unixepoch\(\s*\)|(clock|statement|transaction)_timestamp",
+    re.IGNORECASE,
+)
+
+
+def at_now(sql: str, dialect: str) -> str:
+    """``sql`` with the database's clock replaced by NOW; fails on a clock it does not know."""
+    for clock, fixed in _CLOCK_AT_NOW[dialect]:
+        sql = re.sub(clock, fixed, sql, flags=re.IGNORECASE)
+    left = _ANY_CLOCK.search(sql)
+    assert left is None, f"a recipe reads the clock with {left.group()!r}: add it to _CLOCK_AT_NOW"
+    return sql
+
 
 def recipes() -> dict[str, dict[str, str]]:
     """{title: {dialect: sql}} from the doc's '## N. Title' sections and '-- Dialect' blocks."""
@@ -63,9 +89,12 @@ def _plain(value: Any) -> Any:
 def ledgers(
     postgres_server, mysql_server, tmp_path_factory
 ) -> tuple[list[Any], dict[str, Callable[[str], list[tuple[Any, ...]]]]]:
-    """The same 300 calls over the last week in all three databases; a query function for each."""
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    events = make_events(300, seed=3, start=now - timedelta(days=7))
+    """The same 300 calls in the 8 days before NOW in all three databases; a query function for each.
+
+    The query functions run a recipe as if it were NOW (see at_now).
+    """
+    events = make_events(300, seed=3, start=NOW - timedelta(days=8))
+    assert max(e.occurred_at for e in events) < NOW
     root = tmp_path_factory.mktemp("querying")
     sqlite_url = f"sqlite:///{root / 'ledger.db'}"
     pg_url = postgres_server.create_database(f"q_{uuid.uuid4().hex[:10]}")
@@ -85,14 +114,14 @@ def ledgers(
     def on_sqlite(sql: str) -> list[tuple[Any, ...]]:
         connection = connect(sqlite_url)
         try:
-            return list(connection.execute(sql))
+            return list(connection.execute(at_now(sql, "sqlite")))
         finally:
             connection.close()
 
     return events, {
         "sqlite": on_sqlite,
-        "postgres": lambda sql: postgres_server.query(pg_url, sql),
-        "mysql": lambda sql: mysql_server.query(my_url, sql),
+        "postgres": lambda sql: postgres_server.query(pg_url, at_now(sql, "postgres")),
+        "mysql": lambda sql: mysql_server.query(my_url, at_now(sql, "mysql")),
     }
 
 
@@ -152,10 +181,9 @@ def test_recipes_answer_what_the_events_say(dialect: str, ledgers):
     got = sorted((row[1], row[3]) for row in _run("7.", dialect, ledgers))
     assert _close(got, sorted((k, _plain(v)) for k, v in saved.items()))
 
-    month_start = datetime.now(timezone.utc).replace(
-        day=1, hour=0, minute=0, second=0, microsecond=0
-    )
+    month_start = NOW.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     mtd = sum((e.cost.total or 0 for e in events if e.occurred_at >= month_start), Decimal(0))
+    assert 0 < mtd < sum((e.cost.total or 0 for e in events), Decimal(0))  # a real cut
     assert _close([_run("9.", dialect, ledgers)[0][:1]], [(_plain(mtd),)])
 
     unpriced = sum(1 for e in events if e.cost.status != "priced")
