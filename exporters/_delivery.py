@@ -138,10 +138,6 @@ class DurableExporter:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    @property
-    def spool_dir(self) -> Path:
-        return self.spool.directory
-
     # -- bus side ------------------------------------------------------------
 
     def export(self, events: Sequence[UsageEvent]) -> None:
