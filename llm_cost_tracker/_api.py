@@ -14,16 +14,14 @@ from ._config import (
     UNSET,
     Config,
     ExporterSpec,
-    build_exporters,
-    build_stages,
     is_disabled,
     resolve,
 )
 from ._errors import LLMCostTrackerError
 from ._events import UsageEvent
+from ._pipeline import build_exporters, build_instrumentors, build_stages, install_guard
 from ._stats import STATS
 from ._tags import DefaultTags, DefaultTagSource, Tags, resolve_tags
-from .budgets._guard import build_guard, install_guard
 
 if TYPE_CHECKING:
     from .budgets import Budgets
@@ -153,10 +151,7 @@ def configure(
         # Build the new pipeline before tearing down the old one, so a bad
         # setting raises and leaves what worked in place.
         exporters = build_exporters(config)
-        stages = build_stages(config)
-        guard = build_guard(config)
-        if guard is not None:
-            stages += guard.stages()
+        stages, guard = build_stages(config)
         bus = Bus(
             stages=stages,
             exporters=exporters,
@@ -168,30 +163,11 @@ def configure(
         )
         defaults = DefaultTagSource(config.default_tags)
         _teardown_locked()
-        instrumentors = _instrument(config)
+        instrumentors = build_instrumentors(config)
         _runtime = Runtime(config, bus, defaults, instrumentors)
         if guard is not None:
             install_guard(_runtime, guard)
         return config
-
-
-def _instrument(config: Config) -> list[Any]:
-    if config.instrument is None:
-        return []
-    from .instrumentation import load_instrumentors
-
-    active = []
-    for instrumentor in load_instrumentors(config.instrument, config.disabled_instrumentations):
-        try:
-            instrumentor.instrument(config=config)
-        except Exception:
-            STATS.failure(
-                f"errors.instrumentor.{type(instrumentor).__name__}",
-                "instrumenting failed; that library is not tracked",
-            )
-            continue
-        active.append(instrumentor)
-    return active
 
 
 def _teardown_locked(timeout: float = 5.0) -> None:

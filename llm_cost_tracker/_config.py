@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from . import environment_variables as env
-from ._bus import CallableExporter, Exporter, Stage
+from ._bus import Exporter
 from ._errors import ConfigurationError
 from ._tags import DefaultTags
 
@@ -239,58 +239,3 @@ def _budgets_from_env() -> Any:
         per_call=per_call,
         on_exceed=raw_mode,  # type: ignore[arg-type]  # checked against the three modes above
     )
-
-
-# -- building the pipeline ----------------------------------------------------
-
-
-def load_entry_point(group: str, name: str) -> Any:
-    """Load the object registered as ``name`` in entry-point ``group``; raise LookupError if absent."""
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=group):
-        if ep.name == name:
-            return ep.load()
-    raise LookupError(f"no {group!r} entry point named {name!r}")
-
-
-def build_exporters(config: Config) -> list[Exporter]:
-    """Create the database exporter for ``database_url`` plus every extra exporter."""
-    from .exporters import exporter_for_url
-
-    created: list[Exporter] = []
-    if config.database_url is not None:
-        created.append(exporter_for_url(config.database_url, spool_dir=config.spool_dir))
-    for spec in config.exporters:
-        if isinstance(spec, str):
-            try:
-                factory = load_entry_point("llm_cost_tracker_exporter", spec)
-            except LookupError:
-                raise ConfigurationError(
-                    f"unknown exporter {spec!r}: no 'llm_cost_tracker_exporter' entry point has that name"
-                ) from None
-            created.append(factory())
-        elif isinstance(spec, Exporter):
-            created.append(spec)
-        elif callable(spec):
-            created.append(CallableExporter(spec))
-        else:
-            raise ConfigurationError(
-                f"exporters: {spec!r} is neither an entry-point name, an exporter nor a callable"
-            )
-    return created
-
-
-def build_stages(config: Config) -> list[Stage]:
-    """The stage chain, in order: pricing, then budget checks."""
-    from .pricing import PriceStage
-
-    # Built here so a malformed prices file or override fails configure().
-    stages: list[Stage] = [
-        PriceStage(
-            prices_file=config.prices_file,
-            pricing_overrides=config.pricing_overrides,
-            azure_deployments=config.azure_deployments,
-        )
-    ]
-    return stages

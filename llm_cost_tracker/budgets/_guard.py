@@ -17,7 +17,6 @@ decided exactly, in Decimal, with the pricing engine's own estimate.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -29,10 +28,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .._errors import BudgetExceededError, _money
+from .._errors import BudgetExceededError, ConfigurationError, _money
 from .._events import UsageEvent
 from .._stats import STATS
-from .._tags import Tags, resolve_tags
+from .._tags import Tags
 from ._estimate import (
     CHARS_PER_TOKEN,
     MAX_INPUT_TOKENS,
@@ -152,10 +151,6 @@ class BudgetGuard:
 
     def attach(self, shared: SharedTotals) -> None:
         self.shared = shared
-
-    def use_tags(self, tags: Callable[[], Tags]) -> None:
-        """Read the tags a call carries with ``tags()`` (per-tag budgets need them)."""
-        self._tags = tags
 
     def stages(self) -> list[Callable[[UsageEvent], UsageEvent | None]]:
         """The bus stages this guard needs after pricing: in "notify" mode it counts there."""
@@ -573,6 +568,14 @@ class BudgetGuard:
                 )
         return result
 
+    def activate(self, tags: Callable[[], Tags]) -> None:
+        """Become the guard ``status()`` and ``check()`` answer for; read calls' tags with ``tags()``."""
+        global _active
+        _active = self
+        self._tags = tags
+        if self.shared is not None:
+            self.shared.start()
+
     def flush(self, timeout: float | None) -> bool:
         """Wait until every crossing found so far has been claimed and its callback run."""
         return True if self.shared is None else self.shared.flush(timeout)
@@ -636,62 +639,29 @@ def active_guard() -> BudgetGuard | None:
     return _active
 
 
-def _pricing(config: Any) -> tuple[Callable[[UsageEvent], UsageEvent] | None, CostEstimator | None]:
-    try:
-        from ..pricing import PriceStage  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None, None
-    stage = PriceStage(
-        prices_file=config.prices_file,
-        pricing_overrides=config.pricing_overrides,
-        azure_deployments=config.azure_deployments,
-    )
-    return stage, CostEstimator(stage.estimate)
+def build_guard(
+    budgets: Budgets, *, database_url: str | None, price: Callable[[UsageEvent], UsageEvent] | None
+) -> BudgetGuard:
+    """Build the guard for ``budgets``, sharing totals through ``database_url``; raise on a bad setting.
 
-
-def build_guard(config: Any) -> BudgetGuard | None:
-    """Build the guard for ``config.budgets`` (None when no budget is set); raise on a bad setting."""
-    from .._errors import ConfigurationError
-
-    budgets = config.budgets
-    if budgets is None:
-        return None
+    ``price`` is the pricing stage (with ``estimate()``), which prices a call
+    in the caller's thread when a budget must see its cost there.
+    """
     if not isinstance(budgets, Budgets):
         raise ConfigurationError(
             f"budgets: expected llm_cost_tracker.Budgets(...), got {type(budgets).__name__}"
         )
-    price, estimator = _pricing(config)
-    guard = BudgetGuard(budgets, price=price, estimator=estimator)  # install_guard() sets its tags
-    url = config.database_url
-    if url is not None:
+    estimate = getattr(price, "estimate", None)
+    estimator = CostEstimator(estimate) if estimate is not None else None
+    guard = BudgetGuard(budgets, price=price, estimator=estimator)  # activate() sets its tags
+    if database_url is not None:
         from .. import ledger
         from ._shared import SharedTotals
 
         in_memory = (
-            ledger.dialect_name_for_url(url) == "sqlite" and ledger.sqlite_path(url) == ":memory:"
+            ledger.dialect_name_for_url(database_url) == "sqlite"
+            and ledger.sqlite_path(database_url) == ":memory:"
         )
         if not in_memory:
-            guard.attach(SharedTotals(guard, url, interval=budgets.refresh_interval))
+            guard.attach(SharedTotals(guard, database_url, interval=budgets.refresh_interval))
     return guard
-
-
-def install_guard(runtime: Runtime, guard: BudgetGuard) -> None:
-    """Hook ``guard`` into ``runtime`` and start reading shared totals.
-
-    "raise" and "block" check in the caller's thread, so the call is priced
-    there; "notify" only needs the worker-side stage (``BudgetGuard.stages()``)
-    and adds nothing to the caller's thread.
-    """
-    global _active
-    runtime.budget_guard = guard
-    _active = guard
-    # The call's tags, without looking the runtime up again on every preflight.
-    guard.use_tags(functools.partial(resolve_tags, runtime.defaults))
-    mode = guard.budgets.on_exceed
-    runtime.set_hooks(
-        before_call=guard.before_call if mode == "block" else None,
-        after_call=guard.after_call if mode != "notify" else None,
-        price_event=guard.prepare if mode != "notify" else None,
-    )
-    if guard.shared is not None:
-        guard.shared.start()
