@@ -12,9 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from .._errors import LLMCostTrackerError
+from ._collect import collect
 from ._html import render_html
 from ._model import Period, Report, resolve_period
-from ._queries import Progress, collect
+from ._queries import Progress
 from ._text import render_json, render_markdown
 
 FORMATS = ("html", "json", "md")
