@@ -292,11 +292,20 @@ def _budgets(report: Report) -> str:
 
 
 def _quality(report: Report) -> str:
+    return (
+        f'<div class="cards">{_quality_cards(report)}</div>'
+        f"<h3>Pricing gaps by model</h3>{_pricing_gaps(report)}"
+        f"<h3>Errors by type</h3>{_errors(report)}"
+        f"<h3>Dropped events</h3>{_dropped(report)}"
+    )
+
+
+def _quality_cards(report: Report) -> str:
     cur = report.totals.current
     streams_no_usage = sum(m.streams_without_usage for m in report.models)
     no_usage = sum(m.calls_without_usage for m in report.models)
     untagged_share = f"{report.untagged_calls / cur.calls * 100:.1f}%" if cur.calls else "0%"
-    cards = "".join(
+    return "".join(
         [
             _card(
                 "Unpriced calls",
@@ -339,13 +348,17 @@ def _quality(report: Report) -> str:
             ),
         ]
     )
+
+
+def _pricing_gaps(report: Report) -> str:
+    """The models with unpriced or partially priced calls."""
     flagged = [m for m in report.models if m.spend.unpriced_calls or m.partial_calls]
     pricing_rows = [
         f"<tr><td>{_e(m.provider)}</td><td>{_e(m.model)}</td><td class=num>{_num(m.spend.unpriced_calls)}</td>"
         f"<td class=num>{_num(m.partial_calls)}</td><td class=num>{_num(m.spend.calls)}</td></tr>"
         for m in flagged
     ]
-    pricing = _table(
+    return _table(
         [
             ("Provider", False),
             ("Model", False),
@@ -356,7 +369,10 @@ def _quality(report: Report) -> str:
         pricing_rows,
         "Every call in this period has a full price.",
     )
-    errors = _table(
+
+
+def _errors(report: Report) -> str:
+    return _table(
         [("Error type", False), ("Calls", True)],
         [
             f"<tr><td>{_e(name)}</td><td class=num>{_num(n)}</td></tr>"
@@ -364,18 +380,16 @@ def _quality(report: Report) -> str:
         ],
         "No failed calls in this period.",
     )
-    dropped = _table(
+
+
+def _dropped(report: Report) -> str:
+    return _table(
         [("Counter", False), ("Events", True)],
         [
             f"<tr><td>{_e(k)}</td><td class=num>{_num(v)}</td></tr>"
             for k, v in sorted(report.dropped.items())
         ],
         "No dropped events reported.",
-    )
-    return (
-        f'<div class="cards">{cards}</div>'
-        f"<h3>Pricing gaps by model</h3>{pricing}<h3>Errors by type</h3>{errors}"
-        f"<h3>Dropped events</h3>{dropped}"
     )
 
 

@@ -27,6 +27,7 @@ def percent_change(current: Decimal, previous: Decimal) -> Decimal | None:
 
 
 def render_json(report: Report) -> str:
+    """Render ``report`` as indented JSON, money as decimal strings."""
     return json.dumps(report.as_dict(), indent=2, sort_keys=False) + "\n"
 
 
@@ -50,9 +51,26 @@ def _spend_cells(spend: Spend) -> list[object]:
 
 
 def render_markdown(report: Report) -> str:
+    """Render ``report`` as Markdown: the HTML page's sections, as headings and tables."""
+    out = _totals_md(report)
+    for section in (
+        _daily_md,
+        _models_md,
+        _tags_md,
+        _top_calls_md,
+        _cache_md,
+        _budgets_md,
+        _quality_md,
+        _prices_md,
+    ):
+        out += section(report)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _totals_md(report: Report) -> list[str]:
     cur, prev = report.totals.current, report.totals.previous
     change = percent_change(cur.cost, prev.cost)
-    out = [
+    return [
         "# LLM cost report",
         "",
         f"{report.period.start:%Y-%m-%d %H:%M} to {report.period.end:%Y-%m-%d %H:%M} UTC, {_md(report.database)}",
@@ -65,12 +83,22 @@ def render_markdown(report: Report) -> str:
         f"- Tokens: {cur.input_tokens:,} in, {cur.output_tokens:,} out",
         f"- Calls without a price: {cur.unpriced_calls:,}; errors: {report.totals.errors:,}",
         "",
+    ]
+
+
+def _daily_md(report: Report) -> list[str]:
+    return [
         "## Daily spend by provider",
         "",
         *_table(
             ["Day", "Provider", "Calls", "Spend"],
             [[d.day, d.provider, f"{d.calls:,}", money_text(d.cost)] for d in report.daily],
         ),
+    ]
+
+
+def _models_md(report: Report) -> list[str]:
+    return [
         "## Spend by model",
         "",
         *_table(
@@ -78,6 +106,10 @@ def render_markdown(report: Report) -> str:
             [[m.provider, m.model, *_spend_cells(m.spend)] for m in report.models],
         ),
     ]
+
+
+def _tags_md(report: Report) -> list[str]:
+    out: list[str] = []
     for breakdown in report.tags:
         rows = [
             ["_untagged_" if r.value is None else r.value, *_spend_cells(r.spend)]
@@ -90,7 +122,11 @@ def render_markdown(report: Report) -> str:
             "",
             *_table([breakdown.key, "Calls", "Spend"], rows),
         ]
-    out += [
+    return out
+
+
+def _top_calls_md(report: Report) -> list[str]:
+    return [
         "## Most expensive calls",
         "",
         *_table(
@@ -106,6 +142,11 @@ def render_markdown(report: Report) -> str:
                 for c in report.top_calls
             ],
         ),
+    ]
+
+
+def _cache_md(report: Report) -> list[str]:
+    return [
         "## Cache savings",
         "",
         *_table(
@@ -120,6 +161,11 @@ def render_markdown(report: Report) -> str:
                 for c in report.cache_savings
             ],
         ),
+    ]
+
+
+def _budgets_md(report: Report) -> list[str]:
+    return [
         "## Budgets",
         "",
         *_table(
@@ -134,6 +180,12 @@ def render_markdown(report: Report) -> str:
                 for b in report.budgets
             ],
         ),
+    ]
+
+
+def _quality_md(report: Report) -> list[str]:
+    cur = report.totals.current
+    return [
         "## Data quality",
         "",
         f"- Unpriced calls: {cur.unpriced_calls:,}; partially priced: {report.totals.partial_calls:,}",
@@ -142,6 +194,11 @@ def render_markdown(report: Report) -> str:
         f"- Errors: {', '.join(f'{k} {v:,}' for k, v in report.errors_by_type) or 'none'}",
         f"- Dropped events: {', '.join(f'{k} {v:,}' for k, v in sorted(report.dropped.items())) or 'none reported'}",
         "",
+    ]
+
+
+def _prices_md(report: Report) -> list[str]:
+    return [
         "## Prices used",
         "",
         *_table(
@@ -152,4 +209,3 @@ def render_markdown(report: Report) -> str:
             ],
         ),
     ]
-    return "\n".join(out).rstrip() + "\n"
