@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from test_report import NOW, make_events, write_ledger
 
-from llm_cost_tracker.cli._doctor import CATALOG_STALE_DAYS, Check, check_prices, run_checks
+from llm_cost_tracker.cli._check import Check
+from llm_cost_tracker.cli._doctor import run_checks
+from llm_cost_tracker.cli._doctor_catalog import CATALOG_STALE_DAYS, check_prices
 from llm_cost_tracker.cli._main import main
 from llm_cost_tracker.pricing import default_catalog
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import llm_cost_tracker as lct
-from llm_cost_tracker.cli._doctor import Check, run_checks
+from llm_cost_tracker.cli._check import Check
+from llm_cost_tracker.cli._doctor import run_checks
 from llm_cost_tracker.cli._main import main
 
 # $1 per million input tokens: N million tokens cost $N.
