@@ -10,12 +10,17 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import environment_variables as env
 from .._components import COMPONENTS
 from .._errors import ConfigurationError
 from ._main import EXIT_CHECK_FAILED, EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
+
+if TYPE_CHECKING:
+    from ..pricing._entries import PriceVersion
+    from ..pricing._match import Match
+    from ..pricing._price import Resolved
 
 _PRICES_EXAMPLES = """\
 examples:
@@ -200,7 +205,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from ..pricing._price import lookup, normalize_mode, resolve_cached
+    from ..pricing._price import lookup, resolve_cached
 
     catalog = _catalog(args)
     when = _when(args.at)
@@ -216,6 +221,32 @@ def _explain(args: argparse.Namespace) -> int:
         )
         return EXIT_CHECK_FAILED
     entry = match.entry
+    _print_entry(match)
+    found = entry.version_at(when)
+    if found is None:
+        print("version:  none valid at that time: cost unknown")
+        return EXIT_CHECK_FAILED
+    _, version = found
+    since = version.effective_from.isoformat() if version.effective_from else "always"
+    print(f"version:  effective since {since} ({len(entry.versions)} version(s) on record)")
+    resolved = resolve_cached(catalog, entry, when, mode, args.input_tokens)
+    assert resolved is not None
+    _print_tier_and_mode(version, resolved, mode)
+    if resolved.reason:
+        print(f"unknown:  {resolved.reason}")
+        return EXIT_CHECK_FAILED
+    print("rates (USD):")
+    for component, detail in resolved.snapshot_rates.items():
+        print(f"  {component:<16} {detail['rate']:>10}  {_basis(component)}")
+    missing = sorted(c for c in ("input", "output") if c not in resolved.unit_prices)
+    if missing:
+        print(f"no rate:  {', '.join(missing)} (such lines are recorded as unknown)")
+    return EXIT_OK
+
+
+def _print_entry(match: Match) -> None:
+    """Which catalog entry matched, and where its prices come from."""
+    entry = match.entry
     print(f"entry:    {entry.key}  (matched {match.looked_up!r}: {match.how})")
     origin = {
         "bundled": "bundled catalog",
@@ -228,15 +259,12 @@ def _explain(args: argparse.Namespace) -> int:
     )
     if entry.notes:
         print(f"notes:    {entry.notes}")
-    found = entry.version_at(when)
-    if found is None:
-        print("version:  none valid at that time: cost unknown")
-        return EXIT_CHECK_FAILED
-    _, version = found
-    since = version.effective_from.isoformat() if version.effective_from else "always"
-    print(f"version:  effective since {since} ({len(entry.versions)} version(s) on record)")
-    resolved = resolve_cached(catalog, entry, when, mode, args.input_tokens)
-    assert resolved is not None
+
+
+def _print_tier_and_mode(version: PriceVersion, resolved: Resolved, mode: str | None) -> None:
+    """The long-context tier, time-of-day period and service mode that apply, and the others on offer."""
+    from ..pricing._price import normalize_mode
+
     tiers = ", ".join(f"input_tokens>{t.above_input_tokens}" for t in version.tiers) or "none"
     print(f"tier:     {resolved.header['tier']}  (long-context tiers: {tiers})")
     if "period" in resolved.header:
@@ -272,16 +300,6 @@ def _explain(args: argparse.Namespace) -> int:
             else ""
         )
     )
-    if resolved.reason:
-        print(f"unknown:  {resolved.reason}")
-        return EXIT_CHECK_FAILED
-    print("rates (USD):")
-    for component, detail in resolved.snapshot_rates.items():
-        print(f"  {component:<16} {detail['rate']:>10}  {_basis(component)}")
-    missing = sorted(c for c in ("input", "output") if c not in resolved.unit_prices)
-    if missing:
-        print(f"no rate:  {', '.join(missing)} (such lines are recorded as unknown)")
-    return EXIT_OK
 
 
 def _sync(args: argparse.Namespace) -> int:
