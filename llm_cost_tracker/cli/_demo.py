@@ -33,6 +33,12 @@ WHERE key = 'demo')
 
 DEMO_TAG = {"demo": "true"}
 
+_QUERIES_TO_TRY = (
+    "SELECT provider, model, COUNT(*) AS calls, SUM(total_cost) AS cost FROM llm_cost_tracker_calls GROUP BY provider, model ORDER BY cost DESC",
+    "SELECT t.value AS feature, COUNT(*) AS calls, SUM(c.total_cost) AS cost FROM llm_cost_tracker_calls c JOIN llm_cost_tracker_call_tags t ON t.call_id = c.id AND t.key = 'feature' GROUP BY t.value ORDER BY cost DESC",
+    "SELECT model, input_tokens, cache_read_tokens, output_tokens, total_cost, cost_status FROM llm_cost_tracker_calls ORDER BY occurred_at DESC LIMIT 10",
+)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -219,12 +225,8 @@ def run_calls(server: Any, say: Callable[[str], None]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import llm_cost_tracker as lct
-
     from .. import ledger
-    from .._stats import STATS
     from ._report import budgets_from, write_report
-    from ._standin import StandInServer
 
     url = database_url(args)
     shown = ledger.redact_url(url)
@@ -235,46 +237,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-
-    def say(message: str) -> None:
-        print(message, flush=True)
-
-    recorded: list[int] = [0]
-
-    def count(event: Any) -> None:
-        recorded[0] += 1
-
     started = time.perf_counter()
-    lct.configure(
-        database_url=url,
-        instrument=sdks,
-        default_tags=DEMO_TAG,
-        exporters=[count],
-    )
-    say(
-        f"Running the demo against a local stand-in server (no network, no API keys); ledger: {shown}"
-    )
-    try:
-        with StandInServer() as server:
-            made = run_calls(server, say)
-        delivered = lct.flush(timeout=30.0)
-    finally:
-        dropped = {
-            k: v
-            for k, v in STATS.snapshot().items()
-            if k.startswith(("dropped.", "export_failed."))
-        }
-        lct.shutdown()
-    failed = {k: v for k, v in STATS.snapshot().items() if k.startswith("errors.exporter")}
-    if failed or not delivered:
-        print(
-            f"error: the calls could not be written to {shown} ({', '.join(failed) or 'flush timed out'}); "
-            "check the URL and that the database is up (llm-cost-tracker doctor)",
-            file=sys.stderr,
-        )
+    outcome = _record(url, shown, sdks)
+    if outcome is None:
         return EXIT_DATABASE
-    say(f"Made {made} SDK calls; recorded {recorded[0]} events, tagged demo=true, in {shown}.")
-    if recorded[0] == 0:
+    made, recorded, dropped = outcome
+    _say(f"Made {made} SDK calls; recorded {recorded} events, tagged demo=true, in {shown}.")
+    if recorded == 0:
         print(
             "warning: nothing was recorded: no instrumentor is active for "
             f"{', '.join(sdks)} (see llm-cost-tracker doctor)",
@@ -290,17 +259,69 @@ def run(args: argparse.Namespace) -> int:
             dropped=dropped,
             quiet=True,
         )
-        say(f"Report: {where}")
+        _say(f"Report: {where}")
+    _print_next_steps(url, shown, started)
+    return EXIT_OK
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _record(url: str, shown: str, sdks: list[str]) -> tuple[int, int, dict[str, int]] | None:
+    """Make the demo's calls into the ledger at ``url``.
+
+    Returns (calls made, events recorded, events dropped by name), or None,
+    having said why, when the events could not be written.
+    """
+    import llm_cost_tracker as lct
+
+    from .._stats import STATS
+    from ._standin import StandInServer
+
+    recorded: list[int] = [0]
+
+    def count(event: Any) -> None:
+        recorded[0] += 1
+
+    lct.configure(
+        database_url=url,
+        instrument=sdks,
+        default_tags=DEMO_TAG,
+        exporters=[count],
+    )
+    _say(
+        f"Running the demo against a local stand-in server (no network, no API keys); ledger: {shown}"
+    )
+    try:
+        with StandInServer() as server:
+            made = run_calls(server, _say)
+        delivered = lct.flush(timeout=30.0)
+    finally:
+        dropped = {
+            k: v
+            for k, v in STATS.snapshot().items()
+            if k.startswith(("dropped.", "export_failed."))
+        }
+        lct.shutdown()
+    failed = {k: v for k, v in STATS.snapshot().items() if k.startswith("errors.exporter")}
+    if failed or not delivered:
+        print(
+            f"error: the calls could not be written to {shown} ({', '.join(failed) or 'flush timed out'}); "
+            "check the URL and that the database is up (llm-cost-tracker doctor)",
+            file=sys.stderr,
+        )
+        return None
+    return made, recorded[0], dropped
+
+
+def _print_next_steps(url: str, shown: str, started: float) -> None:
+    """Three queries to run against the demo's rows, with this database's URL when not the default."""
     flag = "" if url == database_url(argparse.Namespace()) else f" --database-url '{shown}'"
-    say("\nThree queries to try:")
-    for query in (
-        "SELECT provider, model, COUNT(*) AS calls, SUM(total_cost) AS cost FROM llm_cost_tracker_calls GROUP BY provider, model ORDER BY cost DESC",
-        "SELECT t.value AS feature, COUNT(*) AS calls, SUM(c.total_cost) AS cost FROM llm_cost_tracker_calls c JOIN llm_cost_tracker_call_tags t ON t.call_id = c.id AND t.key = 'feature' GROUP BY t.value ORDER BY cost DESC",
-        "SELECT model, input_tokens, cache_read_tokens, output_tokens, total_cost, cost_status FROM llm_cost_tracker_calls ORDER BY occurred_at DESC LIMIT 10",
-    ):
-        say(f'  llm-cost-tracker sql{flag} "{query}"')
-    say(
+    _say("\nThree queries to try:")
+    for query in _QUERIES_TO_TRY:
+        _say(f'  llm-cost-tracker sql{flag} "{query}"')
+    _say(
         f"\nThe demo's rows stay in the ledger, tagged demo=true ({time.perf_counter() - started:.1f} s). "
         "Next: llm-cost-tracker report --help, docs/getting-started.md"
     )
-    return EXIT_OK
