@@ -217,7 +217,7 @@ def run_calls(server: Any, say: Callable[[str], None]) -> int:
                     with contextlib.suppress(anthropic.APIStatusError):
                         _consume(claude.messages.create(**payload["request"]), payload)
                     made += 1
-            client.close()
+            claude.close()
         say(
             f"  anthropic {anthropic.__version__}: messages, streams, cache reads and writes, web search, a 429"
         )
