@@ -34,7 +34,9 @@ CHUNKS = 200  # per streamed response
 STREAM_CALLS = 40
 ISOLATED_CALLS = 10_000
 
-_PAYLOADS = Path(__file__).resolve().parent.parent / "llm_cost_tracker" / "cli" / "_standin" / "payloads"
+_PAYLOADS = (
+    Path(__file__).resolve().parent.parent / "llm_cost_tracker" / "cli" / "_standin" / "payloads"
+)
 
 
 def _http() -> Any:
