@@ -41,6 +41,7 @@ from ._estimate import (
     output_cap,
     pricing_mode_of,
 )
+from ._keys import BudgetKeys, Key, KeyEntry, Period, floor_float
 from ._model import (
     GLOBAL_SCOPE,
     BudgetAlert,
@@ -57,11 +58,8 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-Key = tuple[str, str, str]  # (budget_type, period, scope)
-KeyEntry = tuple[Key, BudgetType, str, Decimal]  # (key, budget_type, scope, limit)
 _ZERO = Decimal(0)
 MAX_PENDING = 200_000  # local events awaiting their database row; past it the oldest are forgotten
-MAX_TAG_COMBINATIONS = 10_000  # cached preflight keys per period; past it the cache starts over
 # A quick (cached-rate) estimate is trusted when it uses less than half of
 # what is left; closer than that, or for very long prompts (tiered prices), the
 # pricing engine's exact estimate decides. The float form of that test also
@@ -69,32 +67,6 @@ MAX_TAG_COMBINATIONS = 10_000  # cached preflight keys per period; past it the c
 # a hair over 2.
 _EXACT_ABOVE_INPUT_TOKENS = 100_000
 _MARGIN = 2.0 * (1.0 + 1e-9)
-
-
-def floor_float(amount: Decimal) -> float:
-    """Return a float no greater than ``amount`` (float() rounds to nearest: step one below)."""
-    return math.nextafter(float(amount), -math.inf)
-
-
-class _Period:
-    """The current UTC month and day and the preflight keys that depend on them.
-
-    Replaced as a whole when the day changes, so a preflight that read it
-    never mixes one day's keys with the next day's.
-    """
-
-    __slots__ = ("by_values", "day", "global_keys", "last_tags", "month", "until")
-
-    def __init__(self, until: float, month: str, day: str, global_keys: list[KeyEntry]) -> None:
-        self.until = until
-        self.month = month
-        self.day = day
-        self.global_keys = global_keys
-        # Keys for each combination of budgeted tag values seen this period.
-        self.by_values: dict[tuple[str | None, ...], list[KeyEntry]] = {}
-        # The last tags mapping seen and its keys: a with_tags() scope hands
-        # out the same mapping object for every call inside it.
-        self.last_tags: tuple[object, list[KeyEntry]] = (None, global_keys)
 
 
 class BudgetGuard:
@@ -131,20 +103,10 @@ class BudgetGuard:
         self._room: dict[Key, float] = {}
         self.unpriced_calls = 0
         self.refreshed_at: datetime | None = None
-        self._tag_keys = tuple(budgets.per_tag)
+        self.keys = BudgetKeys(budgets)
         self._per_call_floor = None if budgets.per_call is None else floor_float(budgets.per_call)
-        self._period = _Period(0.0, "", "", [])
+        self._period = Period(0.0, "", "", [])
         self._last_rates: tuple[str, str, str, Rates | None] = ("", "", "", None)
-        # (budget_type, limit, tag key or None), daily before monthly, global before per tag.
-        self._period_limits: list[tuple[BudgetType, Decimal, str | None]] = []
-        for budget_type in ("daily", "monthly"):
-            limit = budgets.limits(budget_type)
-            if limit is not None:
-                self._period_limits.append((budget_type, limit, None))
-            for tag_key in budgets.per_tag:
-                limit = budgets.limits(budget_type, tag_key)
-                if limit is not None:
-                    self._period_limits.append((budget_type, limit, tag_key))
         _GUARDS.add(self)
 
     # -- shared plumbing ------------------------------------------------------
@@ -163,24 +125,10 @@ class BudgetGuard:
 
         return [budgets]
 
-    def _keys(self, month: str, day: str, tags: Mapping[str, str]) -> list[KeyEntry]:
-        keys: list[KeyEntry] = []
-        for budget_type, limit, tag_key in self._period_limits:
-            if tag_key is None:
-                scope = GLOBAL_SCOPE
-            else:
-                value = tags.get(tag_key)
-                if value is None:
-                    continue
-                scope = f"{tag_key}={value}"
-            period = day if budget_type == "daily" else month
-            keys.append(((budget_type, period, scope), budget_type, scope, limit))
-        return keys
-
     def _spent(self, key: Key) -> Decimal:
         return self._db.get(key, _ZERO) + self._local.get(key, _ZERO)
 
-    def _current_period(self) -> _Period:
+    def _current_period(self) -> Period:
         period = self._period
         now = time.time()
         if now >= period.until:
@@ -189,7 +137,7 @@ class BudgetGuard:
             moment = datetime.fromtimestamp(now, timezone.utc)
             month, day = month_of(moment), day_of(moment)
             next_hour = (now // 3600 + 1) * 3600
-            new = _Period(next_hour, month, day, self._keys(month, day, {}))
+            new = Period(next_hour, month, day, self.keys.for_tags(month, day, {}))
             self._period = new
             self._last_rates = ("", "", "", None)
             if self.estimator is not None:
@@ -232,7 +180,7 @@ class BudgetGuard:
         # earlier period is recorded but checks nothing.
         keys = [
             k
-            for k in self._keys(month_of(moment), day_of(moment), event.tags)
+            for k in self.keys.for_tags(month_of(moment), day_of(moment), event.tags)
             if k[0][1] in current
         ]
         exceeded: list[tuple[BudgetType, str, Decimal, Decimal]] = []
@@ -370,10 +318,10 @@ class BudgetGuard:
         if time.time() >= period.until:
             period = self._current_period()
         reader = self._tags
-        if tags is None and self._tag_keys and reader is not None:
+        if tags is None and self.keys.tag_keys and reader is not None:
             tags = reader()
-        if self._tag_keys and tags is not None:
-            keys = self._tagged_keys(period, tags)
+        if self.keys.tag_keys and tags is not None:
+            keys = self.keys.tagged(period, tags)
         else:
             keys = period.global_keys
         per_call = self._per_call_floor
@@ -417,21 +365,6 @@ class BudgetGuard:
         self._check_exactly(
             keys, estimator.exact(provider, model, input_tokens, output_tokens, mode)
         )
-
-    def _tagged_keys(self, period: _Period, tags: Mapping[str, str]) -> list[KeyEntry]:
-        """The preflight keys for a call carrying ``tags``: global ones plus its per-tag budgets."""
-        last = period.last_tags
-        if last[0] is tags:
-            return last[1]
-        values = tuple(map(tags.get, self._tag_keys))
-        keys = period.by_values.get(values)
-        if keys is None:
-            keys = self._keys(period.month, period.day, tags)
-            if len(period.by_values) >= MAX_TAG_COMBINATIONS:
-                period.by_values.clear()
-            period.by_values[values] = keys
-        period.last_tags = (tags, keys)
-        return keys
 
     def _fill_room(self, key: Key, limit: Decimal) -> float:
         with self._lock:
@@ -544,7 +477,7 @@ class BudgetGuard:
             keys = set(self._db) | set(self._local)
             keys |= {
                 (t, day if t == "daily" else month, GLOBAL_SCOPE)
-                for t, _, k in self._period_limits
+                for t, _, k in self.keys.limits
                 if k is None
             }
             result = []

@@ -29,7 +29,8 @@ from .._suppress import suppressed
 from ._model import GLOBAL_SCOPE, BudgetAlert, day_of, month_of, period_bounds
 
 if TYPE_CHECKING:
-    from ._guard import BudgetGuard, Key
+    from ._guard import BudgetGuard
+    from ._keys import Key
 
 _logger = logging.getLogger(__name__)
 
