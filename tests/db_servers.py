@@ -175,7 +175,12 @@ class PostgresServer:
         return Path(self.datadir, "postmaster.pid").exists()
 
     def connect(self, database: str | None = None) -> Any:
-        """An autocommit psycopg connection to ``database`` (default: the session database)."""
+        """An autocommit psycopg connection to ``database`` (default: the session database).
+
+        Its session runs in UTC, as the library's do: the server's default
+        time zone is the machine's (initdb reads TZ), and timestamptz values
+        come back in the session's zone.
+        """
         import psycopg
 
         return psycopg.connect(
@@ -184,6 +189,7 @@ class PostgresServer:
             user=self.user,
             dbname=database or self.database,
             autocommit=True,
+            options="-c TimeZone=UTC",
         )
 
     def query(self, url: str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
