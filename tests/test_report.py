@@ -128,6 +128,11 @@ def make_events(count: int = 300, seed: int = 7) -> list[UsageEvent]:
 def write_ledger(url: str, events: Sequence[UsageEvent]) -> None:
     exporter = exporter_for_url(url)
     exporter.export(list(events))
+    # The server exporters write on a thread of their own, and shutdown() spools
+    # what it has not written yet: wait for the writes (SQLite writes in export()).
+    flush = getattr(exporter, "flush", None)
+    if flush is not None:
+        assert flush(30)
     exporter.shutdown()
 
 
