@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -80,6 +81,19 @@ def _clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]) ->
     STATS.reset()
     yield
     lct.shutdown()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback TCP port that refuses connections for the whole test.
+
+    Its socket is bound and never listens: connecting fails at once, and no
+    other program can take the port meanwhile, unlike a fixed "unused" port
+    (1, 9) that a machine may well be serving.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -45,11 +45,11 @@ def test_docs_list_every_command_and_exit_code() -> None:
         assert code in text
 
 
-def test_unreachable_database_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
-    url = "postgresql://nobody@127.0.0.1:1/nothing"
+def test_unreachable_database_exits_3(capsys: pytest.CaptureFixture[str], closed_port: int) -> None:
+    url = f"postgresql://nobody@127.0.0.1:{closed_port}/nothing"
     assert main(["report", "--database-url", url]) == 3
     err = capsys.readouterr().err
-    assert "cannot read postgresql://nobody@127.0.0.1:1/nothing" in err
+    assert f"cannot read {url}" in err
     assert main(["sql", "--database-url", url, "SELECT 1"]) == 3
 
 

@@ -70,11 +70,13 @@ def test_no_tables_and_pending_migrations_warn(tmp_path: Path) -> None:
     assert checks["ledger"].level == "warn"  # nothing in the last 7 days (all before NOW)
 
 
-def test_unreachable_database_fails_with_exit_code_1(capsys: pytest.CaptureFixture[str]) -> None:
-    url = "postgresql://nobody@127.0.0.1:1/nothing"
+def test_unreachable_database_fails_with_exit_code_1(
+    capsys: pytest.CaptureFixture[str], closed_port: int
+) -> None:
+    url = f"postgresql://nobody@127.0.0.1:{closed_port}/nothing"
     assert main(["doctor", "--database-url", url]) == 1
     out = capsys.readouterr().out
-    assert "[fail] database: cannot reach postgresql://nobody@127.0.0.1:1/nothing" in out
+    assert f"[fail] database: cannot reach {url}" in out
     assert "1 failed" in out
 
 

@@ -511,14 +511,15 @@ def test_non_json_success_body_is_unknown_usage_not_zero(
 
 
 def test_connection_error_is_recorded_and_reraised(
-    route_standin: Callable[[str], None], events: list[UsageEvent]
+    route_standin: Callable[[str], None], events: list[UsageEvent], closed_port: int
 ) -> None:
-    register_host("127.0.0.1:9", "openai")  # the discard port: nothing listens
+    host = f"127.0.0.1:{closed_port}"  # nothing listens there
+    register_host(host, "openai")
     try:
         with httpx2.Client() as client, pytest.raises(httpx2.ConnectError):
-            client.post("http://127.0.0.1:9/v1/chat/completions", json={"model": "gpt-4o"})
+            client.post(f"http://{host}/v1/chat/completions", json={"model": "gpt-4o"})
     finally:
-        unregister_host("127.0.0.1:9")
+        unregister_host(host)
     assert len(events) == 1
     assert events[0].status == "error"
     assert events[0].error_type == "ConnectError"

@@ -741,8 +741,10 @@ def test_sdk_retries_are_one_call(standin: StandInServer) -> None:
     assert event.usage is not None
 
 
-def test_connection_error_is_recorded(standin: StandInServer) -> None:
-    c = openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_retries=0)
+def test_connection_error_is_recorded(standin: StandInServer, closed_port: int) -> None:
+    c = openai.OpenAI(
+        api_key="sk-test", base_url=f"http://127.0.0.1:{closed_port}/v1", max_retries=0
+    )
     with capture_events(instrument=["openai"]) as events, pytest.raises(openai.APIConnectionError):
         c.chat.completions.create(model="m", messages=MESSAGES)
     assert only(events).error_type == "APIConnectionError"

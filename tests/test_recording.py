@@ -319,7 +319,7 @@ def test_no_response_outlives_its_call(memory: InMemoryExporter, standin: StandI
 
 
 def test_the_queue_is_bounded_in_memory_while_the_database_is_down(
-    standin: StandInServer, tmp_path: Path
+    standin: StandInServer, tmp_path: Path, closed_port: int
 ) -> None:
     """A database that is down, calls with large responses and long tags: memory stays bounded.
 
@@ -328,7 +328,7 @@ def test_the_queue_is_bounded_in_memory_while_the_database_is_down(
     STATS.reset()
     budget = 2 * 1024 * 1024
     lct.configure(
-        database_url="postgresql://nobody@127.0.0.1:9/ledger?connect_timeout=1",
+        database_url=f"postgresql://nobody@127.0.0.1:{closed_port}/ledger?connect_timeout=1",
         instrument=["openai"],
         queue_max_bytes=budget,
         spool_dir=tmp_path,
