@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -358,7 +358,7 @@ def _sync(args: argparse.Namespace) -> int:
         print("dry run: nothing written")
         return EXIT_OK
     models = dict(existing_doc.get("models") or {})
-    today = date.today().isoformat()
+    today = datetime.now(timezone.utc).date().isoformat()  # price dates are UTC
     for key, entry in imported.items():
         # A changed price becomes a new version from today: older calls keep their rates.
         models[key] = merge_entry(models.get(key), entry, today)
