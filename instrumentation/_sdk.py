@@ -26,7 +26,7 @@ from typing import Any
 from .._errors import LLMCostTrackerError
 from .._events import UsageSource
 from .._stats import STATS
-from .._suppress import _SUPPRESSED
+from .._suppress import SUPPRESSED
 from . import _hosts
 from ._calls import Call, fail_call, finish_call, start_call
 from ._extraction import Extraction
@@ -162,7 +162,7 @@ def begin_call(
     ctx: SdkContext, surface: Surface, instance: Any, kwargs: dict[str, Any]
 ) -> Call | None:
     """Start recording (None when off or already recorded by an outer layer); only a budget may raise."""
-    if _SUPPRESSED.get():
+    if SUPPRESSED.get():
         return None
     try:
         provider = provider_of_client(ctx, getattr(instance, "_client", None))
@@ -392,14 +392,14 @@ def method_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any]:
         if call is None:
             return wrapped(*args, **kwargs)
         sent, injected = with_usage_requested(ctx, surface, call, instance, kwargs)
-        token = _SUPPRESSED.set(True)  # the transport layer must not record this call again
+        token = SUPPRESSED.set(True)  # the transport layer must not record this call again
         try:
             result = wrapped(*args, **sent)
         except BaseException as error:
             fail_call(call, error)
             raise
         finally:
-            _SUPPRESSED.reset(token)
+            SUPPRESSED.reset(token)
         return record_result(ctx, surface, call, result, kwargs, injected)
 
     return wrapper
@@ -415,14 +415,14 @@ def async_method_wrapper(ctx: SdkContext, surface: Surface) -> Callable[..., Any
         if call is None:
             return await wrapped(*args, **kwargs)
         sent, injected = with_usage_requested(ctx, surface, call, instance, kwargs)
-        token = _SUPPRESSED.set(True)
+        token = SUPPRESSED.set(True)
         try:
             result = await wrapped(*args, **sent)
         except BaseException as error:
             fail_call(call, error)
             raise
         finally:
-            _SUPPRESSED.reset(token)
+            SUPPRESSED.reset(token)
         return record_result(ctx, surface, call, result, kwargs, injected)
 
     return wrapper

@@ -66,7 +66,7 @@ def parse_key_values(value: str, *, name: str) -> dict[str, str]:
     return result
 
 
-def _resolve_decimal(arg: object, name: str) -> Decimal | None:
+def resolve_decimal(arg: object, name: str) -> Decimal | None:
     if arg is not None:
         return Decimal(str(arg))
     raw = _env(name)
@@ -217,9 +217,9 @@ def _resolve_instrument(instrument: str | Sequence[str] | None) -> tuple[str, ..
 
 
 def _budgets_from_env() -> Any:
-    monthly = _resolve_decimal(None, env.LLM_COST_TRACKER_MONTHLY_BUDGET)
-    daily = _resolve_decimal(None, env.LLM_COST_TRACKER_DAILY_BUDGET)
-    per_call = _resolve_decimal(None, env.LLM_COST_TRACKER_PER_CALL_BUDGET)
+    monthly = resolve_decimal(None, env.LLM_COST_TRACKER_MONTHLY_BUDGET)
+    daily = resolve_decimal(None, env.LLM_COST_TRACKER_DAILY_BUDGET)
+    per_call = resolve_decimal(None, env.LLM_COST_TRACKER_PER_CALL_BUDGET)
     if monthly is None and daily is None and per_call is None:
         return None
     raw_mode = _env(env.LLM_COST_TRACKER_BUDGET_ON_EXCEED) or "notify"

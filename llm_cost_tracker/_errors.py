@@ -13,7 +13,7 @@ class ConfigurationError(LLMCostTrackerError, ValueError):
     """A setting, price file or database URL is invalid; the message names it."""
 
 
-def _money(amount: Decimal) -> str:
+def format_money(amount: Decimal) -> str:
     # At least 2 and at most 6 decimals: $101.20, $0.000123.
     text = format(amount.quantize(Decimal("0.000001")), "f").rstrip("0")
     whole, _, fraction = text.partition(".")
@@ -56,15 +56,11 @@ class BudgetExceededError(LLMCostTrackerError):
         where = "" if scope == "global" else f" for {scope}"
         if budget_type == "per_call":
             what = "this call's estimated cost" if blocked else "this call cost"
-            message = (
-                f"per_call budget{where} exceeded: {what} {_money(spent)}, limit {_money(limit)}"
-            )
+            message = f"per_call budget{where} exceeded: {what} {format_money(spent)}, limit {format_money(limit)}"
         else:
-            message = (
-                f"{budget_type} budget{where} exceeded: spent {_money(spent)} of {_money(limit)}"
-            )
+            message = f"{budget_type} budget{where} exceeded: spent {format_money(spent)} of {format_money(limit)}"
             if blocked:
-                guess = "unknown" if estimate is None else f"~{_money(estimate)}"
+                guess = "unknown" if estimate is None else f"~{format_money(estimate)}"
                 message += f"; this request (estimated {guess}) was not sent"
         super().__init__(message)
 

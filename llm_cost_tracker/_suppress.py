@@ -13,7 +13,7 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_SUPPRESSED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+SUPPRESSED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "llm_cost_tracker_suppressed", default=False
 )
 
@@ -21,13 +21,13 @@ _SUPPRESSED: contextvars.ContextVar[bool] = contextvars.ContextVar(
 @contextmanager
 def suppressed() -> Iterator[None]:
     """Mark the enclosed code so that no instrumentation records it again."""
-    token = _SUPPRESSED.set(True)
+    token = SUPPRESSED.set(True)
     try:
         yield
     finally:
-        _SUPPRESSED.reset(token)
+        SUPPRESSED.reset(token)
 
 
 def is_suppressed() -> bool:
     """Return whether the current context is already being recorded by an outer layer."""
-    return _SUPPRESSED.get()
+    return SUPPRESSED.get()

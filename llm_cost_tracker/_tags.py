@@ -20,7 +20,7 @@ MAX_TAGS = 50
 MAX_VALUE_BYTES = 1024
 REDACTED = "[REDACTED]"
 
-_KEY_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
+TAG_KEY_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
 # Keys whose values are secrets whatever they look like. Matched on the key's
 # words, so "token" and "auth_token" redact but "tokens_budget" does not.
 _SECRET_KEY_RE = re.compile(
@@ -75,7 +75,7 @@ def sanitize_tags(tags: Mapping[str, object]) -> dict[str, str]:
     """Validate keys, stringify, redact and cut values; skipped keys are counted, never raised."""
     clean: dict[str, str] = {}
     for key, value in tags.items():
-        if not isinstance(key, str) or not _KEY_RE.match(key):
+        if not isinstance(key, str) or not TAG_KEY_RE.match(key):
             STATS.incr("tags.invalid_key")
             continue
         if value is None:

@@ -246,12 +246,12 @@ def test_tag_values_past_the_limit_are_summed_as_other(
     from llm_cost_tracker.exporters import connect
 
     from llm_cost_tracker.ledger import dialect_name_for_url
-    from llm_cost_tracker.report._queries import REPORT_DIALECTS, _Queries
+    from llm_cost_tracker.report._queries import REPORT_DIALECTS, Queries
 
     connection = connect(url)
     try:
         dialect = REPORT_DIALECTS[dialect_name_for_url(url)]
-        limited, feature = _Queries(connection, dialect, None).tag_breakdowns(
+        limited, feature = Queries(connection, dialect, None).tag_breakdowns(
             PERIOD, ["user_id", "feature"], 2, report.totals.current
         )
     finally:

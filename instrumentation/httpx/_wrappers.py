@@ -28,7 +28,7 @@ from typing import Any
 from ..._errors import LLMCostTrackerError
 from ..._events import UsageSource
 from ..._stats import STATS
-from ..._suppress import _SUPPRESSED, is_suppressed
+from ..._suppress import SUPPRESSED, is_suppressed
 from .. import _hosts
 from .._calls import UNKNOWN, Call, finish_call, start_call
 from .._extraction import Extraction
@@ -274,8 +274,7 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
     """
     if request.method != "POST":
         return None
-    reference = getattr(url, "_uri_reference", None)  # the raw path, without URL.path's unquoting
-    path = reference.path if reference is not None and "%" not in reference.path else url.path
+    path = url.path
     route = route_for(provider, path)
     if route is None:
         return None
@@ -389,17 +388,13 @@ def _finish(observation: Observation, error: BaseException | None) -> None:
 def provider_of_request(request: Any) -> str | None:
     """The provider whose host ``request`` goes to, or None: on the hot path of every request."""
     try:
-        # The parsed URL's fields, read directly: a known host costs one string-keyed dict lookup.
-        reference = request.url._uri_reference
-        provider = _hosts.cached_provider(reference.host)
+        url = request.url
+        host = url.host
+        provider = _hosts.cached_provider(host)  # a known host: one string-keyed dict lookup
         if provider is _hosts.MISSING:
-            return _hosts.provider_for_host(reference.host, reference.port)
-    except AttributeError:  # a URL type without the parsed reference
-        try:
-            url = request.url
-            return _hosts.provider_for_host(url.host, url.port)
-        except Exception:
-            return None
+            return _hosts.provider_for_host(host, url.port)
+    except Exception:  # not an httpx URL: nothing we can route
+        return None
     return provider  # type: ignore[return-value]
 
 
@@ -414,14 +409,14 @@ def send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
         observation = start_observation(provider, request, request.url)
         if observation is None:
             return wrapped(*args, **kwargs)
-        token = _SUPPRESSED.set(True)  # what send() calls must not record this request again
+        token = SUPPRESSED.set(True)  # what send() calls must not record this request again
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as error:  # a timeout, a cancellation: the attempt still happened
             _finish(observation, error)
             raise
         finally:
-            _SUPPRESSED.reset(token)
+            SUPPRESSED.reset(token)
         _attach(observation, response, bool(kwargs.get("stream")), stream_class)
         return response
 
@@ -434,14 +429,14 @@ def async_send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
     async def observe(
         observation: Observation, wrapped: Callable[..., Awaitable[Any]], args: Any, kwargs: Any
     ) -> Any:
-        token = _SUPPRESSED.set(True)
+        token = SUPPRESSED.set(True)
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as error:  # asyncio.CancelledError included
             _finish(observation, error)
             raise
         finally:
-            _SUPPRESSED.reset(token)
+            SUPPRESSED.reset(token)
         _attach(observation, response, bool(kwargs.get("stream")), stream_class)
         return response
 

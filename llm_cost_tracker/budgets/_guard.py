@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .._errors import BudgetExceededError, ConfigurationError, _money
+from .._errors import BudgetExceededError, ConfigurationError, format_money
 from .._events import UsageEvent
 from .._stats import STATS
 from .._tags import Tags
@@ -281,8 +281,8 @@ class BudgetGuard:
             alert.budget_type,
             where,
             alert.period,
-            _money(alert.total),
-            _money(alert.limit),
+            format_money(alert.total),
+            format_money(alert.limit),
         )
         callback = self.budgets.callback
         if callback is None:

@@ -12,7 +12,7 @@ from typing import Literal, cast
 
 from .._errors import ConfigurationError
 from .._events import UsageEvent
-from .._tags import _KEY_RE
+from .._tags import TAG_KEY_RE
 
 Amount = Decimal | int | str | float
 OnExceed = Literal["notify", "raise", "block"]
@@ -64,7 +64,7 @@ def _tag_limits(per_tag: object) -> Mapping[str, TagLimits]:
     for key, limits in per_tag.items():
         if not isinstance(key, str) or not key.strip():
             raise ConfigurationError(f"per_tag: tag keys must be non-empty strings, got {key!r}")
-        if not _KEY_RE.match(key):
+        if not TAG_KEY_RE.match(key):
             raise ConfigurationError(
                 f"per_tag: {key!r} can never match a tag: tag keys are 1-64 letters, digits, "
                 "'_', '.' or '-'"

@@ -138,7 +138,7 @@ def _overview(budgets: Budgets, view: _SpendView) -> Check:
 
 def _global_limits(budgets: Budgets, view: _SpendView, periods: dict[str, str]) -> list[Check]:
     """The monthly and daily limits against the spend of the current month and day."""
-    from .._errors import _money
+    from .._errors import format_money
     from ..budgets._model import GLOBAL_SCOPE
 
     checks = []
@@ -152,13 +152,13 @@ def _global_limits(budgets: Budgets, view: _SpendView, periods: dict[str, str]) 
                 Check(
                     "ok",
                     f"budget {budget_type}",
-                    f"limit {_money(limit)}; spend unknown: {view.why}",
+                    f"limit {format_money(limit)}; spend unknown: {view.why}",
                 )
             )
             continue
         total = view.spent.get((budget_type, period, GLOBAL_SCOPE), Decimal(0))
         over = total > limit
-        detail = f"{_money(total)} of {_money(limit)} spent in {period} {view.source}"
+        detail = f"{format_money(total)} of {format_money(limit)} spent in {period} {view.source}"
         checks.append(
             Check(
                 "warn" if over else "ok",
@@ -172,17 +172,17 @@ def _global_limits(budgets: Budgets, view: _SpendView, periods: dict[str, str]) 
 
 
 def _per_call(limit: Decimal) -> Check:
-    from .._errors import _money
+    from .._errors import format_money
 
-    return Check("ok", "budget per_call", f"limit {_money(limit)} per call")
+    return Check("ok", "budget per_call", f"limit {format_money(limit)} per call")
 
 
 def _per_tag(tag_key: str, limits: TagLimits, view: _SpendView, periods: dict[str, str]) -> Check:
     """One per-tag budget: how many of the key's values spent this period, and which are over."""
-    from .._errors import _money
+    from .._errors import format_money
 
     each = ", ".join(
-        f"{t} {_money(getattr(limits, t))}"
+        f"{t} {format_money(getattr(limits, t))}"
         for t in ("monthly", "daily")
         if getattr(limits, t) is not None
     )
@@ -198,7 +198,9 @@ def _per_tag(tag_key: str, limits: TagLimits, view: _SpendView, periods: dict[st
         values.add(scope)
         limit = getattr(limits, budget_type)
         if limit is not None and total > limit:
-            over_list.append(f"{scope} {_money(total)} of {_money(limit)} ({budget_type})")
+            over_list.append(
+                f"{scope} {format_money(total)} of {format_money(limit)} ({budget_type})"
+            )
     detail = f"{each} for each value; {len(values)} value(s) with spend this period"
     if not over_list:
         return Check("ok", name, f"{detail}, none over")

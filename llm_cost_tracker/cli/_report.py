@@ -72,16 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def budgets_from(args: argparse.Namespace) -> dict[str, Decimal | None]:
     """Budget limits from the flags, else the LLM_COST_TRACKER_*_BUDGET variables."""
-    from .._config import _resolve_decimal
+    from .._config import resolve_decimal
 
     return {
-        "monthly": _resolve_decimal(
+        "monthly": resolve_decimal(
             getattr(args, "monthly_budget", None), env.LLM_COST_TRACKER_MONTHLY_BUDGET
         ),
-        "daily": _resolve_decimal(
+        "daily": resolve_decimal(
             getattr(args, "daily_budget", None), env.LLM_COST_TRACKER_DAILY_BUDGET
         ),
-        "per_call": _resolve_decimal(
+        "per_call": resolve_decimal(
             getattr(args, "per_call_budget", None), env.LLM_COST_TRACKER_PER_CALL_BUDGET
         ),
     }

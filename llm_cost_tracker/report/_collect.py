@@ -10,7 +10,7 @@ from typing import Any
 
 from ._model import BudgetStatus, Period, Report, Spend, TagRow, TopCall, Totals
 from ._prices import price_models
-from ._queries import REPORT_DIALECTS, Progress, ReportDialect, _Queries
+from ._queries import REPORT_DIALECTS, Progress, Queries, ReportDialect
 from ._spend import tag_breakdown, total
 
 _SideResult = tuple[list[tuple[list[TagRow], Spend]], list[TopCall]]
@@ -39,10 +39,10 @@ def collect(
     """
     now = now or datetime.now(timezone.utc)
     dialect = REPORT_DIALECTS[dialect_name]
-    q = _Queries(connection, dialect, progress)
+    q = Queries(connection, dialect, progress)
     keys = list(dict.fromkeys(group_by))
 
-    def side_queries(side: _Queries) -> _SideResult:
+    def side_queries(side: Queries) -> _SideResult:
         return [side.tag_values(period, key, tag_limit) for key in keys], side.top_calls(
             period, top
         )
@@ -97,8 +97,8 @@ def _start_beside(
     open_connection: Callable[[], Any],
     dialect: ReportDialect,
     progress: Progress | None,
-    queries: Callable[[_Queries], _SideResult],
-) -> Callable[[_Queries], _SideResult]:
+    queries: Callable[[Queries], _SideResult],
+) -> Callable[[Queries], _SideResult]:
     """Start ``queries`` on a second connection in a thread; return the function that joins it.
 
     Joining re-raises the thread's error in the caller's thread, and adds the
@@ -110,7 +110,7 @@ def _start_beside(
         try:
             side_connection = open_connection()
             try:
-                side = _Queries(side_connection, dialect, progress)
+                side = Queries(side_connection, dialect, progress)
                 result.append(queries(side))
                 result.append(side.timings)
             finally:
@@ -121,7 +121,7 @@ def _start_beside(
     thread = threading.Thread(target=run_side, name="llm-cost-tracker-report", daemon=True)
     thread.start()
 
-    def join(main: _Queries) -> _SideResult:
+    def join(main: Queries) -> _SideResult:
         thread.join()
         if len(result) == 1:
             raise result[0]
@@ -135,7 +135,7 @@ def _start_beside(
 
 
 def _budget_statuses(
-    q: _Queries, period: Period, budgets: Mapping[str, Decimal | None], now: datetime
+    q: Queries, period: Period, budgets: Mapping[str, Decimal | None], now: datetime
 ) -> list[BudgetStatus]:
     """Month and day to date spend against their limits, and the period's calls over the per-call one."""
     statuses: list[BudgetStatus] = []

@@ -14,14 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 from ._model import CacheSavings, ModelRow, Period, PriceRow
-from ._queries import _Queries
+from ._queries import Queries
 from ._spend import money
 
 _Sample = tuple[str | None, Any, Any]  # a priced call's id, the first and the last snapshot
 
 
 def price_models(
-    q: _Queries, period: Period, models: list[ModelRow]
+    q: Queries, period: Period, models: list[ModelRow]
 ) -> tuple[list[ModelRow], list[PriceRow], list[CacheSavings]]:
     """The prices used and the cache savings; ``models`` again, each with its distinct snapshots."""
     samples = {
@@ -56,7 +56,7 @@ def price_models(
 
 
 def _sample_items(
-    q: _Queries, samples: Mapping[tuple[str, str], _Sample]
+    q: Queries, samples: Mapping[tuple[str, str], _Sample]
 ) -> dict[str, list[tuple[str, str, Decimal]]]:
     """The priced line items of each sample call: (component, unit, rate) by call id."""
     items: dict[str, list[tuple[str, str, Decimal]]] = {}
@@ -68,7 +68,7 @@ def _sample_items(
     return items
 
 
-def _cache_saved(q: _Queries, period: Period, model: ModelRow, found: _Prices) -> Decimal | None:
+def _cache_saved(q: Queries, period: Period, model: ModelRow, found: _Prices) -> Decimal | None:
     """What one model's cache reads saved; None when some of its calls have no rates for it."""
     full, cached = found.rates.get("input"), found.rates.get("cache_read")
     if found.constant and full is not None and cached is not None:

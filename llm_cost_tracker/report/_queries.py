@@ -64,7 +64,7 @@ _SPEND = """COUNT(*), SUM(c.total_cost), SUM(c.input_tokens), SUM(c.output_token
     SUM(CASE WHEN c.cost_status = 'unknown' THEN 1 ELSE 0 END)"""
 
 
-class _Queries:
+class Queries:
     """The report's queries on one connection, each timed under its name and reported to ``progress``."""
 
     def __init__(self, connection: Any, dialect: ReportDialect, progress: Progress | None) -> None:
