@@ -31,6 +31,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM_COST_TRACKER_DEFAULT_TAGS", "service=api, team = search")
     monkeypatch.setenv("LLM_COST_TRACKER_PRICES_FILE", "prices.yaml")
     monkeypatch.setenv("LLM_COST_TRACKER_QUEUE_SIZE", "500")
+    monkeypatch.setenv("LLM_COST_TRACKER_QUEUE_MAX_BYTES", "1048576")
     config = resolve()
     assert config.database_url == "sqlite:///env.db"
     assert config.exporters == ("log", "otel")
@@ -39,6 +40,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.default_tags == {"service": "api", "team": "search"}
     assert config.prices_file == "prices.yaml"
     assert config.queue_size == 500
+    assert config.queue_max_bytes == 1048576
 
 
 def test_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,6 +65,7 @@ def test_database_none_turns_the_sql_exporter_off(monkeypatch: pytest.MonkeyPatc
     [
         ("LLM_COST_TRACKER_QUEUE_SIZE", "lots", "100000"),
         ("LLM_COST_TRACKER_QUEUE_SIZE", "0", "100000"),
+        ("LLM_COST_TRACKER_QUEUE_MAX_BYTES", "64MB", "67108864"),
         ("LLM_COST_TRACKER_DEFAULT_TAGS", "service", "None"),
     ],
 )
@@ -151,3 +154,10 @@ def test_first_record_without_configure_uses_the_environment(
     assert sqlite3.connect(db).execute(
         "select count(*) from llm_cost_tracker_calls"
     ).fetchone() == (1,)
+
+
+def test_a_misspelt_option_is_a_type_error_naming_it() -> None:
+    import llm_cost_tracker as lct
+
+    with pytest.raises(TypeError, match="databse_url"):
+        lct.configure(databse_url="sqlite:///x.db")  # type: ignore[call-arg]
