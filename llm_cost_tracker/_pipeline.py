@@ -76,7 +76,7 @@ def build_stages(config: Config) -> tuple[list[Stage], BudgetGuard | None]:
     stages: list[Stage] = [price]
     if config.budgets is None:
         return stages, None
-    from .budgets._guard import build_guard
+    from .budgets._setup import build_guard
 
     guard = build_guard(config.budgets, database_url=config.database_url, price=price)
     return stages + guard.stages(), guard

@@ -176,6 +176,15 @@ def estimate_usage(request: Mapping[str, Any]) -> TokenUsage:
 Rates = tuple[float, float, float, float]
 
 
+# A quick (cached-rate) estimate is trusted when it uses less than half of
+# what is left; closer than that, or for very long prompts (tiered prices), the
+# pricing engine's exact estimate decides. The float form of that test also
+# absorbs float rounding: rates round up, rooms round down, and the factor is
+# a hair over 2.
+_EXACT_ABOVE_INPUT_TOKENS = 100_000
+_MARGIN = 2.0 * (1.0 + 1e-9)
+
+
 class CostEstimator:
     """Estimate a request's cost: quick per-token rates cached per model, or the engine's exact figure.
 
@@ -190,6 +199,8 @@ class CostEstimator:
     def __init__(self, estimate: Estimator) -> None:
         self._estimate = estimate
         self._rates: dict[tuple[str, str, str], Rates | None] = {}
+        # one slot before the dict: most processes call one model most of the time
+        self._last: tuple[str, str, str, Rates | None] = ("", "", "", None)
 
     def rates(self, provider: str, model: str, mode: str) -> Rates | None:
         """Return the model's cached ``Rates``; None without a known price."""
@@ -233,6 +244,40 @@ class CostEstimator:
     def forget(self) -> None:
         """Drop the cached rates (prices can change on the hour: time-of-day periods, new versions)."""
         self._rates = {}
+        self._last = ("", "", "", None)
+
+    def bound(
+        self, provider: str, model: str, request: Mapping[str, Any], room: float
+    ) -> tuple[bool, Decimal | None]:
+        """Whether ``request`` surely fits in ``room``; when it may not, its exact estimate.
+
+        Returns ``(True, None)`` when twice the most any request to the model
+        can cost, or twice this request's quick estimate, is under ``room``
+        (floats: rates rounded up, rooms down); else ``(False, estimate)``,
+        with the pricing engine's estimate, None when the model has no price.
+        """
+        tier = request.get("service_tier")
+        mode = "standard" if tier is None else pricing_mode_of(request)
+        last = self._last
+        if last[0] == model and last[1] == provider and last[2] == mode:
+            rates = last[3]
+        else:
+            rates = self.rates(provider, model, mode)
+            self._last = (model, provider, mode, rates)
+        if rates is None:
+            return room > 0.0, None  # no price: only a budget already over its limit blocks
+        output_tokens = output_cap(request)
+        if (rates[2] + output_tokens * rates[3]) * _MARGIN < room:
+            return True, None  # no request to this model could come near the limit
+        input_tokens = -(-input_chars(request) // CHARS_PER_TOKEN)  # as input_tokens_of()
+        if input_tokens > MAX_INPUT_TOKENS:
+            input_tokens = MAX_INPUT_TOKENS
+        if (
+            input_tokens <= _EXACT_ABOVE_INPUT_TOKENS
+            and (input_tokens * rates[0] + output_tokens * rates[1]) * _MARGIN < room
+        ):
+            return True, None
+        return False, self.exact(provider, model, input_tokens, output_tokens, mode)
 
     def exact(
         self, provider: str, model: str, input_tokens: int, output_tokens: int, mode: str

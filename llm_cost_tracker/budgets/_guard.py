@@ -19,27 +19,19 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .._errors import BudgetExceededError, ConfigurationError, format_money
+from .._errors import BudgetExceededError
 from .._events import UsageEvent
 from .._stats import STATS
 from .._tags import Tags
 from ._estimate import (
-    CHARS_PER_TOKEN,
-    MAX_INPUT_TOKENS,
     CostEstimator,
-    Rates,
-    input_chars,
-    output_cap,
-    pricing_mode_of,
 )
 from ._keys import BudgetKeys, Key, KeyEntry, Period, floor_float
 from ._model import (
@@ -50,6 +42,7 @@ from ._model import (
     BudgetView,
     day_of,
     month_of,
+    notify,
 )
 
 if TYPE_CHECKING:
@@ -60,13 +53,6 @@ _logger = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
 MAX_PENDING = 200_000  # local events awaiting their database row; past it the oldest are forgotten
-# A quick (cached-rate) estimate is trusted when it uses less than half of
-# what is left; closer than that, or for very long prompts (tiered prices), the
-# pricing engine's exact estimate decides. The float form of that test also
-# absorbs float rounding: rates round up, rooms round down, and the factor is
-# a hair over 2.
-_EXACT_ABOVE_INPUT_TOKENS = 100_000
-_MARGIN = 2.0 * (1.0 + 1e-9)
 
 
 class BudgetGuard:
@@ -106,8 +92,6 @@ class BudgetGuard:
         self.keys = BudgetKeys(budgets)
         self._per_call_floor = None if budgets.per_call is None else floor_float(budgets.per_call)
         self._period = Period(0.0, "", "", [])
-        self._last_rates: tuple[str, str, str, Rates | None] = ("", "", "", None)
-        _GUARDS.add(self)
 
     # -- shared plumbing ------------------------------------------------------
 
@@ -139,7 +123,6 @@ class BudgetGuard:
             next_hour = (now // 3600 + 1) * 3600
             new = Period(next_hour, month, day, self.keys.for_tags(month, day, {}))
             self._period = new
-            self._last_rates = ("", "", "", None)
             if self.estimator is not None:
                 self.estimator.forget()
             if day != period.day:
@@ -230,7 +213,7 @@ class BudgetGuard:
                 self.shared.claim(crossed)
             else:
                 for alert in crossed:
-                    self.fire(alert)
+                    notify(self.budgets, alert)
         if exceeded and budgets.on_exceed == "raise":
             budget_type, scope, total, limit = exceeded[0]
             STATS.incr("budget.raised")
@@ -271,26 +254,6 @@ class BudgetGuard:
                 self._local[key] = left
             else:
                 self._local.pop(key, None)
-
-    def fire(self, alert: BudgetAlert) -> None:
-        """Report one crossing: a warning in the log, then the user's callback (never raises)."""
-        STATS.incr("budget.crossings")
-        where = "" if alert.scope == GLOBAL_SCOPE else f" for {alert.scope}"
-        _logger.warning(
-            "llm-cost-tracker: %s budget%s crossed (%s): %s of %s",
-            alert.budget_type,
-            where,
-            alert.period,
-            format_money(alert.total),
-            format_money(alert.limit),
-        )
-        callback = self.budgets.callback
-        if callback is None:
-            return
-        try:
-            callback(alert)
-        except Exception:
-            STATS.failure("errors.budget.callback", "the budget callback raised")
 
     # -- before a call ----------------------------------------------------------
 
@@ -336,35 +299,15 @@ class BudgetGuard:
             if left < least:
                 least = left
         estimator = self.estimator
-        rates = None
-        if estimator is not None and model:
-            tier = request.get("service_tier")
-            mode = "standard" if tier is None else pricing_mode_of(request)
-            last = self._last_rates  # one slot: most processes call one model most of the time
-            if last[0] == model and last[1] == provider and last[2] == mode:
-                rates = last[3]
-            else:
-                rates = estimator.rates(provider, model, mode)
-                self._last_rates = (model, provider, mode, rates)
-        if estimator is None or not model or rates is None:
-            # No price, no estimate: only a budget already over its limit blocks.
-            if least <= 0.0:
-                self._check_exactly(keys, None)
-            return
-        output_tokens = output_cap(request)
-        if (rates[2] + output_tokens * rates[3]) * _MARGIN < least:
-            return  # (1) no request to this model could come near any limit
-        input_tokens = -(-input_chars(request) // CHARS_PER_TOKEN)  # as input_tokens_of()
-        if input_tokens > MAX_INPUT_TOKENS:
-            input_tokens = MAX_INPUT_TOKENS
-        if (
-            input_tokens <= _EXACT_ABOVE_INPUT_TOKENS
-            and (input_tokens * rates[0] + output_tokens * rates[1]) * _MARGIN < least
-        ):
-            return  # (2)
-        self._check_exactly(
-            keys, estimator.exact(provider, model, input_tokens, output_tokens, mode)
-        )
+        if estimator is None or not model:
+            fits, estimate = (
+                least > 0.0,
+                None,
+            )  # no price: only a budget already over its limit blocks
+        else:
+            fits, estimate = estimator.bound(provider, model, request, least)
+        if not fits:
+            self._check_exactly(keys, estimate)
 
     def _fill_room(self, key: Key, limit: Decimal) -> float:
         with self._lock:
@@ -530,34 +473,6 @@ class BudgetGuard:
             self.shared.after_fork()
 
 
-_GUARDS: weakref.WeakSet[BudgetGuard] = weakref.WeakSet()
-
-
-def _before_fork() -> None:
-    for guard in list(_GUARDS):
-        if guard.shared is not None:
-            guard.shared.before_fork()
-
-
-def _after_fork_in_parent() -> None:
-    for guard in list(_GUARDS):
-        if guard.shared is not None:
-            guard.shared.after_fork_in_parent()
-
-
-def _after_fork_in_child() -> None:
-    for guard in list(_GUARDS):
-        guard._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_after_fork_in_child,
-    )
-
-
 def guard_of(runtime: Runtime) -> BudgetGuard | None:
     """Return the guard installed on ``runtime``, if budgets are configured."""
     guard = getattr(runtime, "budget_guard", None)
@@ -570,31 +485,3 @@ _active: BudgetGuard | None = None
 def active_guard() -> BudgetGuard | None:
     """The guard of the pipeline ``configure()`` built, if it has budgets (``status()``, ``check()``)."""
     return _active
-
-
-def build_guard(
-    budgets: Budgets, *, database_url: str | None, price: Callable[[UsageEvent], UsageEvent] | None
-) -> BudgetGuard:
-    """Build the guard for ``budgets``, sharing totals through ``database_url``; raise on a bad setting.
-
-    ``price`` is the pricing stage (with ``estimate()``), which prices a call
-    in the caller's thread when a budget must see its cost there.
-    """
-    if not isinstance(budgets, Budgets):
-        raise ConfigurationError(
-            f"budgets: expected llm_cost_tracker.Budgets(...), got {type(budgets).__name__}"
-        )
-    estimate = getattr(price, "estimate", None)
-    estimator = CostEstimator(estimate) if estimate is not None else None
-    guard = BudgetGuard(budgets, price=price, estimator=estimator)  # activate() sets its tags
-    if database_url is not None:
-        from .. import ledger
-        from ._shared import SharedTotals
-
-        in_memory = (
-            ledger.dialect_name_for_url(database_url) == "sqlite"
-            and ledger.sqlite_path(database_url) == ":memory:"
-        )
-        if not in_memory:
-            guard.attach(SharedTotals(guard, database_url, interval=budgets.refresh_interval))
-    return guard

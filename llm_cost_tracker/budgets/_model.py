@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,9 +11,12 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Literal, cast
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, format_money
 from .._events import UsageEvent
+from .._stats import STATS
 from .._tags import TAG_KEY_RE
+
+_logger = logging.getLogger(__name__)
 
 Amount = Decimal | int | str | float
 OnExceed = Literal["notify", "raise", "block"]
@@ -253,3 +257,24 @@ def period_bounds(moment: datetime) -> tuple[datetime, datetime, datetime, datet
     month_start = day_start.replace(day=1)
     next_month = (month_start + timedelta(days=32)).replace(day=1)
     return month_start, next_month, day_start, day_start + timedelta(days=1)
+
+
+def notify(budgets: Budgets, alert: BudgetAlert) -> None:
+    """Report one crossing: a warning in the log, then the user's callback (never raises)."""
+    STATS.incr("budget.crossings")
+    where = "" if alert.scope == GLOBAL_SCOPE else f" for {alert.scope}"
+    _logger.warning(
+        "llm-cost-tracker: %s budget%s crossed (%s): %s of %s",
+        alert.budget_type,
+        where,
+        alert.period,
+        format_money(alert.total),
+        format_money(alert.limit),
+    )
+    callback = budgets.callback
+    if callback is None:
+        return
+    try:
+        callback(alert)
+    except Exception:
+        STATS.failure("errors.budget.callback", "the budget callback raised")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .. import ledger
 from .._stats import STATS
 from .._suppress import suppressed
-from ._model import GLOBAL_SCOPE, BudgetAlert, day_of, month_of, period_bounds
+from ._model import GLOBAL_SCOPE, BudgetAlert, day_of, month_of, notify, period_bounds
 
 if TYPE_CHECKING:
     from ._guard import BudgetGuard
@@ -416,7 +416,7 @@ class SharedTotals:
                     raise
                 try:
                     if cursor.rowcount == 1:
-                        self.guard.fire(alert)
+                        notify(self.guard.budgets, alert)
                     else:
                         STATS.incr("budget.crossings_claimed_elsewhere")
                 finally:
