@@ -119,6 +119,8 @@ def text_or_none(value: Any) -> str | None:
 
 
 def decimal_or_none(value: Any) -> Decimal | None:
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         return None
     try:
@@ -136,13 +138,8 @@ def build_usage(
     reported_cost: Decimal | None = None,
 ) -> TokenUsage:
     # input and output are always present; other components only when non-zero.
-    kept = {k: v for k, v in tokens.items() if v or k in ("input", "output")}
-    return TokenUsage(
-        tokens=kept,
-        services=dict(services or {}),
-        reasoning_tokens=reasoning,
-        reported_cost=reported_cost,
-    )
+    kept = {k: v for k, v in tokens.items() if v or k == "input" or k == "output"}
+    return TokenUsage(kept, dict(services) if services else {}, reasoning, reported_cost)
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -5,23 +5,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-_get_current_span: Callable[[], Any] | None = None  # opentelemetry's, imported on first use
+# opentelemetry's get_current() and get_current_span(), imported on first use
+_get_current: Callable[[], Any] | None = None
+_get_current_span: Callable[[Any], Any] | None = None
 
 
 def current_span_context() -> Any:
     """The span context in force now (an immutable value), or None when no valid span is current.
 
-    Cheap enough for every call's start; turning it into hex ids waits for
-    ``trace_ids()``. OpenTelemetry is imported on the first call, not when
-    ``llm_cost_tracker`` is.
+    Cheap enough for every call's start: an empty OpenTelemetry context (no
+    span, nothing else) is answered at once, and turning a span context into
+    hex ids waits for ``trace_ids()``. OpenTelemetry is imported on the first
+    call, not when ``llm_cost_tracker`` is.
     """
-    global _get_current_span
-    if _get_current_span is None:
-        from opentelemetry.trace import get_current_span
+    if _get_current is None:
+        _import_opentelemetry()
+    context = _get_current()  # type: ignore[misc]
+    if not context:
+        return None
+    span_context = _get_current_span(context).get_span_context()  # type: ignore[misc]
+    return span_context if span_context.is_valid else None
 
-        _get_current_span = get_current_span
-    context = _get_current_span().get_span_context()
-    return context if context.is_valid else None
+
+def _import_opentelemetry() -> None:
+    global _get_current, _get_current_span
+    from opentelemetry.context import get_current
+    from opentelemetry.trace import get_current_span
+
+    _get_current_span = get_current_span
+    _get_current = get_current
 
 
 def trace_ids(span_context: Any) -> tuple[str | None, str | None]:

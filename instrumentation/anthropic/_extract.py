@@ -20,6 +20,8 @@ from .._extraction import (
     INVALID_USAGE_COUNTER,
     Extraction,
     InvalidUsage,
+    build_usage,
+    fields,
     get,
     text_or_none,
     token_count,
@@ -49,11 +51,12 @@ def usage_from_anthropic(usage: Any) -> TokenUsage | None:
     """
     if usage is None:
         return None
+    usage = fields(usage)
     try:
-        if get(usage, "input_tokens") is None and get(usage, "output_tokens") is None:
+        if usage.get("input_tokens") is None and usage.get("output_tokens") is None:
             raise InvalidUsage
-        written = token_count(get(usage, "cache_creation_input_tokens"))
-        breakdown = get(usage, "cache_creation")
+        written = token_count(usage.get("cache_creation_input_tokens"))
+        breakdown = usage.get("cache_creation")
         if breakdown is not None:
             write_5m = token_count(get(breakdown, "ephemeral_5m_input_tokens"))
             write_1h = token_count(get(breakdown, "ephemeral_1h_input_tokens"))
@@ -61,22 +64,20 @@ def usage_from_anthropic(usage: Any) -> TokenUsage | None:
                 write_5m += written - write_5m - write_1h
         else:
             write_5m, write_1h = written, 0
-        searches = token_count(get(get(usage, "server_tool_use"), "web_search_requests"))
-        thinking = token_count(get(get(usage, "output_tokens_details"), "thinking_tokens"))
+        searches = token_count(get(usage.get("server_tool_use"), "web_search_requests"))
+        thinking = token_count(get(usage.get("output_tokens_details"), "thinking_tokens"))
         tokens = {
-            "input": token_count(get(usage, "input_tokens")),
-            "cache_read": token_count(get(usage, "cache_read_input_tokens")),
+            "input": token_count(usage.get("input_tokens")),
+            "cache_read": token_count(usage.get("cache_read_input_tokens")),
             "cache_write_5m": write_5m,
             "cache_write_1h": write_1h,
-            "output": token_count(get(usage, "output_tokens")),
+            "output": token_count(usage.get("output_tokens")),
         }
     except InvalidUsage:
         STATS.incr(INVALID_USAGE_COUNTER)
         return None
-    return TokenUsage(
-        tokens={k: v for k, v in tokens.items() if v or k in ("input", "output")},
-        services={"web_search": Decimal(searches)} if searches else {},
-        reasoning_tokens=thinking,
+    return build_usage(
+        tokens, reasoning=thinking, services={"web_search": Decimal(searches)} if searches else None
     )
 
 
@@ -93,30 +94,33 @@ def pricing_mode_for_usage(usage: Any, *, batch: bool = False) -> str:
 
     ``batch=True`` (a message batch result) forces the ``batch`` base tier.
     """
-    tier = get(usage, "service_tier")
+    usage = fields(usage)
+    tier = usage.get("service_tier")
     if batch or tier == "batch":
         mode = "batch"
     elif tier == "priority":
         mode = "priority"
     else:
         mode = "standard"
-    if get(usage, "speed") == "fast":
+    if usage.get("speed") == "fast":
         mode += "+fast"
-    if is_us_only(get(usage, "inference_geo")):
+    geo = usage.get("inference_geo")
+    if geo is not None and is_us_only(geo):
         mode += "+us_only"
     return mode
 
 
 def extract_anthropic(message: Any, *, batch: bool = False) -> Extraction:
     """Read usage, model, id and pricing mode from a Messages response (``Message`` or dict). Never raises."""
-    usage_obj = get(message, "usage")
+    message = fields(message)
+    usage_obj = message.get("usage")
     tier = get(usage_obj, "service_tier")
     return Extraction(
-        usage=usage_from_anthropic(usage_obj),
-        model=text_or_none(get(message, "model")),
-        response_id=text_or_none(get(message, "id")),
-        pricing_mode=pricing_mode_for_usage(usage_obj, batch=batch),
-        service_tier=tier if isinstance(tier, str) else None,
+        usage_from_anthropic(usage_obj),
+        text_or_none(message.get("model")),
+        text_or_none(message.get("id")),
+        pricing_mode_for_usage(usage_obj, batch=batch),
+        tier if isinstance(tier, str) else None,
     )
 
 

@@ -52,9 +52,8 @@ def pricing_mode_for_tier(service_tier: Any) -> str:
 # -- usage objects -------------------------------------------------------------
 
 
-def _chat_usage(usage: Any) -> TokenUsage:
+def _chat_usage(usage: Mapping[str, Any]) -> TokenUsage:
     """``prompt_tokens``/``completion_tokens`` usage (chat, completions, embeddings, compatibles)."""
-    usage = fields(usage)
     prompt = token_count(usage.get("prompt_tokens"))
     completion = token_count(usage.get("completion_tokens"))
     prompt_details = fields(usage.get("prompt_tokens_details"))
@@ -98,9 +97,8 @@ def _cache_writes(details: Mapping[str, Any]) -> dict[str, int]:
     return {"cache_write_5m": short, "cache_write_1h": long}
 
 
-def _responses_usage(usage: Any, *, images: bool = False) -> TokenUsage:
+def _responses_usage(usage: Mapping[str, Any], *, images: bool = False) -> TokenUsage:
     """``input_tokens``/``output_tokens`` usage (Responses API, gpt-image, token-billed transcription)."""
-    usage = fields(usage)
     total_in = token_count(usage.get("input_tokens"))
     total_out = token_count(usage.get("output_tokens"))
     in_details = fields(usage.get("input_tokens_details") or usage.get("input_token_details"))
@@ -147,15 +145,15 @@ def usage_from_openai(usage: Any, *, images: bool = False) -> TokenUsage | None:
         return None
     usage = fields(usage)
     try:
+        if usage.get("prompt_tokens") is not None or usage.get("completion_tokens") is not None:
+            return _chat_usage(usage)
+        if usage.get("input_tokens") is not None or usage.get("output_tokens") is not None:
+            return _responses_usage(usage, images=images)
         if usage.get("type") == "duration":
             seconds = decimal_or_none(usage.get("seconds"))
             if seconds is None:
                 raise InvalidUsage
             return TokenUsage(services={"audio_second": seconds})
-        if usage.get("prompt_tokens") is not None or usage.get("completion_tokens") is not None:
-            return _chat_usage(usage)
-        if usage.get("input_tokens") is not None or usage.get("output_tokens") is not None:
-            return _responses_usage(usage, images=images)
     except InvalidUsage:
         STATS.incr(INVALID_USAGE_COUNTER)
         return None
@@ -217,11 +215,11 @@ def extract_openai(body: Any) -> Extraction:
             usage = _with_services(usage, {"web_search": Decimal(searches)})
     tier = body.get("service_tier")
     return Extraction(
-        usage=usage,
-        model=text_or_none(body.get("model")),
-        response_id=text_or_none(body.get("id")),
-        pricing_mode=pricing_mode_for_tier(tier),
-        service_tier=tier if isinstance(tier, str) else None,
+        usage,
+        text_or_none(body.get("model")),
+        text_or_none(body.get("id")),
+        pricing_mode_for_tier(tier),
+        tier if isinstance(tier, str) else None,
     )
 
 
