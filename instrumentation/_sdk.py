@@ -14,7 +14,6 @@ own failures are counted and never reach the caller.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import threading
 import weakref
@@ -24,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import LLMCostTrackerError
-from .._events import UsageSource
+from .._events import Call, UsageSource
 from .._stats import STATS
 from .._suppress import SUPPRESSED
 from . import _hosts
-from ._calls import Call, fail_call, finish_call, start_call
+from ._calls import fail_call, finish_call, start_call
 from ._extraction import Extraction
 from ._sse import json_document, sse_json_events
 from ._streams import AsyncRawResponseProxy, AsyncStreamProxy, SyncRawResponseProxy, SyncStreamProxy
@@ -76,9 +75,11 @@ class SdkContext:
     provider_by_client_class: Callable[[Any], str | None] = lambda client: None
     stream_usage: bool = True
     recorded: RecordedIds = field(default_factory=RecordedIds)
-    # client -> (a weak reference to its base URL object, host registry generation, provider)
-    providers: weakref.WeakKeyDictionary[Any, tuple[Any, int, str]] = field(
-        default_factory=weakref.WeakKeyDictionary
+    # id(client) -> (weak references to the client and its base URL object, host registry
+    # generation, provider): nothing here keeps a client alive, and an entry whose client
+    # or URL is gone never matches again
+    providers: dict[int, tuple[Callable[[], Any], Callable[[], Any], int, str]] = field(
+        default_factory=dict
     )
     kinds: dict[type, int] = field(default_factory=dict)
 
@@ -137,24 +138,37 @@ def provider_of_client(ctx: SdkContext, client: Any) -> str:
         return ctx.default_provider
     # Stainless clients keep it in _base_url; the public property can be slow (openai 3.x imports per call)
     url = getattr(client, "_base_url", None)
-    cached = ctx.providers.get(client)
+    cached = ctx.providers.get(id(client))
+    if (
+        cached is not None
+        and cached[0]() is client
+        and cached[1]() is url
+        and cached[2] == _hosts.generation()
+    ):
+        return cached[3]
     generation = _hosts.generation()
-    if cached is not None and cached[0]() is url and cached[1] == generation:
-        return cached[2]
     provider = ctx.provider_by_client_class(client)
     if provider is None:
         host, port = getattr(url, "host", None), getattr(url, "port", None)
         found = _hosts.provider_for_host(host, port) if isinstance(host, str) else None
         provider = found or ctx.default_provider
-    with contextlib.suppress(TypeError):  # a client that cannot be weakly referenced: not cached
-        ctx.providers[client] = (_weak(url), generation, provider)
+    try:
+        client_ref: Callable[[], Any] = weakref.ref(client)
+    except TypeError:  # a client without weak references: not remembered, never held
+        return provider
+    if len(ctx.providers) >= _MAX_CLIENTS:
+        ctx.providers.clear()  # dead entries pile up as clients come and go; start again
+    ctx.providers[id(client)] = (client_ref, _weak(url), generation, provider)
     return provider
+
+
+_MAX_CLIENTS = 4096
 
 
 def _weak(value: Any) -> Callable[[], Any]:
     try:
         return weakref.ref(value)
-    except TypeError:  # None, or a URL type without weak references: compared by value
+    except TypeError:  # None, or a type without weak references: compared by value
         return lambda: value
 
 

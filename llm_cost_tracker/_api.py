@@ -18,7 +18,7 @@ from ._config import (
     resolve,
 )
 from ._errors import LLMCostTrackerError
-from ._events import UsageEvent
+from ._events import Call, UsageEvent
 from ._pipeline import build_exporters, build_instrumentors, build_stages, install_guard
 from ._stats import STATS
 from ._tags import DefaultTags, DefaultTagSource, Tags, resolve_tags
@@ -65,12 +65,24 @@ class Runtime:
         self.after_call = after_call
         self.price_event = price_event
 
-    def deliver(self, event: UsageEvent) -> None:
-        """Hand a finished call to the bus, pricing and budget-checking it first when budgets ask.
+    def deliver(self, record: UsageEvent | Call) -> None:
+        """Hand a finished call (or a ``track()`` event) to the bus.
 
-        Raises only a budget's BudgetExceededError ("raise" mode), after the
-        event is on the bus; any other failure is counted.
+        Without budgets the bus worker builds, prices and exports the event.
+        With budgets the event is built and priced here, so that the budget
+        check sees its cost in the caller's thread. Raises only a budget's
+        BudgetExceededError ("raise" mode), after the event is on the bus; any
+        other failure is counted.
         """
+        after = self.after_call
+        if after is None and self.price_event is None:
+            self.bus.emit(record)
+            return
+        try:
+            event = record.event() if isinstance(record, Call) else record
+        except Exception:
+            STATS.failure("errors.instrumentation.finish", "could not record a finished call")
+            return
         if self.price_event is not None:
             # A budget needs the cost now: price here, and the bus keeps this price.
             try:
@@ -78,7 +90,6 @@ class Runtime:
             except Exception:
                 STATS.failure("errors.budget.price", "pricing a call for its budget failed")
         self.bus.emit(event)
-        after = self.after_call
         if after is None:
             return
         try:

@@ -1,10 +1,13 @@
 """The in-process bus: a bounded queue of finished events, one background worker, stages, exporters.
 
-``emit()`` is O(1) and never blocks: it appends a finished, immutable
-``UsageEvent`` to a deque, or drops and counts it when the deque holds
-``max_queue`` events or about ``max_queue_bytes`` of them. The worker drains it
-in batches, runs each event through the stages in order, and hands the batch
-to every exporter (the shape of OpenTelemetry's ``BatchSpanProcessor``).
+``emit()`` is O(1) and never blocks: it appends a finished record to a deque
+(an instrumented ``Call``, holding plain values only, or a ``track()``
+``UsageEvent``), or drops and counts it when the deque holds ``max_queue``
+records or about ``max_queue_bytes`` of them. The worker drains it in batches,
+turns each ``Call`` into its immutable ``UsageEvent``, runs each event through
+the stages in order, and hands the batch to every exporter (the shape of
+OpenTelemetry's ``BatchSpanProcessor``, whose callers end spans and whose
+worker turns them into export records).
 ``flush()`` puts a marker in the queue and waits until the worker has passed
 it, so it returns exactly when everything emitted before it has been handed
 over.
@@ -22,7 +25,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from ._events import UsageEvent
+from ._events import Call, UsageEvent
 from ._stats import STATS
 from ._suppress import suppressed
 
@@ -68,12 +71,16 @@ EVENT_OVERHEAD_BYTES = 1024
 """About what an event with no tags holds in memory (its slots, usage, datetime, strings)."""
 
 
-def approximate_size(event: UsageEvent) -> int:
-    """About how many bytes ``event`` keeps alive: a fixed overhead plus its tags' text."""
-    size = EVENT_OVERHEAD_BYTES + len(event.model)
-    for key, value in event.tags.items():
+def approximate_size(record: UsageEvent | Call) -> int:
+    """About how many bytes ``record`` keeps alive: a fixed overhead plus its tags' text."""
+    size = EVENT_OVERHEAD_BYTES
+    for key, value in record.tags.items():
         size += 50 + len(key) + len(value)  # two str headers and a dict slot
     return size
+
+
+Record = UsageEvent | Call
+"""What the queue holds: an instrumented call (built into its event by the worker) or an event."""
 
 
 class _FlushMarker:
@@ -127,7 +134,7 @@ class Bus:
         self.interval = interval
         self.synchronous = synchronous
         self.exit_timeout = exit_timeout
-        self._queue: collections.deque[UsageEvent | _FlushMarker] = collections.deque()
+        self._queue: collections.deque[Record | _FlushMarker] = collections.deque()
         self._queued_bytes = 0  # of the events in the queue; changed under _size_lock
         self._size_lock = threading.Lock()
         self._wake = threading.Event()
@@ -139,8 +146,8 @@ class Bus:
 
     # -- caller side -------------------------------------------------------
 
-    def emit(self, event: UsageEvent) -> None:
-        """Queue ``event`` for export (or process it at once in synchronous mode).
+    def emit(self, event: Record) -> None:
+        """Queue ``event`` (a finished ``Call`` or a ``UsageEvent``) for export, or process it at once in synchronous mode.
 
         Never blocks and never raises: a full queue drops the event and counts
         it as ``dropped.queue_full``.
@@ -253,7 +260,7 @@ class Bus:
     def _drain(self) -> None:
         queue = self._queue
         while queue:
-            batch: list[UsageEvent] = []
+            batch: list[Record] = []
             markers: list[_FlushMarker] = []
             size = 0
             with self._size_lock:
@@ -271,7 +278,7 @@ class Bus:
             for marker in markers:
                 marker.done.set()
 
-    def _process(self, batch: Sequence[UsageEvent]) -> None:
+    def _process(self, batch: Sequence[Record]) -> None:
         events = [e for e in map(self._run_stages, batch) if e is not None]
         if not events:
             return
@@ -290,7 +297,16 @@ class Bus:
                     )
         STATS.incr("exported", len(events))
 
-    def _run_stages(self, event: UsageEvent) -> UsageEvent | None:
+    def _run_stages(self, record: Record) -> UsageEvent | None:
+        if type(record) is Call:
+            try:
+                event = record.event()
+            except Exception:
+                STATS.incr("dropped.unreadable_call")
+                STATS.failure("errors.instrumentation.event", "could not build a call's event")
+                return None
+        else:
+            event = record  # type: ignore[assignment]
         for stage in self.stages:
             try:
                 result = stage(event)

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import Decimal
 from random import getrandbits as _getrandbits
+from time import perf_counter as _perf_counter
+from time import time as _time
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ._components import INPUT_COMPONENTS, OUTPUT_COMPONENTS
 
@@ -205,6 +207,115 @@ class UsageEvent:
     @property
     def total_cost(self) -> Decimal | None:
         return self.cost.total
+
+
+class Found(Protocol):
+    """What a call's response said (``instrumentation.Extraction`` is one)."""
+
+    @property
+    def usage(self) -> TokenUsage | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def response_id(self) -> str | None: ...
+    @property
+    def pricing_mode(self) -> str: ...
+
+
+class Call:
+    """One intercepted call, recorded on the caller's thread; the bus worker turns it into its ``UsageEvent``.
+
+    Started with what was in force when the request went out (provider,
+    operation, the model asked for, tags, the OpenTelemetry span context, the
+    clocks); finished once, with what the response said (``found``, an
+    immutable ``Extraction``) and how it ended. It holds plain values only,
+    never the caller's client, request or response, and is not changed once
+    finished. Building the event (its id, timestamps, trace ids) is left to
+    ``event()``, which the bus worker runs: the caller's thread pays for the
+    reading only.
+    """
+
+    __slots__ = (
+        "ended",
+        "error_type",
+        "finished",
+        "found",
+        "occurred_at",
+        "operation",
+        "provider",
+        "request_model",
+        "span_context",
+        "started",
+        "status",
+        "stream",
+        "tags",
+        "usage_source",
+    )
+
+    def __init__(
+        self,
+        provider: str,
+        operation: str,
+        request_model: str | None,
+        stream: bool,
+        tags: Mapping[str, str],
+        span_context: Any = None,
+    ) -> None:
+        self.provider = provider
+        self.operation = operation
+        self.request_model = request_model
+        self.stream = stream
+        self.tags = tags
+        self.span_context = span_context  # an immutable OpenTelemetry SpanContext, or None
+        self.occurred_at = _time()  # when the request started (epoch seconds)
+        self.started = _perf_counter()  # for the latency: monotonic
+        self.finished = False
+        self.ended = self.started
+        self.found: Found | None = None
+        self.usage_source: UsageSource = "unknown"
+        self.status: Status = "ok"
+        self.error_type: str | None = None
+
+    def finish(
+        self, found: Found, usage_source: UsageSource, status: Status, error_type: str | None
+    ) -> None:
+        """Record how the call ended (once: the caller checks ``finished``)."""
+        self.ended = _perf_counter()
+        self.found = found
+        self.usage_source = usage_source
+        self.status = status
+        self.error_type = error_type
+        self.finished = True
+
+    def event(self) -> UsageEvent:
+        """The finished call's ``UsageEvent`` (a new id each time: call it once)."""
+        found = self.found
+        if found is None:
+            raise ValueError("the call has not finished")
+        span_context = self.span_context
+        trace_id = span_id = None
+        if span_context is not None:
+            trace_id = f"{span_context.trace_id:032x}"
+            span_id = f"{span_context.span_id:016x}"
+        usage = found.usage
+        return UsageEvent(
+            provider=self.provider,
+            model=found.model or self.request_model or "unknown",
+            operation=self.operation,
+            usage=usage,
+            occurred_at=datetime.fromtimestamp(self.occurred_at, timezone.utc),
+            latency_ms=(self.ended - self.started) * 1000.0,
+            pricing_mode=found.pricing_mode,
+            stream=self.stream,
+            usage_source=self.usage_source if usage is not None else "unknown",
+            status=self.status,
+            error_type=self.error_type,
+            provider_response_id=found.response_id,
+            request_model=self.request_model,
+            trace_id=trace_id,
+            span_id=span_id,
+            tags=self.tags,
+        )
 
 
 def _setter(name: str, cls: type = UsageEvent) -> Callable[[Any, Any], None]:

@@ -1,8 +1,9 @@
-"""One recording path: the caller's thread puts a finished event on the bus and keeps nothing else.
+"""One recording path: the caller's thread puts a finished call on the bus and keeps nothing else.
 
 The SDK and transport wrappers read the tags, the span and the clocks when the
-call starts, read the usage out of the response when it ends, and queue one
-finished, immutable ``UsageEvent``; the worker prices and exports it. These
+call starts, read the usage out of the response when it ends, and queue the
+finished ``Call`` (plain values only); the worker builds its immutable
+``UsageEvent``, prices and exports it. These
 tests use the real asynchronous bus (not the synchronous test mode), real SDK
 and httpx clients against the stand-in server, and check that the event
 carries what was in force when the call started, that no client, request or
@@ -23,12 +24,13 @@ import anthropic
 import httpx
 import openai
 import pytest
+from llm_cost_tracker.instrumentation._extraction import Extraction
 from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
 
 import llm_cost_tracker as lct
 from llm_cost_tracker._api import get_runtime
 from llm_cost_tracker._bus import Bus
-from llm_cost_tracker._events import TokenUsage, UsageEvent
+from llm_cost_tracker._events import Call, TokenUsage, UsageEvent
 from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import InMemoryExporter
@@ -63,7 +65,7 @@ def memory() -> Iterator[InMemoryExporter]:
         lct.shutdown()
 
 
-def test_the_event_is_finished_on_the_callers_thread_with_the_tags_and_span_at_its_start(
+def test_the_call_is_read_on_the_callers_thread_with_the_tags_and_span_at_its_start(
     memory: InMemoryExporter, standin: StandInServer
 ) -> None:
     from opentelemetry.sdk.trace import TracerProvider
@@ -82,17 +84,24 @@ def test_the_event_is_finished_on_the_callers_thread_with_the_tags_and_span_at_i
 
     runtime = get_runtime()
     assert runtime is not None
-    (queued,) = runtime.bus._queue  # queued, not yet priced: the worker sleeps
-    assert isinstance(queued, UsageEvent)
-    assert queued.usage is not None
-    assert queued.usage.tokens["cache_read"] == 1024  # read from the response already
-    assert queued.cost.status == "unknown"
+    (queued,) = runtime.bus._queue  # queued, not yet built or priced: the worker sleeps
+    assert isinstance(queued, Call)
+    assert queued.finished
+    assert isinstance(queued.found, Extraction)
+    assert queued.found.usage is not None
+    assert queued.found.usage.tokens["cache_read"] == 1024  # read from the response already
+    # plain values only: nothing of the SDK's (client, request, response) rides along
+    held = [getattr(queued, name) for name in Call.__slots__]
+    assert not [
+        v for v in held if type(v).__module__.split(".")[0] in ("openai", "httpx", "httpx2")
+    ]
     assert memory.events == []
     assert STATS.get("emitted") == 0  # counted by the worker, off the caller's thread
 
     assert lct.flush(10)
     (event,) = memory.events
-    assert event.id == queued.id
+    assert isinstance(event, UsageEvent)
+    assert event.occurred_at.timestamp() == pytest.approx(queued.occurred_at, abs=1e-6)
     assert event.tags == {"feature": "chat"}
     assert (event.trace_id, event.span_id) == (expected_trace, expected_span)
     assert event.provider_response_id == result.id

@@ -17,9 +17,10 @@ from typing import Any
 
 import wrapt
 
+from ..._events import Call
 from ..._stats import STATS
 from ..._suppress import is_suppressed, suppressed
-from .._calls import UNKNOWN, Call, fail_call, finish_call, start_call
+from .._calls import UNKNOWN, fail_call, finish_call, start_call
 from .._sdk import CallRecorder, SdkContext, Surface, begin_call, provider_of_client
 from .._streams import AsyncStreamProxy, SyncStreamProxy
 from ._extract import extract_anthropic, extract_batch_result
@@ -195,8 +196,14 @@ class BatchResultsRecorder:
         if found.response_id is not None and not self.ctx.recorded.claim(found.response_id):
             return False
         template = self.call
-        call = Call(template.provider, template.operation, found.model, False, template.tags)
-        call.span_context = template.span_context
+        call = Call(
+            template.provider,
+            template.operation,
+            found.model,
+            False,
+            template.tags,
+            template.span_context,
+        )
         finish_call(call, found, "response")
         return False
 

@@ -26,11 +26,11 @@ from collections.abc import (
 from typing import Any
 
 from ..._errors import LLMCostTrackerError
-from ..._events import UsageSource
+from ..._events import Call, UsageSource
 from ..._stats import STATS
 from ..._suppress import SUPPRESSED, is_suppressed
 from .. import _hosts
-from .._calls import UNKNOWN, Call, finish_call, start_call
+from .._calls import UNKNOWN, finish_call, start_call
 from .._extraction import Extraction
 from .._sse import BodyWindow, EventSplitter, LineSplitter, json_document
 from ._parsers import model_from_path, route_for
