@@ -39,6 +39,27 @@ def test_explain_shows_entry_rates_and_why(capsys: pytest.CaptureFixture[str]) -
     assert "output                   20  per 1M token" in out
 
 
+def test_list_and_explain_show_provenance(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prices", "list", "--provider", "anthropic"]) == 0
+    out = capsys.readouterr().out
+    assert "CHECKED" in out
+    sonnet = next(
+        line for line in out.splitlines() if line.startswith("anthropic/claude-sonnet-4-5 ")
+    )
+    assert "2026-12-04 +3 unverified" in sonnet  # two tool fees and the long-context tier
+    sonnet5 = next(
+        line for line in out.splitlines() if line.startswith("anthropic/claude-sonnet-5 ")
+    )
+    assert sonnet5.rstrip().endswith("unverified")
+    assert "not confirmed by an official page" in out
+    assert main(["prices", "explain", "google", "gemini-2.5-flash", "--mode", "priority"]) == 0
+    out = capsys.readouterr().out
+    assert "checked:  unverified: " in out
+    assert "priority: Google's optimization page" in out
+    assert main(["prices", "explain", "anthropic", "claude-opus-4-5"]) == 0
+    assert "checked:  verified 2026-12-04" in capsys.readouterr().out
+
+
 def test_explain_long_context_tier_and_batch(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["prices", "explain", "google", "gemini-2.5-pro", "--input-tokens", "250000"]
     assert main([*args, "--mode", "batch"]) == 0

@@ -18,7 +18,7 @@ from .._errors import ConfigurationError
 from ._main import EXIT_CHECK_FAILED, EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
 
 if TYPE_CHECKING:
-    from ..pricing._entries import PriceVersion
+    from ..pricing._entries import PriceEntry, PriceVersion
     from ..pricing._match import Match
     from ..pricing._price import Resolved
 
@@ -194,14 +194,38 @@ def _list(args: argparse.Namespace) -> int:
                 ),
                 ",".join(modes) or "-",
                 entry.source,
+                _provenance_cell(entry),
             )
         )
-    header = ("MODEL", "INPUT/1M", "CACHE_READ/1M", "OUTPUT/1M", "MODES", "SOURCE")
+    header = ("MODEL", "INPUT/1M", "CACHE_READ/1M", "OUTPUT/1M", "MODES", "SOURCE", "CHECKED")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    unconfirmed = sum(
+        e.unconfirmed
+        for e in catalog.entries.values()
+        if not args.provider or e.provider == args.provider.lower()
+    )
     print(f"\n{len(rows)} entries; catalog {catalog.version}; USD")
+    if unconfirmed:
+        print(
+            f"{unconfirmed} rate(s) or entries not confirmed by an official page "
+            "(CHECKED 'unverified' or '+N'; `prices explain` says why)"
+        )
     return EXIT_OK
+
+
+def _provenance_cell(entry: PriceEntry) -> str:
+    """``prices list``'s CHECKED column: the day the rates were verified, or ``unverified``; ``+N`` unverified rates."""
+    if entry.unverified is not None:
+        cell = "unverified"
+    elif entry.verified is not None:
+        cell = entry.verified.isoformat()
+    else:
+        cell = "-"
+    if entry.unverified_rates:
+        cell += f" +{len(entry.unverified_rates)} unverified"
+    return cell
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -259,6 +283,7 @@ def _print_entry(match: Match) -> None:
     )
     if entry.notes:
         print(f"notes:    {entry.notes}")
+    print(f"checked:  {entry.provenance()}")
 
 
 def _print_tier_and_mode(version: PriceVersion, resolved: Resolved, mode: str | None) -> None:
