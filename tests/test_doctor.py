@@ -106,6 +106,31 @@ def test_an_old_catalog_warns() -> None:
     assert check_prices(None, date(2100, 1, 1))[0].level == "warn"
 
 
+def test_doctor_counts_the_rates_no_official_page_confirms(tmp_path: Path) -> None:
+    """The bundled catalog's unverified entries and rates are counted; a prices file's add to them."""
+    bundled = default_catalog().entries.values()
+    whole = sum(1 for e in bundled if e.unverified is not None)
+    rates = sum(len(e.unverified_rates) for e in bundled)
+    check = _by_name(check_prices(None, date(2026, 12, 4)))["price provenance"]
+    assert check.level == "info"
+    assert f"{whole} unverified models, {rates} unverified rates" in check.detail
+    assert whole > 0
+    assert rates > 0
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(
+        '{"updated_at": "2026-12-01", "models": {"acme/m": {"unverified": "a blog post", '
+        '"rates": {"input": 1}, "unverified_rates": {"output": "guessed"}}}}'
+    )
+
+    class Config:
+        prices_file = str(prices)
+        pricing_overrides = None
+
+    check = _by_name(check_prices(Config(), date(2026, 12, 4)))["price provenance"]
+    assert f"{whole + 1} unverified models, {rates + 1} unverified rates" in check.detail
+
+
 def test_postgres_ledger_and_spool(postgres_url: str) -> None:
     write_ledger(postgres_url, make_events(50))
     checks = _by_name(run_checks(postgres_url, days=30, now=NOW))

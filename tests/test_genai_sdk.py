@@ -16,6 +16,7 @@ from llm_cost_tracker.instrumentation._hosts import register_host, unregister_ho
 from llm_cost_tracker._events import UsageEvent
 from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.cli._standin.server import load_payloads
+from llm_cost_tracker.pricing import price_event
 from llm_cost_tracker.testing import capture_events
 
 PAYLOADS = load_payloads()
@@ -165,3 +166,29 @@ def test_error_response_is_recorded_with_unknown_usage(
     assert events[0].usage is None
     assert events[0].model == "gemini-2.5-flash"  # from the request path
     assert dict(events[0].tags) == {}
+
+
+@pytest.mark.parametrize(
+    ("tier", "rates"), [("flex", ("0.15", "1.25")), ("priority", ("0.54", "4.5"))]
+)
+def test_service_tier_is_read_and_priced(
+    standin: StandInServer, events: list[UsageEvent], tier: str, rates: tuple[str, str]
+) -> None:
+    """A Flex or Priority call made with google-genai is recorded in that mode and priced at its rates."""
+    payload = copy.deepcopy(PAYLOADS["gemini_generate_thinking_flash"])
+    payload["response"]["usageMetadata"]["serviceTier"] = tier  # what the Gemini API answers
+    payload["id"] = f"gemini_tier_{tier}"
+    standin.add(payload)
+    client = client_for(standin, payload["id"])
+    config = types.GenerateContentConfig(service_tier=tier)
+    result = client.models.generate_content(model="gemini-2.5-flash", contents="hi", config=config)
+    assert result.usage_metadata is not None
+    assert standin.requests[-1].json()["serviceTier"] == tier  # the SDK asked for the tier
+    assert len(events) == 1
+    event = events[0]
+    assert event.pricing_mode == tier
+    # gemini-2.5-flash: 5 input tokens, 877 + 1058 output tokens (thinking billed as output);
+    # Flex = 50% of $0.30 / $2.50; Priority = 1.8x.
+    priced = price_event(event)
+    input_rate, output_rate = (Decimal(r) for r in rates)
+    assert priced.cost.total == (5 * input_rate + (877 + 1058) * output_rate) / 1_000_000

@@ -295,6 +295,40 @@ def test_gemini_provisioned_throughput_tier() -> None:
     assert found.service_tier == "PROVISIONED_THROUGHPUT"
 
 
+@pytest.mark.parametrize(
+    ("metadata", "mode"),
+    [
+        ({"serviceTier": "flex"}, "flex"),  # Gemini API (google-genai ServiceTier values)
+        ({"serviceTier": "priority"}, "priority"),
+        ({"serviceTier": "PRIORITY"}, "priority"),
+        ({"serviceTier": "SERVICE_TIER_FLEX"}, "flex"),
+        ({"serviceTier": "standard"}, "standard"),
+        ({"serviceTier": "unspecified"}, "standard"),
+        ({"trafficType": "ON_DEMAND_FLEX"}, "flex"),  # Vertex AI
+        ({"trafficType": "ON_DEMAND_PRIORITY"}, "priority"),
+        ({"trafficType": "ON_DEMAND"}, "standard"),
+        ({"trafficType": "ON_DEMAND_OFFPEAK"}, "offpeak"),  # no published rates: unknown cost
+        ({}, "standard"),
+    ],
+)
+def test_gemini_service_tier_sets_the_pricing_mode(metadata: dict[str, Any], mode: str) -> None:
+    body = {"usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 2, **metadata}}
+    found = extract_gemini(body)
+    assert found.pricing_mode == mode
+    assert found.service_tier == next(iter(metadata.values()), None)
+    assert found.usage is not None
+    assert dict(found.usage.tokens) == {"input": 10, "output": 2}
+
+
+def test_gemini_stream_keeps_the_service_tier_of_its_chunks() -> None:
+    state = GeminiStreamState()
+    state.add({"usageMetadata": {"promptTokenCount": 10, "serviceTier": "flex"}})
+    state.add({"usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5}})
+    found = state.result()
+    assert found.pricing_mode == "flex"
+    assert found.service_tier == "flex"
+
+
 # -- routes -----------------------------------------------------------------------------------
 
 

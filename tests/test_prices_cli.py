@@ -39,6 +39,27 @@ def test_explain_shows_entry_rates_and_why(capsys: pytest.CaptureFixture[str]) -
     assert "output                   20  per 1M token" in out
 
 
+def test_list_and_explain_show_provenance(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prices", "list", "--provider", "anthropic"]) == 0
+    out = capsys.readouterr().out
+    assert "CHECKED" in out
+    sonnet = next(
+        line for line in out.splitlines() if line.startswith("anthropic/claude-sonnet-4-5 ")
+    )
+    assert "2026-12-04 +3 unverified" in sonnet  # two tool fees and the long-context tier
+    sonnet5 = next(
+        line for line in out.splitlines() if line.startswith("anthropic/claude-sonnet-5 ")
+    )
+    assert sonnet5.rstrip().endswith("unverified")
+    assert "not confirmed by an official page" in out
+    assert main(["prices", "explain", "google", "gemini-2.5-flash", "--mode", "priority"]) == 0
+    out = capsys.readouterr().out
+    assert "checked:  unverified: " in out
+    assert "priority: Google's optimization page" in out
+    assert main(["prices", "explain", "anthropic", "claude-opus-4-5"]) == 0
+    assert "checked:  verified 2026-12-04" in capsys.readouterr().out
+
+
 def test_explain_long_context_tier_and_batch(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["prices", "explain", "google", "gemini-2.5-pro", "--input-tokens", "250000"]
     assert main([*args, "--mode", "batch"]) == 0
@@ -365,3 +386,65 @@ def test_sync_keeps_price_history_as_dated_versions(
     found = load_catalog(prices_file=str(target)).get("openai/m")
     assert found is not None
     assert len(found.versions) == 2
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "prices"
+
+
+def test_check_against_litellm_lists_every_differing_rate(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Real-shaped LiteLLM data: modes and long-context tiers are compared as the rates a call pays."""
+    source = FIXTURES / "litellm_model_prices.json"
+    assert main(["prices", "check", "--against", str(source)]) == 1
+    out = capsys.readouterr().out
+    assert "litellm data, 5 entries for known providers; 4 priced by catalog" in out
+    # The fixture's priority input rates differ from ours (2.25 = 1.8 x 1.25; 4.5 above 200k).
+    assert "google/gemini-2.5-pro [priority] input: 2.25 -> 2.5\n" in out
+    assert "google/gemini-2.5-pro [priority, input_tokens>200000] input: 4.5 -> 5\n" in out
+    # Equal rates are not listed, whether ours is a multiplier (flex, batch x0.5) or rates.
+    assert "[flex]" not in out
+    assert "[batch]" not in out
+    assert "gpt-4o-mini" not in out
+    # A dated id in the dataset is compared with our undated entry.
+    assert "claude-sonnet-4-5" not in out  # every rate LiteLLM lists for it matches
+    assert "2 difference(s) in 1 of 4 model(s) compared; 1 entr(y/ies) only in" in out
+
+
+def test_check_against_genai_prices_and_a_provider_filter(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = str(FIXTURES / "genai_prices_data.json")
+    assert main(["prices", "check", "--against", source]) == 1
+    out = capsys.readouterr().out
+    assert "genai-prices data, 3 entries" in out
+    assert "google/gemini-2.5-pro [standard] cache_read: 0.125 -> 0.31\n" in out
+    assert (
+        "google/gemini-2.5-pro [standard, input_tokens>200000] cache_read: 0.25 -> 0.625\n" in out
+    )
+    assert "2 difference(s) in 1 of 3 model(s) compared" in out
+    # Anthropic alone: Haiku 4.5 and Haiku 3 agree (3's 5m cache write is $0.30), exit 0.
+    assert main(["prices", "check", "--against", source, "--provider", "anthropic"]) == 0
+    out = capsys.readouterr().out
+    assert "0 difference(s) in 0 of 2 model(s) compared" in out
+
+
+def test_check_against_a_rate_we_lack_and_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = {
+        "gpt-4o-mini": {
+            "litellm_provider": "openai",
+            "input_cost_per_token": 1.5e-07,
+            "output_cost_per_token": 6e-07,
+            "input_cost_per_token_flex": 7.5e-08,
+        }
+    }
+    source = tmp_path / "litellm.json"
+    source.write_text(json.dumps(data))
+    assert main(["prices", "check", "--against", str(source)]) == 1
+    assert "openai/gpt-4o-mini [flex] input: - -> 0.075" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"models": 1}')
+    assert main(["prices", "check", "--against", str(bad)]) == 2
+    assert "unrecognized price data" in capsys.readouterr().err

@@ -4,7 +4,10 @@ Buckets follow ``shared/provider-payloads/README.md``: input is
 ``promptTokenCount - cachedContentTokenCount + toolUsePromptTokenCount`` (audio
 split out by modality), output is ``candidatesTokenCount + thoughtsTokenCount``.
 ``usageMetadata`` is cumulative across stream chunks: the last one wins, never a sum.
-Search grounding queries become ``services["grounding"]``.
+Search grounding queries become ``services["grounding"]``. The service tier
+is read from ``usageMetadata``: ``serviceTier`` (Gemini API: ``flex``,
+``priority``, ``standard``) or ``trafficType`` (Vertex AI: ``ON_DEMAND_FLEX``,
+``ON_DEMAND_PRIORITY``, ...).
 """
 
 from __future__ import annotations
@@ -24,7 +27,39 @@ from .._extraction import (
     token_count,
 )
 
-_TIERS = {"ON_DEMAND": "standard", "PROVISIONED_THROUGHPUT": "provisioned"}
+# usageMetadata.serviceTier (Gemini API) and .trafficType (Vertex AI), lowercased -> pricing mode.
+_TIERS = {
+    "standard": "standard",
+    "unspecified": "standard",
+    "service_tier_unspecified": "standard",
+    "flex": "flex",
+    "priority": "priority",
+    "on_demand": "standard",
+    "traffic_type_unspecified": "standard",
+    "on_demand_flex": "flex",
+    "on_demand_priority": "priority",
+    "on_demand_offpeak": "offpeak",  # no published rates: priced unknown, never as standard
+    "provisioned_throughput": "provisioned",
+}
+
+
+def service_tier(metadata: Any) -> str | None:
+    """The tier a ``usageMetadata`` says served the call: ``serviceTier``, else ``trafficType``."""
+    for key in ("serviceTier", "trafficType"):
+        value = get(metadata, key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def pricing_mode(tier: str | None) -> str:
+    """The pricing mode for a Gemini service tier or traffic type (case-insensitive)."""
+    if tier is None:
+        return "standard"
+    name = tier.strip().lower()
+    if name.startswith("service_tier_") and name != "service_tier_unspecified":
+        name = name[len("service_tier_") :]
+    return _TIERS.get(name, "standard")
 
 
 def _modality_count(details: Any, modality: str) -> int:
@@ -98,13 +133,13 @@ def extract_gemini(body: Any) -> Extraction:
             state.add(chunk)
         return state.result()
     metadata = get(body, "usageMetadata")
-    tier = get(metadata, "trafficType")
+    tier = service_tier(metadata)
     return Extraction(
         usage=usage_from_gemini(metadata, grounding_queries=grounding_queries(body)),
         model=text_or_none(get(body, "modelVersion")),
         response_id=text_or_none(get(body, "responseId")),
-        pricing_mode=_TIERS.get(tier, "standard") if isinstance(tier, str) else "standard",
-        service_tier=tier if isinstance(tier, str) else None,
+        pricing_mode=pricing_mode(tier),
+        service_tier=tier,
     )
 
 
@@ -127,9 +162,7 @@ class GeminiStreamState:
         metadata = chunk.get("usageMetadata")
         if isinstance(metadata, Mapping):
             self.metadata = metadata
-            tier = metadata.get("trafficType")
-            if isinstance(tier, str):
-                self.tier = tier
+            self.tier = service_tier(metadata) or self.tier
         self.model = text_or_none(chunk.get("modelVersion")) or self.model
         self.response_id = text_or_none(chunk.get("responseId")) or self.response_id
         self.grounding = max(self.grounding, grounding_queries(chunk))
@@ -139,9 +172,16 @@ class GeminiStreamState:
             usage=usage_from_gemini(self.metadata, grounding_queries=self.grounding),
             model=self.model,
             response_id=self.response_id,
-            pricing_mode=_TIERS.get(self.tier, "standard") if self.tier else "standard",
+            pricing_mode=pricing_mode(self.tier),
             service_tier=self.tier,
         )
 
 
-__all__ = ["GeminiStreamState", "extract_gemini", "grounding_queries", "usage_from_gemini"]
+__all__ = [
+    "GeminiStreamState",
+    "extract_gemini",
+    "grounding_queries",
+    "pricing_mode",
+    "service_tier",
+    "usage_from_gemini",
+]

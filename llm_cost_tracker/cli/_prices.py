@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from .. import environment_variables as env
 from .._components import COMPONENTS
 from .._errors import ConfigurationError
-from ._main import EXIT_CHECK_FAILED, EXIT_DATABASE, EXIT_OK, EXIT_USAGE, database_url
+from ._main import EXIT_CHECK_FAILED, EXIT_DATABASE, EXIT_OK, database_url
+from ._prices_check import check, load_catalog_for, prices_file
 
 if TYPE_CHECKING:
-    from ..pricing._entries import PriceVersion
+    from ..pricing._entries import PriceEntry, PriceVersion
     from ..pricing._match import Match
     from ..pricing._price import Resolved
 
@@ -29,6 +30,7 @@ examples:
   llm-cost-tracker prices explain google gemini-2.5-pro --input-tokens 250000
   llm-cost-tracker prices sync --from model_prices_and_context_window.json --to prices.json
   llm-cost-tracker prices check --prices-file prices.json
+  llm-cost-tracker prices check --against model_prices_and_context_window.json --provider google
 """
 
 _REPRICE_EXAMPLES = """\
@@ -100,7 +102,17 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     sync.add_argument("--dry-run", action="store_true", help="show the diff, write nothing")
     check = actions.add_parser(
         "check",
-        help="exit 1 when the local prices file is stale or differs from the bundled catalog",
+        help="exit 1 when the local prices file is stale or differs from the bundled catalog, "
+        "or (--against) when a public price dataset differs from the prices in force",
+    )
+    check.add_argument(
+        "--against",
+        metavar="FILE",
+        help="a downloaded LiteLLM model_prices_and_context_window.json or genai-prices data "
+        "file: list every rate (each mode and tier) that differs from the prices in force",
+    )
+    check.add_argument(
+        "--provider", action="append", help="with --against: only this provider (repeatable)"
     )
     check.add_argument(
         "--max-age",
@@ -118,13 +130,6 @@ def _prices_file_option(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"local prices file (default: ${env.LLM_COST_TRACKER_PRICES_FILE})",
     )
-
-
-def _prices_file(args: argparse.Namespace) -> str | None:
-    value: str | None = getattr(args, "prices_file", None) or os.environ.get(
-        env.LLM_COST_TRACKER_PRICES_FILE
-    )
-    return value or None
 
 
 def _when(text: str | None, *, end_of_day: bool = False) -> datetime:
@@ -164,19 +169,13 @@ def run(args: argparse.Namespace) -> int:
         return _explain(args)
     if action == "sync":
         return _sync(args)
-    return _check(args)
-
-
-def _catalog(args: argparse.Namespace) -> Any:
-    from ..pricing import load_catalog
-
-    return load_catalog(prices_file=_prices_file(args))
+    return check(args)
 
 
 def _list(args: argparse.Namespace) -> int:
     from ..pricing._sync import current_rates
 
-    catalog = _catalog(args)
+    catalog = load_catalog_for(args)
     now = datetime.now(timezone.utc)
     rows = []
     for key, entry in sorted(catalog.entries.items()):
@@ -194,20 +193,44 @@ def _list(args: argparse.Namespace) -> int:
                 ),
                 ",".join(modes) or "-",
                 entry.source,
+                _provenance_cell(entry),
             )
         )
-    header = ("MODEL", "INPUT/1M", "CACHE_READ/1M", "OUTPUT/1M", "MODES", "SOURCE")
+    header = ("MODEL", "INPUT/1M", "CACHE_READ/1M", "OUTPUT/1M", "MODES", "SOURCE", "CHECKED")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    unconfirmed = sum(
+        e.unconfirmed
+        for e in catalog.entries.values()
+        if not args.provider or e.provider == args.provider.lower()
+    )
     print(f"\n{len(rows)} entries; catalog {catalog.version}; USD")
+    if unconfirmed:
+        print(
+            f"{unconfirmed} rate(s) or entries not confirmed by an official page "
+            "(CHECKED 'unverified' or '+N'; `prices explain` says why)"
+        )
     return EXIT_OK
+
+
+def _provenance_cell(entry: PriceEntry) -> str:
+    """``prices list``'s CHECKED column: the day the rates were verified, or ``unverified``; ``+N`` unverified rates."""
+    if entry.unverified is not None:
+        cell = "unverified"
+    elif entry.verified is not None:
+        cell = entry.verified.isoformat()
+    else:
+        cell = "-"
+    if entry.unverified_rates:
+        cell += f" +{len(entry.unverified_rates)} unverified"
+    return cell
 
 
 def _explain(args: argparse.Namespace) -> int:
     from ..pricing._price import lookup, resolve_cached
 
-    catalog = _catalog(args)
+    catalog = load_catalog_for(args)
     when = _when(args.at)
     mode = args.mode
     print(
@@ -259,6 +282,7 @@ def _print_entry(match: Match) -> None:
     )
     if entry.notes:
         print(f"notes:    {entry.notes}")
+    print(f"checked:  {entry.provenance()}")
 
 
 def _print_tier_and_mode(version: PriceVersion, resolved: Resolved, mode: str | None) -> None:
@@ -305,25 +329,9 @@ def _print_tier_and_mode(version: PriceVersion, resolved: Resolved, mode: str | 
 def _sync(args: argparse.Namespace) -> int:
     from ..pricing import default_catalog
     from ..pricing._catalog import build_catalog, parse_catalog, read_document
-    from ..pricing._sync import (
-        compare,
-        detect_format,
-        from_genai_prices,
-        from_litellm,
-        merge_entry,
-    )
+    from ..pricing._sync import compare, import_file, merge_entry
 
-    document = read_document(args.source)
-    kind = detect_format(document)
-    if kind == "litellm":
-        imported = from_litellm(document)
-    elif kind == "genai-prices":
-        imported = from_genai_prices(document)
-    else:
-        imported = dict(document["models"])
-    if args.provider:
-        wanted = {p.lower() for p in args.provider}
-        imported = {k: v for k, v in imported.items() if k.split("/", 1)[0] in wanted}
+    kind, imported = import_file(args.source, args.provider)
     incoming = parse_catalog({"models": imported}, origin=args.source, source="prices_file")
     target = args.target or os.environ.get(env.LLM_COST_TRACKER_PRICES_FILE) or DEFAULT_SYNC_TARGET
     existing_doc: dict[str, Any] = {"models": {}}
@@ -392,53 +400,12 @@ def _write_document(target: str, document: Mapping[str, Any]) -> None:
     os.replace(tmp, target)
 
 
-def _check(args: argparse.Namespace) -> int:
-    from ..pricing import default_catalog
-    from ..pricing._catalog import load_prices_file
-    from ..pricing._sync import compare
-
-    path = _prices_file(args)
-    if path is None:
-        print(
-            f"error: no local prices file: pass --prices-file or set {env.LLM_COST_TRACKER_PRICES_FILE}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    local = load_prices_file(path)
-    bundled = default_catalog()
-    problems = []
-    updated = local.info.updated_at
-    today = datetime.now(timezone.utc).date()
-    if updated is None:
-        problems.append(f"{path} has no updated_at: cannot tell how old it is")
-    else:
-        if bundled.info.updated_at is not None and updated < bundled.info.updated_at:
-            problems.append(
-                f"{path} (updated {updated}) is older than the bundled catalog ({bundled.info.updated_at})"
-            )
-        if (today - updated).days > args.max_age:
-            problems.append(
-                f"{path} is {(today - updated).days} days old (more than --max-age {args.max_age})"
-            )
-    changes = [
-        c for c in compare(bundled, local, datetime.now(timezone.utc)) if c.component is not None
-    ]
-    for change in changes:
-        problems.append(f"differs from bundled: {change.describe()[2:]}")
-    if problems:
-        for problem in problems:
-            print(problem)
-        return EXIT_CHECK_FAILED
-    print(f"{path}: up to date ({len(local.entries)} entries, updated {updated})")
-    return EXIT_OK
-
-
 def _reprice(args: argparse.Namespace) -> int:
     from .. import ledger
     from ..pricing import load_catalog
     from ..pricing._reprice import reprice
 
-    catalog = load_catalog(prices_file=_prices_file(args))
+    catalog = load_catalog(prices_file=prices_file(args))
     start = _when(args.start)
     end = _when(args.end, end_of_day=True) if args.end else None
     url = database_url(args)

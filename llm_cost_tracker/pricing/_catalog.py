@@ -191,7 +191,12 @@ def _check_keys(
 _TIER_KEYS = frozenset({"above_input_tokens", "rates", "modes"})
 _PERIOD_KEYS = frozenset({"name", "weekdays", "hours_utc", "rates"})
 _VERSION_KEYS = frozenset({"from", "rates", "modes", "tiers", "periods", "modifiers"})
-_ENTRY_KEYS = frozenset({"name", "aliases", "source", "sources", "notes", "prices"}) | _VERSION_KEYS
+_PROVENANCE_KEYS = frozenset({"verified", "unverified", "unverified_rates"})
+_ENTRY_KEYS = (
+    frozenset({"name", "aliases", "source", "sources", "notes", "prices"})
+    | _VERSION_KEYS
+    | _PROVENANCE_KEYS
+)
 
 
 def _parse_tier(value: object, path: str, where: _Where) -> Tier:
@@ -301,6 +306,7 @@ def parse_entry(
     if value and all(k in _PRICEABLE for k in value):
         value = {"rates": value}  # shorthand: {"input": 2.5, "output": 10}
     _check_keys(value, _ENTRY_KEYS, path, where)
+    verified, unverified, unverified_rates = _parse_provenance(value, path, where)
     if "prices" in value:
         if any(k in value for k in _VERSION_KEYS):
             raise where.error(
@@ -357,7 +363,35 @@ def parse_entry(
         source_url=texts["source"],
         name=texts["name"],
         notes=texts["notes"],
+        verified=verified,
+        unverified=unverified,
+        unverified_rates=unverified_rates,
     )
+
+
+def _parse_provenance(
+    value: Mapping[str, Any], path: str, where: _Where
+) -> tuple[date | None, str | None, Mapping[str, str]]:
+    """``verified`` (the ISO date the rates were read on the official page), ``unverified`` (why not), ``unverified_rates``."""
+    verified: date | None = None
+    if value.get("verified") is not None:
+        verified = parse_when(value["verified"], f"{path}.verified", where).date()
+    unverified = value.get("unverified")
+    if unverified is not None and (not isinstance(unverified, str) or not unverified.strip()):
+        raise where.error(f"{path}.unverified", f"must say why, as a string, got {unverified!r}")
+    if verified is not None and unverified is not None:
+        raise where.error(path, "give either 'verified' or 'unverified', not both")
+    raw = value.get("unverified_rates", {})
+    if not isinstance(raw, Mapping):
+        raise where.error(
+            f"{path}.unverified_rates", f"must be a mapping of rate to why, got {raw!r}"
+        )
+    rates: dict[str, str] = {}
+    for name, why in raw.items():
+        if not isinstance(why, str) or not why.strip():
+            raise where.error(f"{path}.unverified_rates.{name}", f"must say why, got {why!r}")
+        rates[str(name)] = why.strip()
+    return verified, None if unverified is None else unverified.strip(), MappingProxyType(rates)
 
 
 def parse_catalog(data: object, *, origin: str, source: str) -> Catalog:

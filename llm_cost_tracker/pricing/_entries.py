@@ -7,9 +7,10 @@ pricing reads them (``_price``) and never changes them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from decimal import Decimal
+from types import MappingProxyType
 
 Rates = Mapping[str, Decimal]
 ModeSpec = Decimal | Rates  # a multiplier of the token rates, or rates of its own
@@ -72,6 +73,30 @@ class PriceEntry:
     source_url: str | None = None
     name: str | None = None
     notes: str | None = None
+    # Provenance: the day the rates were checked against ``source_url`` (the
+    # provider's own page), or why no official page confirms them; and the
+    # rates (a component, or a mode/tier name) an official page does not confirm.
+    verified: date | None = None
+    unverified: str | None = None
+    unverified_rates: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def unconfirmed(self) -> int:
+        """How many of this entry's rates no official page confirms (the whole entry counts as one)."""
+        return (1 if self.unverified is not None else 0) + len(self.unverified_rates)
+
+    def provenance(self) -> str:
+        """One line for ``prices list``/``explain``: verified on a date, or unverified and why."""
+        if self.unverified is not None:
+            text = f"unverified: {self.unverified}"
+        elif self.verified is not None:
+            text = f"verified {self.verified.isoformat()}"
+        else:
+            text = "no provenance recorded"
+        if self.unverified_rates:
+            parts = "; ".join(f"{k}: {v}" for k, v in sorted(self.unverified_rates.items()))
+            text += f" (unverified rates: {parts})"
+        return text
 
     def version_at(self, when: datetime) -> tuple[int, PriceVersion] | None:
         """The version valid at ``when`` and its index, or None when ``when`` precedes every version."""

@@ -47,6 +47,12 @@ _VENDORS = {
 _BEDROCK = re.compile(
     r"^(?:(?:us|eu|apac|au|jp|ca|global|us-gov)\.)?anthropic\.(?P<name>.+?)(?:-v\d+(?::\d+)?)?$"
 )
+# A Bedrock foundation-model id inside an inference-profile prefix and a version suffix.
+_BEDROCK_ID = re.compile(
+    r"^(?:(?:us|eu|apac|au|jp|ca|global|us-gov)\.)?"
+    r"(?P<id>[a-z0-9-]+\.[a-z0-9.-]+?)(?:-v\d+(?::\d+)?|:\d+)?$"
+)
+_BEDROCK_PROVIDERS = frozenset({"aws_bedrock", "bedrock", "amazon_bedrock"})
 _DATED = (
     re.compile(r"-\d{4}-\d{2}-\d{2}$"),  # gpt-4o-2024-08-06
     re.compile(r"-\d{8}$"),  # claude-sonnet-4-5-20250929
@@ -82,6 +88,10 @@ def _spellings(provider: str, model: str) -> list[tuple[str | None, str, str]]:
             out.append((mapped, rest, f"{provider} route to {mapped}"))
             if mapped == "anthropic" and _CLAUDE_DOTTED.search(rest):
                 out.append((mapped, _CLAUDE_DOTTED.sub("-", rest), "dotted Claude version"))
+    if provider in _BEDROCK_PROVIDERS:
+        found = _BEDROCK_ID.match(name)
+        if found is not None and found.group("id") != name:
+            out.append((None, found.group("id"), "Bedrock profile prefix and version removed"))
     bedrock = _BEDROCK.match(name)
     if bedrock is not None:
         out.append(("anthropic", bedrock.group("name"), "Bedrock model id"))

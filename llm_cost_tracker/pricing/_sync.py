@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .._errors import ConfigurationError
-from ._catalog import Catalog
+from ._catalog import Catalog, read_document
 from ._entries import PriceEntry
 
 _MILLION = Decimal(1_000_000)
@@ -49,6 +49,7 @@ _LITELLM_TOKENS = {
     "cache_read_input_audio_token_cost": "audio_cache_read",
 }
 _LITELLM_MODES = ("batches", "priority", "flex")
+_LITELLM_THRESHOLDS = (128, 200, 272)  # *_above_<N>k_tokens
 
 # genai-prices ModelPrice fields -> our components (already per 1M tokens).
 _GENAI_FIELDS = {
@@ -120,11 +121,34 @@ def from_litellm(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                 modes["batch" if mode == "batches" else mode] = mode_rates
         if modes:
             version["modes"] = modes
-        above = _litellm_rates(spec, "_above_200k_tokens")
-        if above:
-            version["tiers"] = [{"above_input_tokens": 200000, "rates": above}]
+        tiers = _litellm_tiers(spec)
+        if tiers:
+            version["tiers"] = tiers
         entries[f"{provider}/{model}"] = {"source": "litellm", **version}
     return entries
+
+
+def _litellm_tiers(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Long-context tiers: ``*_above_200k_tokens`` and their ``_priority``/``_flex`` variants."""
+    tiers = []
+    for thousands in _LITELLM_THRESHOLDS:
+        above = f"_above_{thousands}k_tokens"
+        rates = _litellm_rates(spec, above)
+        if not rates:
+            continue
+        tier: dict[str, Any] = {"above_input_tokens": thousands * 1000, "rates": rates}
+        modes = {}
+        for mode in _LITELLM_MODES:
+            # LiteLLM spells both orders: ..._above_272k_tokens_priority, ..._flex_above_272k_tokens.
+            mode_rates = _litellm_rates(spec, f"{above}_{mode}") or _litellm_rates(
+                spec, f"_{mode}{above}"
+            )
+            if mode_rates:
+                modes["batch" if mode == "batches" else mode] = mode_rates
+        if modes:
+            tier["modes"] = modes
+        tiers.append(tier)
+    return tiers
 
 
 def _litellm_rates(spec: Mapping[str, Any], suffix: str) -> dict[str, str]:
@@ -204,6 +228,22 @@ def _genai_version(prices: Mapping[str, Any]) -> dict[str, Any]:
     if tier_rates and threshold is not None:
         version["tiers"] = [{"above_input_tokens": threshold, "rates": tier_rates}]
     return version
+
+
+def import_file(source: str, providers: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """Read a LiteLLM / genai-prices / catalog file into catalog entries: (format, entries)."""
+    document = read_document(source)
+    kind = detect_format(document)
+    if kind == "litellm":
+        imported = from_litellm(document)
+    elif kind == "genai-prices":
+        imported = from_genai_prices(document)
+    else:
+        imported = dict(document["models"])
+    if providers:
+        wanted = {p.lower() for p in providers}
+        imported = {k: v for k, v in imported.items() if k.split("/", 1)[0] in wanted}
+    return kind, imported
 
 
 # -- merging into a local file -------------------------------------------------
@@ -314,6 +354,7 @@ __all__ = [
     "detect_format",
     "from_genai_prices",
     "from_litellm",
+    "import_file",
     "merge_entry",
     "suspicious_move",
 ]
