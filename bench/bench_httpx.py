@@ -30,6 +30,7 @@ from llm_cost_tracker.instrumentation.httpx._wrappers import send_wrapper, strea
 import llm_cost_tracker as lct
 from llm_cost_tracker import UsageEvent
 from llm_cost_tracker._api import get_runtime
+from llm_cost_tracker._events import Call
 
 from ._timing import cpu_shim, pass_through, per_call_us, report
 
@@ -202,7 +203,8 @@ def _wrapper_alone(library: Any) -> None:
     assert runtime is not None
     queued = list(runtime.bus._queue)
     assert queued
-    assert all(isinstance(e, UsageEvent) and e.usage is not None for e in queued)
+    # each is a finished call whose usage was read on the caller's thread
+    assert all(isinstance(c, Call) and c.found and c.found.usage is not None for c in queued)
     lct.configure(database_url=None, exporters=[Discard()], instrument=None)
 
 
