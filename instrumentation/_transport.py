@@ -10,11 +10,11 @@ objects to it.
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import json
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .._errors import LLMCostTrackerError
 from .._events import UsageSource
@@ -22,8 +22,9 @@ from .._stats import STATS
 from ._calls import UNKNOWN, Call, finish_call, start_call
 from ._extraction import Extraction
 from ._sse import BodyWindow, EventSplitter, LineSplitter, json_document
-from .httpx._parsers import model_from_path, route_for
-from .httpx._route import Route, StreamState
+
+if TYPE_CHECKING:
+    from .httpx._route import Route, StreamState
 
 REQUEST_SCAN_BYTES = 64 * 1024
 """How much of a request body is searched for ``model`` and ``stream``."""
@@ -68,15 +69,7 @@ class RequestJSON(Mapping[str, Any]):
         return len(self._parsed())
 
 
-def _request_body(request: Any) -> bytes:
-    try:
-        body: bytes = request.content
-    except Exception:  # a streaming request body that was not read: nothing to learn
-        return b""
-    return body
-
-
-def _request_fields(body: bytes) -> tuple[RequestJSON, str | None, bool]:
+def request_fields(body: bytes) -> tuple[RequestJSON, str | None, bool]:
     """Return the request body (lazily parsed), the model it names and whether it asks to stream."""
     if not body or _JSON_OBJECT_START.match(body) is None:
         return RequestJSON(b""), None, False
@@ -98,6 +91,7 @@ class Observation:
         "_window",
         "call",
         "from_request",
+        "path_model",
         "route",
     )
 
@@ -105,6 +99,7 @@ class Observation:
         self.call = call
         self.route = route
         self.from_request = from_request  # usage the request itself implies (speech: characters)
+        self.path_model = False  # the model the URL path names is the one billed (Vertex AI)
         self._status = 0
         self._state: StreamState | None = None
         self._reader: EventSplitter | LineSplitter | None = None
@@ -115,13 +110,21 @@ class Observation:
 
     # -- setup ------------------------------------------------------------------
 
-    def prepare(self, response: Any, *, raw: bool) -> bool:
-        """Choose how to read ``response``'s body; False when it holds no usage to read.
+    def prepare(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        *,
+        incremental: bool,
+        decoder_for: Callable[[str], Any] | None = None,
+    ) -> bool:
+        """Choose how to read a response body; False when it holds no usage to read.
 
-        ``raw`` bytes still carry their content encoding.
+        ``incremental``: the body will be fed chunk by chunk. ``decoder_for``:
+        the chunks still carry their content encoding, and this returns the
+        library's decoder for one (None for an encoding it cannot decode).
         """
-        self._status = response.status_code
-        headers = response.headers
+        self._status = status
         content_type = headers.get("content-type", "").lower()
         if "event-stream" in content_type:
             self.call.stream = True
@@ -133,12 +136,12 @@ class Observation:
             self._reader = LineSplitter(self._event)
         elif "json" not in content_type:
             return False  # HTML error pages, audio, images: nothing to read usage from
-        elif raw:
+        elif incremental:
             self._window = BodyWindow()
-        if raw:
+        if decoder_for is not None:
             encoding = headers.get("content-encoding", "").strip().lower()
             if encoding and encoding != "identity":
-                self._decoder = _decoder_for(response, encoding)
+                self._decoder = decoder_for(encoding)
                 if self._decoder is None:
                     STATS.incr("dropped.transport_unsupported_encoding")
                     self._broken = True
@@ -146,15 +149,15 @@ class Observation:
 
     # -- observing -----------------------------------------------------------------
 
-    def read_whole(self, response: Any) -> None:
+    def read_whole(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
         """Record a response whose body the client already read (decoded)."""
-        if not self.prepare(response, raw=False):
+        if not self.prepare(status, headers, incremental=False):
             self.finish()
         elif self._reader is not None:  # an event stream read whole
-            self.feed(response.content)
+            self.feed(content)
             self.finish()
         else:
-            document = json_document(response.content, self.route.usage_key)
+            document = json_document(content, self.route.usage_key)
             self.finish(found=UNKNOWN if document is None else self.route.parse(document))
 
     def feed(self, chunk: bytes) -> None:
@@ -214,6 +217,8 @@ class Observation:
             except Exception:
                 STATS.failure("errors.transport.parse", "could not read usage from a response")
                 found = UNKNOWN
+        if self.path_model and found.model is not None:
+            found = dataclasses.replace(found, model=call.request_model)
         source: UsageSource = "stream" if call.stream else "response"
         if self.from_request is not None and found.usage is None and status == "ok":
             found, source = self.from_request, "estimated"
@@ -244,35 +249,30 @@ class Observation:
         return UNKNOWN
 
 
-def _decoder_for(response: Any, encoding: str) -> Any:
-    """The library's own content decoder for ``encoding`` (gzip, deflate, br, zstd), or None."""
-    try:
-        module = importlib.import_module(type(response).__module__.split(".")[0] + "._decoders")
-        decoder = module.SUPPORTED_DECODERS.get(encoding)
-    except (ImportError, AttributeError):
-        return None
-    return decoder() if decoder is not None else None
+def start_observation(
+    provider: str, route: Route, path: str, body: bytes | Mapping[str, Any]
+) -> Observation | None:
+    """Start recording a request to ``route`` on ``provider``; None when recording is off.
 
-
-def start_observation(provider: str, request: Any, url: Any) -> Observation | None:
-    """Start recording a request to ``provider``; None when the path is not billed or recording is off.
-
-    Reads the model and the ``stream`` flag out of the request body (the first
-    64 KiB); a budget preflight or a route that bills the request itself
-    (speech) parses it whole.
+    ``body`` is the request's bytes (the model and the ``stream`` flag are
+    searched for in the first 64 KiB) or its JSON object already parsed
+    (aiohttp's ``json=``). A budget preflight or a route that bills the
+    request itself (speech) reads it whole. A model named in the URL path
+    (Gemini, Vertex AI) is used when the body names none; on Vertex AI it is
+    the model billed, whatever the response calls it.
     """
-    if request.method != "POST":
-        return None
-    path = url.path
-    route = route_for(provider, path)
-    if route is None:
-        return None
     try:
-        data, model, stream = _request_fields(_request_body(request))
+        if isinstance(body, Mapping):
+            data: Mapping[str, Any] = body
+            model = body.get("model") if isinstance(body.get("model"), str) else None
+            stream = body.get("stream") is True
+        else:
+            data, model, stream = request_fields(body)
+        path_model = model is None and provider == VERTEX
         model = model or model_from_path(path)
     except Exception:
         STATS.failure("errors.transport.request", "could not read an LLM request")
-        data, model, stream = RequestJSON(b""), None, False
+        data, model, stream, path_model = RequestJSON(b""), None, False, False
     call = start_call(provider, route.operation, model, stream=stream or route.stream, request=data)
     if call is None:
         return None
@@ -281,10 +281,24 @@ def start_observation(provider: str, request: Any, url: Any) -> Observation | No
     except Exception:
         STATS.failure("errors.transport.request", "could not read an LLM request")
         from_request = None
-    return Observation(call, route, from_request)
+    observation = Observation(call, route, from_request)
+    observation.path_model = path_model and model is not None
+    return observation
+
+
+VERTEX = "google_vertex"
+
+_PATH_MODEL_RE = re.compile(r"/models/([^/:]+):")
+
+
+def model_from_path(path: str) -> str | None:
+    """The model a Gemini-style path names (``.../models/gemini-2.5-flash:generateContent``)."""
+    match = _PATH_MODEL_RE.search(path)
+    return match.group(1) if match else None
 
 
 def finish_observation(observation: Observation, error: BaseException | None) -> None:
+    """Finish ``observation`` (once); only a budget's error in raise mode reaches the caller."""
     try:
         observation.finish(error)
     except LLMCostTrackerError:

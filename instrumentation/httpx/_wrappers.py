@@ -12,6 +12,7 @@ and neither the request nor the response is kept.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..._stats import STATS
 from ..._suppress import SUPPRESSED, is_suppressed
 from .. import _hosts
 from .._transport import Observation, finish_observation, start_observation
+from ._parsers import route_for
 
 
 def _attach(observation: Observation, response: Any, streamed: bool, stream_class: Any) -> None:
@@ -27,9 +29,15 @@ def _attach(observation: Observation, response: Any, streamed: bool, stream_clas
     try:
         # A transport may hand back a body it already loaded (MockTransport, caches).
         if not streamed or response.is_stream_consumed:
-            observation.read_whole(response)
+            observation.read_whole(response.status_code, response.headers, response.content)
             return
-        observation.prepare(response, raw=True)  # a body with no usage is still timed to its end
+        # A body with no usage is still timed to its end.
+        observation.prepare(
+            response.status_code,
+            response.headers,
+            incremental=True,
+            decoder_for=lambda encoding: _decoder_for(response, encoding),
+        )
         response.stream = stream_class(response.stream, observation)
         return
     except LLMCostTrackerError:
@@ -37,6 +45,31 @@ def _attach(observation: Observation, response: Any, streamed: bool, stream_clas
     except Exception:
         STATS.failure("errors.transport.attach", "could not observe an LLM response")
     observation.finish()
+
+
+def _decoder_for(response: Any, encoding: str) -> Any:
+    """The library's own content decoder for ``encoding`` (gzip, deflate, br, zstd), or None."""
+    try:
+        module = importlib.import_module(type(response).__module__.split(".")[0] + "._decoders")
+        decoder = module.SUPPORTED_DECODERS.get(encoding)
+    except (ImportError, AttributeError):
+        return None
+    return decoder() if decoder is not None else None
+
+
+def observe_request(provider: str, request: Any) -> Observation | None:
+    """Start recording ``request`` when it goes to a billed endpoint; None otherwise."""
+    if request.method != "POST":
+        return None
+    path = request.url.path
+    route = route_for(provider, path)
+    if route is None:
+        return None
+    try:
+        body: bytes = request.content
+    except Exception:  # a streaming request body that was not read: nothing to learn
+        body = b""
+    return start_observation(provider, route, path, body)
 
 
 def stream_classes(library: Any) -> tuple[type[Any], type[Any]]:
@@ -124,7 +157,7 @@ def send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
         provider = provider_of_request(request)
         if provider is None or is_suppressed():
             return wrapped(*args, **kwargs)
-        observation = start_observation(provider, request, request.url)
+        observation = observe_request(provider, request)
         if observation is None:
             return wrapped(*args, **kwargs)
         token = SUPPRESSED.set(True)  # what send() calls must not record this request again
@@ -163,7 +196,7 @@ def async_send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
         provider = provider_of_request(request)
         if provider is None or is_suppressed():
             return wrapped(*args, **kwargs)
-        observation = start_observation(provider, request, request.url)
+        observation = observe_request(provider, request)
         if observation is None:
             return wrapped(*args, **kwargs)
         return observe(observation, wrapped, args, kwargs)
