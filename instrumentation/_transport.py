@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import LLMCostTrackerError
 from .._events import UsageSource
 from .._stats import STATS
+from . import _hosts
 from ._calls import UNKNOWN, Call, finish_call, start_call
 from ._extraction import Extraction
 from ._sse import BodyWindow, EventSplitter, LineSplitter, json_document
@@ -149,6 +150,12 @@ class Observation:
 
     # -- observing -----------------------------------------------------------------
 
+    def give_up(self, counter: str) -> None:
+        """Stop reading the body (usage unknown), counting why under ``counter``."""
+        if not self._broken:
+            self._broken = True
+            STATS.incr(counter)
+
     def read_whole(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
         """Record a response whose body the client already read (decoded)."""
         if not self.prepare(status, headers, incremental=False):
@@ -247,6 +254,41 @@ class Observation:
             document = self._window.document(self.route.usage_key)
             return UNKNOWN if document is None else self.route.parse(document)
         return UNKNOWN
+
+
+def split_url(url: str) -> tuple[str, int | None, str] | None:
+    """``(host, port, path)`` of an absolute URL string, or None: cheaper than ``urlsplit``."""
+    start = url.find("://")
+    if start < 0:
+        return None
+    start += 3
+    end = len(url)
+    for separator in "/?#":
+        found = url.find(separator, start, end)
+        if found >= 0:
+            end = found
+    netloc = url[start:end]
+    if "@" in netloc:
+        netloc = netloc.rpartition("@")[2]
+    if netloc.startswith("["):  # [IPv6]:port
+        host, _, rest = netloc[1:].partition("]")
+        port_text = rest[1:]
+    else:
+        host, _, port_text = netloc.partition(":")
+    path = url[end:]
+    for separator in "?#":
+        cut = path.find(separator)
+        if cut >= 0:
+            path = path[:cut]
+    return host, int(port_text) if port_text.isdigit() else None, path
+
+
+def provider_for(host: str, port: int | None) -> str | None:
+    """The provider ``host`` belongs to, or None: one cached dict lookup for a host seen before."""
+    provider = _hosts.cached_provider(host)
+    if provider is _hosts.MISSING:
+        return _hosts.provider_for_host(host, port)
+    return provider  # type: ignore[return-value]
 
 
 def start_observation(
