@@ -71,7 +71,7 @@ def observe_request(
     )
 
 
-class ObservedContent(wrapt.ObjectProxy):  # type: ignore[misc]
+class ObservedContent(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """A response's ``StreamReader``: every read is shown to the observation, unchanged."""
 
     def __init__(self, content: Any, observation: Observation) -> None:

@@ -52,7 +52,7 @@ def observe_request(request: Any) -> Observation | None:
     return start_observation(provider, route, path, body)
 
 
-class ObservedRaw(wrapt.ObjectProxy):  # type: ignore[misc]
+class ObservedRaw(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """A streamed response's ``raw`` (urllib3's response): each chunk read is shown to the observation."""
 
     def __init__(self, raw: Any, observation: Observation, encoded: bool) -> None:
