@@ -27,7 +27,7 @@ def events(standin: StandInServer) -> Iterator[list[UsageEvent]]:
     host = standin.url.removeprefix("http://")
     register_host(host, "google")
     try:
-        with capture_events(instrument=["httpx"]) as captured:
+        with capture_events(instrument=["httpx", "aiohttp"]) as captured:
             yield captured
     finally:
         unregister_host(host)

@@ -19,6 +19,7 @@ from typing import Any
 from ..._events import TokenUsage
 from ..._stats import STATS
 from .._extraction import Extraction, get
+from .._transport import model_from_path
 from ..anthropic._extract import AnthropicStreamState, extract_anthropic
 from ..openai._extract import ChatStreamState, ResponsesStreamState, extract_openai
 from ._gemini import GeminiStreamState, extract_gemini
@@ -256,15 +257,6 @@ def unregister_parser(provider: str, path_suffix: str) -> None:
             _custom.pop(provider, None)
         _generation += 1
         _route_cache.clear()
-
-
-_GEMINI_MODEL_RE = re.compile(r"/models/([^/:]+):")
-
-
-def model_from_path(path: str) -> str | None:
-    """The model a Gemini-style path names (``.../models/gemini-2.5-flash:generateContent``)."""
-    match = _GEMINI_MODEL_RE.search(path)
-    return match.group(1) if match else None
 
 
 __all__ = [

@@ -1,258 +1,50 @@
-"""Wrappers for ``Client.send`` / ``AsyncClient.send`` of httpx and httpx2, and the body observer.
+"""Wrappers for ``Client.send`` / ``AsyncClient.send`` of httpx and httpx2.
 
 A request to a host that is not an LLM provider costs one cached dict lookup.
 For an LLM endpoint, the call is started before the request is sent (its
-model and ``stream`` flag read from the request body); a streamed body is
-observed chunk by chunk as the caller reads it (the response's ``stream`` is
-wrapped) through the bounded readers of ``.._sse``, and the call is finished
-exactly once: at the end of the body, on close, or on a read error. A body the
-client had already read is parsed at once. Either way one finished event goes
-to the bus and neither the request nor the response is kept.
+model and ``stream`` flag read from the request body, ``.._transport``); a
+streamed body is observed chunk by chunk as the caller reads it (the
+response's ``stream`` is wrapped), and the call is finished exactly once: at
+the end of the body, on close, or on a read error. A body the client had
+already read is parsed at once. Either way one finished event goes to the bus
+and neither the request nor the response is kept.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-import re
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterator,
-    Mapping,
-)
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from ..._errors import LLMCostTrackerError
-from ..._events import Call, UsageSource
 from ..._stats import STATS
 from ..._suppress import SUPPRESSED, is_suppressed
 from .. import _hosts
-from .._calls import UNKNOWN, finish_call, start_call
-from .._extraction import Extraction
-from .._sse import BodyWindow, EventSplitter, LineSplitter, json_document
-from ._parsers import model_from_path, route_for
-from ._route import Route, StreamState
-
-REQUEST_SCAN_BYTES = 64 * 1024
-"""How much of a request body is searched for ``model`` and ``stream``."""
-
-REQUEST_JSON_BYTES = 4 * 1024 * 1024
-"""Request bodies up to this size are parsed when a budget preflight or a route needs them."""
-
-_MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,256})"')  # model names carry no escapes
-_STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
-_JSON_OBJECT_START = re.compile(rb"\s{0,64}\{")
+from .._transport import Observation, finish_observation, start_observation
+from ._parsers import route_for
 
 
-class RequestJSON(Mapping[str, Any]):
-    """A request's JSON object, parsed only if someone reads it (a budget preflight, a route)."""
-
-    __slots__ = ("_body", "_data")
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self._data: dict[str, Any] | None = None
-
-    def _parsed(self) -> dict[str, Any]:
-        if self._data is None:
-            self._data = {}
-            if len(self._body) <= REQUEST_JSON_BYTES:
-                try:
-                    data = json.loads(self._body)
-                except ValueError:
-                    data = None
-                if isinstance(data, dict):
-                    self._data = data
-            self._body = b""
-        return self._data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._parsed()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parsed())
-
-    def __len__(self) -> int:
-        return len(self._parsed())
-
-
-def _request_body(request: Any) -> bytes:
+def _attach(observation: Observation, response: Any, streamed: bool, stream_class: Any) -> None:
+    """Read an already-read body now, or wrap the response's stream to observe it as it is read."""
     try:
-        body: bytes = request.content
-    except Exception:  # a streaming request body that was not read: nothing to learn
-        return b""
-    return body
-
-
-def _request_fields(body: bytes) -> tuple[RequestJSON, str | None, bool]:
-    """Return the request body (lazily parsed), the model it names and whether it asks to stream."""
-    if not body or _JSON_OBJECT_START.match(body) is None:
-        return RequestJSON(b""), None, False
-    match = _MODEL_RE.search(body, 0, REQUEST_SCAN_BYTES)
-    model = match.group(1).decode("utf-8", "replace") if match else None
-    return RequestJSON(body), model, _STREAM_RE.search(body, 0, REQUEST_SCAN_BYTES) is not None
-
-
-class Observation:
-    """One LLM call seen at the transport: routes the response body to its parser, finishes once."""
-
-    __slots__ = (
-        "_broken",
-        "_decoder",
-        "_first",
-        "_reader",
-        "_state",
-        "_status",
-        "_window",
-        "call",
-        "from_request",
-        "route",
-    )
-
-    def __init__(self, call: Call, route: Route, from_request: Extraction | None) -> None:
-        self.call = call
-        self.route = route
-        self.from_request = from_request  # usage the request itself implies (speech: characters)
-        self._status = 0
-        self._state: StreamState | None = None
-        self._reader: EventSplitter | LineSplitter | None = None
-        self._window: BodyWindow | None = None
-        self._decoder: Any = None
-        self._first = True
-        self._broken = False
-
-    # -- setup ------------------------------------------------------------------
-
-    def prepare(self, response: Any, *, raw: bool) -> bool:
-        """Choose how to read ``response``'s body; False when it holds no usage to read.
-
-        ``raw`` bytes still carry their content encoding.
-        """
-        self._status = response.status_code
-        headers = response.headers
-        content_type = headers.get("content-type", "").lower()
-        if "event-stream" in content_type:
-            self.call.stream = True
-            self._state = self.route.new_state()
-            self._reader = EventSplitter(self._event)
-        elif "ndjson" in content_type or "jsonl" in content_type:
-            self.call.stream = True
-            self._state = self.route.new_state()
-            self._reader = LineSplitter(self._event)
-        elif "json" not in content_type:
-            return False  # HTML error pages, audio, images: nothing to read usage from
-        elif raw:
-            self._window = BodyWindow()
-        if raw:
-            encoding = headers.get("content-encoding", "").strip().lower()
-            if encoding and encoding != "identity":
-                self._decoder = _decoder_for(response, encoding)
-                if self._decoder is None:
-                    STATS.incr("dropped.transport_unsupported_encoding")
-                    self._broken = True
-        return True
-
-    # -- observing -----------------------------------------------------------------
-
-    def read_whole(self, response: Any) -> None:
-        """Record a response whose body the client already read (decoded)."""
-        if not self.prepare(response, raw=False):
-            self.finish()
-        elif self._reader is not None:  # an event stream read whole
-            self.feed(response.content)
-            self.finish()
-        else:
-            document = json_document(response.content, self.route.usage_key)
-            self.finish(found=UNKNOWN if document is None else self.route.parse(document))
-
-    def feed(self, chunk: bytes) -> None:
-        """Take a chunk of the body as the caller reads it. Never raises."""
-        if self._broken:
+        # A transport may hand back a body it already loaded (MockTransport, caches).
+        if not streamed or response.is_stream_consumed:
+            observation.read_whole(response.status_code, response.headers, response.content)
             return
-        try:
-            if self._decoder is not None:
-                decoded = self._decoder.decode(chunk)  # httpx: bytes; httpx2: an iterator of bytes
-                chunk = decoded if isinstance(decoded, bytes) else b"".join(decoded)
-            if self._reader is not None:
-                self._reader.feed(chunk)
-            elif self._window is not None:
-                self._window.feed(chunk)
-        except Exception:
-            self._broken = True
-            STATS.failure("errors.transport.observe", "could not observe a response body")
-
-    def _event(self, name: str | None, data: bytes) -> None:
-        needle = self.route.needle
-        if not self._first and needle is not None and needle.search(data) is None:
-            return
-        if self._first:
-            self._first = False
-            if isinstance(self._reader, EventSplitter):
-                self._reader.skip = needle  # from now on, whole chunks without it are not split
-        if data == b"[DONE]":
-            return
-        try:
-            event = json.loads(data)
-        except ValueError:
-            STATS.incr("dropped.transport_bad_event")
-            return
-        assert self._state is not None
-        self._state.add(event)
-
-    # -- finishing -------------------------------------------------------------------
-
-    def finish(self, error: BaseException | None = None, found: Extraction | None = None) -> None:
-        """Record the call (once). Raises only a budget's error in raise mode.
-
-        ``found``: what a body read whole said; otherwise what the readers saw.
-        """
-        call = self.call
-        if call.finished:
-            return
-        error_type = None if error is None else type(error).__name__
-        if error_type is not None:
-            status = "error"
-        elif self._status >= 400:
-            status, error_type = "error", f"http_{self._status}"
-        else:
-            status = "ok"
-        if found is None:
-            try:
-                found = self._extraction()
-            except Exception:
-                STATS.failure("errors.transport.parse", "could not read usage from a response")
-                found = UNKNOWN
-        source: UsageSource = "stream" if call.stream else "response"
-        if self.from_request is not None and found.usage is None and status == "ok":
-            found, source = self.from_request, "estimated"
-        self._state = self._reader = self._window = self._decoder = None
-        finish_call(call, found, source, status=status, error_type=error_type)
-
-    def _extraction(self) -> Extraction:
-        if self._broken:
-            return UNKNOWN
-        if self._decoder is not None:
-            decoder, self._decoder = self._decoder, None
-            try:
-                rest = decoder.flush()  # httpx: bytes; httpx2: an iterator of bytes
-                self.feed(rest if isinstance(rest, bytes) else b"".join(rest))
-            except (
-                Exception
-            ):  # a body cut short (early close) cannot be flushed: keep what was seen
-                pass
-        if self._reader is not None:
-            self._reader.close()
-            assert self._state is not None
-            return self._state.result()
-        if self._window is not None:
-            if self._window.overflowed:
-                STATS.incr("transport.body_recovered_from_tail")
-            document = self._window.document(self.route.usage_key)
-            return UNKNOWN if document is None else self.route.parse(document)
-        return UNKNOWN
+        # A body with no usage is still timed to its end.
+        observation.prepare(
+            response.status_code,
+            response.headers,
+            incremental=True,
+            decoder_for=lambda encoding: _decoder_for(response, encoding),
+        )
+        response.stream = stream_class(response.stream, observation)
+        return
+    except LLMCostTrackerError:
+        raise
+    except Exception:
+        STATS.failure("errors.transport.attach", "could not observe an LLM response")
+    observation.finish()
 
 
 def _decoder_for(response: Any, encoding: str) -> Any:
@@ -265,51 +57,19 @@ def _decoder_for(response: Any, encoding: str) -> Any:
     return decoder() if decoder is not None else None
 
 
-def start_observation(provider: str, request: Any, url: Any) -> Observation | None:
-    """Start recording a request to ``provider``; None when the path is not billed or recording is off.
-
-    Reads the model and the ``stream`` flag out of the request body (the first
-    64 KiB); a budget preflight or a route that bills the request itself
-    (speech) parses it whole.
-    """
+def observe_request(provider: str, request: Any) -> Observation | None:
+    """Start recording ``request`` when it goes to a billed endpoint; None otherwise."""
     if request.method != "POST":
         return None
-    path = url.path
+    path = request.url.path
     route = route_for(provider, path)
     if route is None:
         return None
     try:
-        data, model, stream = _request_fields(_request_body(request))
-        model = model or model_from_path(path)
-    except Exception:
-        STATS.failure("errors.transport.request", "could not read an LLM request")
-        data, model, stream = RequestJSON(b""), None, False
-    call = start_call(provider, route.operation, model, stream=stream or route.stream, request=data)
-    if call is None:
-        return None
-    try:
-        from_request = route.from_request(data) if route.from_request is not None else None
-    except Exception:
-        STATS.failure("errors.transport.request", "could not read an LLM request")
-        from_request = None
-    return Observation(call, route, from_request)
-
-
-def _attach(observation: Observation, response: Any, streamed: bool, stream_class: Any) -> None:
-    """Read an already-read body now, or wrap the response's stream to observe it as it is read."""
-    try:
-        # A transport may hand back a body it already loaded (MockTransport, caches).
-        if not streamed or response.is_stream_consumed:
-            observation.read_whole(response)
-            return
-        observation.prepare(response, raw=True)  # a body with no usage is still timed to its end
-        response.stream = stream_class(response.stream, observation)
-        return
-    except LLMCostTrackerError:
-        raise
-    except Exception:
-        STATS.failure("errors.transport.attach", "could not observe an LLM response")
-    observation.finish()
+        body: bytes = request.content
+    except Exception:  # a streaming request body that was not read: nothing to learn
+        body = b""
+    return start_observation(provider, route, path, body)
 
 
 def stream_classes(library: Any) -> tuple[type[Any], type[Any]]:
@@ -329,15 +89,15 @@ def stream_classes(library: Any) -> tuple[type[Any], type[Any]]:
                     observation.feed(chunk)
                     yield chunk
             except Exception as error:
-                _finish(observation, error)
+                finish_observation(observation, error)
                 raise
-            _finish(observation, None)
+            finish_observation(observation, None)
 
         def close(self) -> None:
             try:
                 self._stream.close()
             finally:
-                _finish(self._observation, None)
+                finish_observation(self._observation, None)
 
         def __getattr__(self, name: str) -> Any:  # e.g. httpx2's stream.elapsed
             return getattr(self.__dict__["_stream"], name)
@@ -357,32 +117,23 @@ def stream_classes(library: Any) -> tuple[type[Any], type[Any]]:
                     observation.feed(chunk)
                     yield chunk
             except Exception as error:
-                _finish(observation, error)
+                finish_observation(observation, error)
                 raise
             finally:  # as httpx2 does: close the inner generator now, not at garbage collection
                 if isinstance(iterator, AsyncGenerator):
                     await iterator.aclose()
-            _finish(observation, None)
+            finish_observation(observation, None)
 
         async def aclose(self) -> None:
             try:
                 await self._stream.aclose()
             finally:
-                _finish(self._observation, None)
+                finish_observation(self._observation, None)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self.__dict__["_stream"], name)
 
     return ObservedStream, AsyncObservedStream
-
-
-def _finish(observation: Observation, error: BaseException | None) -> None:
-    try:
-        observation.finish(error)
-    except LLMCostTrackerError:
-        raise
-    except Exception:
-        STATS.failure("errors.transport.finish", "could not record an LLM response")
 
 
 def provider_of_request(request: Any) -> str | None:
@@ -406,14 +157,14 @@ def send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
         provider = provider_of_request(request)
         if provider is None or is_suppressed():
             return wrapped(*args, **kwargs)
-        observation = start_observation(provider, request, request.url)
+        observation = observe_request(provider, request)
         if observation is None:
             return wrapped(*args, **kwargs)
         token = SUPPRESSED.set(True)  # what send() calls must not record this request again
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as error:  # a timeout, a cancellation: the attempt still happened
-            _finish(observation, error)
+            finish_observation(observation, error)
             raise
         finally:
             SUPPRESSED.reset(token)
@@ -433,7 +184,7 @@ def async_send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as error:  # asyncio.CancelledError included
-            _finish(observation, error)
+            finish_observation(observation, error)
             raise
         finally:
             SUPPRESSED.reset(token)
@@ -445,7 +196,7 @@ def async_send_wrapper(stream_class: type[Any]) -> Callable[..., Any]:
         provider = provider_of_request(request)
         if provider is None or is_suppressed():
             return wrapped(*args, **kwargs)
-        observation = start_observation(provider, request, request.url)
+        observation = observe_request(provider, request)
         if observation is None:
             return wrapped(*args, **kwargs)
         return observe(observation, wrapped, args, kwargs)

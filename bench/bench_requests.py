@@ -1,0 +1,127 @@
+"""Per-request cost of the requests transport instrumentor, in process (no network).
+
+Measured in the same run:
+
+- the wrapper alone: ``Session.send``'s wrapper called around a stub that
+  returns a response whose body is already read (what ``send(stream=False)``
+  returns), against calling the stub directly. For an LLM request this is the
+  caller's thread only (the bus worker is kept asleep while timing): reading
+  the request's model, parsing the body and building the finished event;
+- end to end: ``Session.post`` through an in-process adapter that answers with
+  a canned body, instrumented and not, alternating to share the noise.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+from typing import Any
+
+import requests
+import requests.adapters
+import urllib3
+from llm_cost_tracker.instrumentation.requests import RequestsInstrumentor
+from llm_cost_tracker.instrumentation.requests._wrappers import send_wrapper
+
+import llm_cost_tracker as lct
+
+from ._timing import per_call_us, report
+from .bench_httpx import CHAT_BODY, CHAT_URL, OTHER_URL, REQUEST, Discard
+
+BUDGET_US = 8.0
+
+
+class CannedAdapter(requests.adapters.HTTPAdapter):
+    """Answers every request in process: the chat body for the chat URL, ``{}`` otherwise."""
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        body = CHAT_BODY if request.url == CHAT_URL else b"{}"
+        raw = urllib3.HTTPResponse(
+            body=io.BytesIO(body),
+            headers={"content-type": "application/json", "content-length": str(len(body))},
+            status=200,
+            preload_content=False,
+        )
+        return self.build_response(request, raw)
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", CannedAdapter())
+    return session
+
+
+def _wrapper_alone() -> None:
+    wrapper = send_wrapper()
+    session = _session()
+    chat = session.prepare_request(requests.Request("POST", CHAT_URL, json=REQUEST))
+    other = session.prepare_request(requests.Request("GET", OTHER_URL))
+    chat_response = session.send(chat)
+    other_response = session.send(other)
+
+    def stub(request: Any, **kwargs: Any) -> Any:
+        return chat_response if request is chat else other_response
+
+    args_other, args_chat, no_kwargs = (other,), (chat,), {}
+    base = per_call_us(lambda: stub(other), batch=20_000, repeats=25)
+    wrapped_other = per_call_us(
+        lambda: wrapper(stub, None, args_other, no_kwargs), batch=20_000, repeats=25
+    )
+    report("requests stub send (baseline)", base)
+    report("requests wrapper, non-LLM request", wrapped_other, base)
+    print(f"{'':<4}added: {wrapped_other - base:.3f} us  target < 1 us  ", end="")
+    print("OK" if wrapped_other - base < 1.0 else "MISSED")
+
+    lct.configure(
+        database_url=None,
+        exporters=[Discard()],
+        instrument=None,
+        batch_size=1_000_000,
+        export_interval=3600.0,
+    )
+    samples = [
+        per_call_us(lambda: wrapper(stub, None, args_chat, no_kwargs), batch=500, repeats=3)
+        for _ in range(7)
+    ]
+    wrapped_chat = statistics.median(samples)
+    report("requests wrapper, LLM chat request (caller's thread)", wrapped_chat, base)
+    added = wrapped_chat - base
+    print(f"{'':<4}added: {added:.3f} us  budget <= {BUDGET_US} us  ", end="")
+    print("OK" if added <= BUDGET_US else "MISSED")
+    lct.configure(database_url=None, exporters=[Discard()], instrument=None)
+
+
+def _end_to_end() -> None:
+    session = _session()
+    instrumentor = RequestsInstrumentor()
+
+    def chat() -> None:
+        session.post(CHAT_URL, json=REQUEST)
+
+    def other() -> None:
+        session.get(OTHER_URL)
+
+    for label, func in (("non-LLM GET", other), ("LLM chat (JSON)", chat)):
+        base_runs, inst_runs = [], []
+        for _ in range(3):
+            instrumentor.uninstrument()
+            lct.flush(30)
+            base_runs.append(per_call_us(func, batch=100, repeats=5))
+            instrumentor.instrument()
+            lct.flush(30)
+            inst_runs.append(per_call_us(func, batch=100, repeats=5))
+        instrumentor.uninstrument()
+        base, inst = statistics.median(base_runs), statistics.median(inst_runs)
+        report(f"requests {label}: uninstrumented (baseline)", base)
+        report(f"requests {label}: instrumented", inst, base)
+        print(f"{'':<4}added end to end: {inst - base:+.2f} us (noisy: requests is {base:.0f} us)")
+    session.close()
+
+
+def main() -> None:
+    lct.configure(database_url=None, exporters=[Discard()], instrument=None)
+    try:
+        _wrapper_alone()
+        _end_to_end()
+    finally:
+        lct.shutdown()

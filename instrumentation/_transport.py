@@ -1,0 +1,349 @@
+"""What every transport shares: one LLM call seen on the wire, from request to response body.
+
+``start_observation`` reads the model and ``stream`` flag out of a request body
+and starts the call; an ``Observation`` routes the response body (read whole,
+or chunk by chunk as the caller reads it, through the bounded readers of
+``_sse``) to the route's parser and finishes the call exactly once. The httpx,
+requests and aiohttp wrappers only adapt their library's request and response
+objects to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._errors import LLMCostTrackerError
+from .._events import Call, UsageSource
+from .._stats import STATS
+from . import _hosts
+from ._calls import UNKNOWN, finish_call, start_call
+from ._extraction import Extraction
+from ._sse import BodyWindow, EventSplitter, LineSplitter, json_document
+
+if TYPE_CHECKING:
+    from .httpx._route import Route, StreamState
+
+REQUEST_SCAN_BYTES = 64 * 1024
+"""How much of a request body is searched for ``model`` and ``stream``."""
+
+REQUEST_JSON_BYTES = 4 * 1024 * 1024
+"""Request bodies up to this size are parsed when a budget preflight or a route needs them."""
+
+_MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,256})"')  # model names carry no escapes
+_STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
+_JSON_OBJECT_START = re.compile(rb"\s{0,64}\{")
+
+
+class RequestJSON(Mapping[str, Any]):
+    """A request's JSON object, parsed only if someone reads it (a budget preflight, a route)."""
+
+    __slots__ = ("_body", "_data")
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._data: dict[str, Any] | None = None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = {}
+            if len(self._body) <= REQUEST_JSON_BYTES:
+                try:
+                    data = json.loads(self._body)
+                except ValueError:
+                    data = None
+                if isinstance(data, dict):
+                    self._data = data
+            self._body = b""
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+
+def request_fields(body: bytes) -> tuple[RequestJSON, str | None, bool]:
+    """Return the request body (lazily parsed), the model it names and whether it asks to stream."""
+    if not body or _JSON_OBJECT_START.match(body) is None:
+        return RequestJSON(b""), None, False
+    match = _MODEL_RE.search(body, 0, REQUEST_SCAN_BYTES)
+    model = match.group(1).decode("utf-8", "replace") if match else None
+    return RequestJSON(body), model, _STREAM_RE.search(body, 0, REQUEST_SCAN_BYTES) is not None
+
+
+class Observation:
+    """One LLM call seen at the transport: routes the response body to its parser, finishes once."""
+
+    __slots__ = (
+        "_broken",
+        "_decoder",
+        "_first",
+        "_reader",
+        "_state",
+        "_status",
+        "_window",
+        "call",
+        "from_request",
+        "path_model",
+        "route",
+    )
+
+    def __init__(self, call: Call, route: Route, from_request: Extraction | None) -> None:
+        self.call = call
+        self.route = route
+        self.from_request = from_request  # usage the request itself implies (speech: characters)
+        self.path_model = False  # the model the URL path names is the one billed (Vertex AI)
+        self._status = 0
+        self._state: StreamState | None = None
+        self._reader: EventSplitter | LineSplitter | None = None
+        self._window: BodyWindow | None = None
+        self._decoder: Any = None
+        self._first = True
+        self._broken = False
+
+    # -- setup ------------------------------------------------------------------
+
+    def prepare(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        *,
+        incremental: bool,
+        decoder_for: Callable[[str], Any] | None = None,
+    ) -> bool:
+        """Choose how to read a response body; False when it holds no usage to read.
+
+        ``incremental``: the body will be fed chunk by chunk. ``decoder_for``:
+        the chunks still carry their content encoding, and this returns the
+        library's decoder for one (None for an encoding it cannot decode).
+        """
+        self._status = status
+        content_type = headers.get("content-type", "").lower()
+        if "event-stream" in content_type:
+            self.call.stream = True
+            self._state = self.route.new_state()
+            self._reader = EventSplitter(self._event)
+        elif "ndjson" in content_type or "jsonl" in content_type:
+            self.call.stream = True
+            self._state = self.route.new_state()
+            self._reader = LineSplitter(self._event)
+        elif "json" not in content_type:
+            return False  # HTML error pages, audio, images: nothing to read usage from
+        elif incremental:
+            self._window = BodyWindow()
+        if decoder_for is not None:
+            encoding = headers.get("content-encoding", "").strip().lower()
+            if encoding and encoding != "identity":
+                self._decoder = decoder_for(encoding)
+                if self._decoder is None:
+                    STATS.incr("dropped.transport_unsupported_encoding")
+                    self._broken = True
+        return True
+
+    # -- observing -----------------------------------------------------------------
+
+    def give_up(self, counter: str) -> None:
+        """Stop reading the body (usage unknown), counting why under ``counter``."""
+        if not self._broken:
+            self._broken = True
+            STATS.incr(counter)
+
+    def read_whole(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        """Record a response whose body the client already read (decoded)."""
+        if not self.prepare(status, headers, incremental=False):
+            self.finish()
+        elif self._reader is not None:  # an event stream read whole
+            self.feed(content)
+            self.finish()
+        else:
+            document = json_document(content, self.route.usage_key)
+            self.finish(found=UNKNOWN if document is None else self.route.parse(document))
+
+    def feed(self, chunk: bytes) -> None:
+        """Take a chunk of the body as the caller reads it. Never raises."""
+        if self._broken:
+            return
+        try:
+            if self._decoder is not None:
+                decoded = self._decoder.decode(chunk)  # httpx: bytes; httpx2: an iterator of bytes
+                chunk = decoded if isinstance(decoded, bytes) else b"".join(decoded)
+            if self._reader is not None:
+                self._reader.feed(chunk)
+            elif self._window is not None:
+                self._window.feed(chunk)
+        except Exception:
+            self._broken = True
+            STATS.failure("errors.transport.observe", "could not observe a response body")
+
+    def _event(self, name: str | None, data: bytes) -> None:
+        needle = self.route.needle
+        if not self._first and needle is not None and needle.search(data) is None:
+            return
+        if self._first:
+            self._first = False
+            if isinstance(self._reader, EventSplitter):
+                self._reader.skip = needle  # from now on, whole chunks without it are not split
+        if data == b"[DONE]":
+            return
+        try:
+            event = json.loads(data)
+        except ValueError:
+            STATS.incr("dropped.transport_bad_event")
+            return
+        assert self._state is not None
+        self._state.add(event)
+
+    # -- finishing -------------------------------------------------------------------
+
+    def finish(self, error: BaseException | None = None, found: Extraction | None = None) -> None:
+        """Record the call (once). Raises only a budget's error in raise mode.
+
+        ``found``: what a body read whole said; otherwise what the readers saw.
+        """
+        call = self.call
+        if call.finished:
+            return
+        error_type = None if error is None else type(error).__name__
+        if error_type is not None:
+            status = "error"
+        elif self._status >= 400:
+            status, error_type = "error", f"http_{self._status}"
+        else:
+            status = "ok"
+        if found is None:
+            try:
+                found = self._extraction()
+            except Exception:
+                STATS.failure("errors.transport.parse", "could not read usage from a response")
+                found = UNKNOWN
+        if self.path_model and found.model is not None:
+            found = dataclasses.replace(found, model=call.request_model)
+        source: UsageSource = "stream" if call.stream else "response"
+        if self.from_request is not None and found.usage is None and status == "ok":
+            found, source = self.from_request, "estimated"
+        self._state = self._reader = self._window = self._decoder = None
+        finish_call(call, found, source, status=status, error_type=error_type)
+
+    def _extraction(self) -> Extraction:
+        if self._broken:
+            return UNKNOWN
+        if self._decoder is not None:
+            decoder, self._decoder = self._decoder, None
+            try:
+                rest = decoder.flush()  # httpx: bytes; httpx2: an iterator of bytes
+                self.feed(rest if isinstance(rest, bytes) else b"".join(rest))
+            except (
+                Exception
+            ):  # a body cut short (early close) cannot be flushed: keep what was seen
+                pass
+        if self._reader is not None:
+            self._reader.close()
+            assert self._state is not None
+            return self._state.result()
+        if self._window is not None:
+            if self._window.overflowed:
+                STATS.incr("transport.body_recovered_from_tail")
+            document = self._window.document(self.route.usage_key)
+            return UNKNOWN if document is None else self.route.parse(document)
+        return UNKNOWN
+
+
+def split_url(url: str) -> tuple[str, int | None, str] | None:
+    """``(host, port, path)`` of an absolute URL string, or None: cheaper than ``urlsplit``."""
+    start = url.find("://")
+    if start < 0:
+        return None
+    start += 3
+    end = len(url)
+    for separator in "/?#":
+        found = url.find(separator, start, end)
+        if found >= 0:
+            end = found
+    netloc = url[start:end]
+    if "@" in netloc:
+        netloc = netloc.rpartition("@")[2]
+    if netloc.startswith("["):  # [IPv6]:port
+        host, _, rest = netloc[1:].partition("]")
+        port_text = rest[1:]
+    else:
+        host, _, port_text = netloc.partition(":")
+    path = url[end:]
+    for separator in "?#":
+        cut = path.find(separator)
+        if cut >= 0:
+            path = path[:cut]
+    return host, int(port_text) if port_text.isdigit() else None, path
+
+
+def provider_for(host: str, port: int | None) -> str | None:
+    """The provider ``host`` belongs to, or None: one cached dict lookup for a host seen before."""
+    provider = _hosts.cached_provider(host)
+    if provider is _hosts.MISSING:
+        return _hosts.provider_for_host(host, port)
+    return provider  # type: ignore[return-value]
+
+
+def start_observation(
+    provider: str, route: Route, path: str, body: bytes | Mapping[str, Any]
+) -> Observation | None:
+    """Start recording a request to ``route`` on ``provider``; None when recording is off.
+
+    ``body`` is the request's bytes (the model and the ``stream`` flag are
+    searched for in the first 64 KiB) or its JSON object already parsed
+    (aiohttp's ``json=``). A budget preflight or a route that bills the
+    request itself (speech) reads it whole. A model named in the URL path
+    (Gemini, Vertex AI) is used when the body names none; on Vertex AI it is
+    the model billed, whatever the response calls it.
+    """
+    try:
+        if isinstance(body, Mapping):
+            data: Mapping[str, Any] = body
+            model = body.get("model") if isinstance(body.get("model"), str) else None
+            stream = body.get("stream") is True
+        else:
+            data, model, stream = request_fields(body)
+        path_model = model is None and provider == VERTEX
+        model = model or model_from_path(path)
+    except Exception:
+        STATS.failure("errors.transport.request", "could not read an LLM request")
+        data, model, stream, path_model = RequestJSON(b""), None, False, False
+    call = start_call(provider, route.operation, model, stream=stream or route.stream, request=data)
+    if call is None:
+        return None
+    try:
+        from_request = route.from_request(data) if route.from_request is not None else None
+    except Exception:
+        STATS.failure("errors.transport.request", "could not read an LLM request")
+        from_request = None
+    observation = Observation(call, route, from_request)
+    observation.path_model = path_model and model is not None
+    return observation
+
+
+VERTEX = "google_vertex"
+
+_PATH_MODEL_RE = re.compile(r"/models/([^/:]+):")
+
+
+def model_from_path(path: str) -> str | None:
+    """The model a Gemini-style path names (``.../models/gemini-2.5-flash:generateContent``)."""
+    match = _PATH_MODEL_RE.search(path)
+    return match.group(1) if match else None
+
+
+def finish_observation(observation: Observation, error: BaseException | None) -> None:
+    """Finish ``observation`` (once); only a budget's error in raise mode reaches the caller."""
+    try:
+        observation.finish(error)
+    except LLMCostTrackerError:
+        raise
+    except Exception:
+        STATS.failure("errors.transport.finish", "could not record an LLM response")
