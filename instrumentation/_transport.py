@@ -10,7 +10,6 @@ objects to it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -92,7 +91,6 @@ class Observation:
         "_window",
         "call",
         "from_request",
-        "path_model",
         "route",
     )
 
@@ -100,7 +98,6 @@ class Observation:
         self.call = call
         self.route = route
         self.from_request = from_request  # usage the request itself implies (speech: characters)
-        self.path_model = False  # the model the URL path names is the one billed (Vertex AI)
         self._status = 0
         self._state: StreamState | None = None
         self._reader: EventSplitter | LineSplitter | None = None
@@ -224,8 +221,6 @@ class Observation:
             except Exception:
                 STATS.failure("errors.transport.parse", "could not read usage from a response")
                 found = UNKNOWN
-        if self.path_model and found.model is not None:
-            found = dataclasses.replace(found, model=call.request_model)
         source: UsageSource = "stream" if call.stream else "response"
         if self.from_request is not None and found.usage is None and status == "ok":
             found, source = self.from_request, "estimated"
@@ -300,8 +295,8 @@ def start_observation(
     searched for in the first 64 KiB) or its JSON object already parsed
     (aiohttp's ``json=``). A budget preflight or a route that bills the
     request itself (speech) reads it whole. A model named in the URL path
-    (Gemini, Vertex AI) is used when the body names none; on Vertex AI it is
-    the model billed, whatever the response calls it.
+    (Gemini, Vertex AI) is the request's model when the body names none; the
+    model the response names wins, as everywhere.
     """
     try:
         if isinstance(body, Mapping):
@@ -310,11 +305,10 @@ def start_observation(
             stream = body.get("stream") is True
         else:
             data, model, stream = request_fields(body)
-        path_model = model is None and provider == VERTEX
         model = model or model_from_path(path)
     except Exception:
         STATS.failure("errors.transport.request", "could not read an LLM request")
-        data, model, stream, path_model = RequestJSON(b""), None, False, False
+        data, model, stream = RequestJSON(b""), None, False
     call = start_call(provider, route.operation, model, stream=stream or route.stream, request=data)
     if call is None:
         return None
@@ -323,12 +317,8 @@ def start_observation(
     except Exception:
         STATS.failure("errors.transport.request", "could not read an LLM request")
         from_request = None
-    observation = Observation(call, route, from_request)
-    observation.path_model = path_model and model is not None
-    return observation
+    return Observation(call, route, from_request)
 
-
-VERTEX = "google_vertex"
 
 _PATH_MODEL_RE = re.compile(r"/models/([^/:]+):")
 

@@ -141,7 +141,7 @@ def test_plain_clients_record_vertex_calls_with_the_model_in_the_path(
     body = FETCHERS[client](vertex_url(vertex_standin, scenario_id), payload["request"])
     assert body == body_of(payload)  # the caller's bytes are untouched
     assert len(events) == 1
-    assert_matches(events[0], payload)  # model: claude-sonnet-4-5@20250929, as the URL names it
+    assert_matches(events[0], payload)  # model: the response's; the URL's is the request model
 
 
 # -- google-genai with vertexai=True ---------------------------------------------------------
@@ -247,13 +247,7 @@ def test_anthropic_vertex_stream_is_recorded_once(
     assert dict(event.usage.tokens) == {"input": 21, "output": 12}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the SDK layer (instrumentation/_sdk.py, the lead's) prefers the response's model "
-    "name (claude-sonnet-4-5-20250929) to the Vertex model the call named; the transport "
-    "layer records the path's name",
-)
-def test_anthropic_vertex_model_is_the_one_the_call_named(
+def test_anthropic_vertex_records_the_models_as_the_transport_does(
     vertex_standin: StandInServer, events: list[UsageEvent]
 ) -> None:
     with anthropic_vertex(vertex_standin, "vertex_claude_raw_predict") as client:
@@ -262,4 +256,6 @@ def test_anthropic_vertex_model_is_the_one_the_call_named(
             max_tokens=256,
             messages=[{"role": "user", "content": "hi"}],
         )
-    assert events[0].model == "claude-sonnet-4-5@20250929"
+    # the model the response names, as every layer records it; the one the call named beside it
+    assert events[0].model == "claude-sonnet-4-5-20250929"
+    assert events[0].request_model == "claude-sonnet-4-5@20250929"
