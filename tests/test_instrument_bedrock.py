@@ -365,3 +365,32 @@ def test_a_corrupt_frame_reaches_the_caller_as_botocores_error_and_is_recorded(
     assert [(e.status, e.error_type, e.usage) for e in events] == [
         ("error", "ChecksumMismatch", None)
     ]
+
+
+@pytest.mark.parametrize("payload_id", ["bedrock_converse_stream", "bedrock_invoke_stream_llama"])
+def test_a_stream_looped_over_straight_from_the_response_is_recorded_whole(
+    standin: StandInServer, payload_id: str
+) -> None:
+    """Only the loop holds the stream: it must not count as abandoned while it runs."""
+    c = client(standin, f"/s/{payload_id}")
+    with capture_events(instrument=["bedrock"]) as events:
+        if payload_id == "bedrock_converse_stream":
+            seen = list(c.converse_stream(modelId="m-v1:0", messages=MESSAGES)["stream"])
+        else:
+            seen = list(c.invoke_model_with_response_stream(modelId="m-v1:0", body=b"{}")["body"])
+        gc.collect()
+    assert len(seen) > 1
+    assert [(e.usage_source, e.usage is not None) for e in events] == [("stream", True)]
+
+
+def test_doctor_self_tests_bedrock_capture() -> None:
+    from llm_cost_tracker.cli._doctor_bedrock import check_bedrock
+
+    lct.shutdown()
+    (check,) = check_bedrock()
+    assert (check.level, check.name) == ("ok", "bedrock capture")
+    assert "Converse, ConverseStream and InvokeModel" in check.detail
+    assert not BedrockInstrumentor().is_instrumented  # the self-test leaves nothing patched
+    with capture_events():
+        (inside_an_app,) = check_bedrock()
+    assert inside_an_app.level == "info"  # a process that records already is not reconfigured

@@ -182,13 +182,25 @@ class StreamRecorder:
             )
 
 
+class EventStreamProxy(SyncStreamProxy):
+    """A Bedrock EventStream that stays alive while the caller iterates it.
+
+    The stream is recorded as abandoned when the proxy is collected, and a caller
+    may drop every reference but the loop's (``for e in client.converse_stream(...)["stream"]``):
+    the iterator handed out holds the proxy until the loop ends.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from super().__iter__()
+
+
 def _follow(response: dict[str, Any], key: str, recorder: StreamRecorder) -> None:
     """Put the EventStream ``response[key]`` behind a recording proxy."""
     stream = response.get(key)
     if stream is None:
         finish_call(recorder.call)  # nothing to follow: usage unknown
         return
-    proxy = SyncStreamProxy(stream, recorder)
+    proxy = EventStreamProxy(stream, recorder)
     finalizer = weakref.finalize(proxy, recorder.abandoned)
     finalizer.atexit = False  # at exit the bus is gone: nothing to record into
     response[key] = proxy
@@ -289,6 +301,7 @@ __all__ = [
     "OPERATIONS",
     "PROVIDER",
     "REGION_TAG",
+    "EventStreamProxy",
     "RequestBody",
     "StreamRecorder",
     "make_api_call_wrapper",
