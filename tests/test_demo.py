@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from llm_cost_tracker.cli._demo import ANTHROPIC_STEPS, ASYNC_OPENAI_STEPS, OPENAI_STEPS
+from llm_cost_tracker.cli._demo_bedrock import BEDROCK_STEPS
+
+BEDROCK_CALLS = sum(step[3] for step in BEDROCK_STEPS)
 
 SCRIPT = Path(sys.executable).with_name("llm-cost-tracker")
 
@@ -37,7 +40,9 @@ def test_demo_records_every_call_in_the_default_sqlite_ledger(
 ) -> None:
     cwd, result = demo_run
     assert result.returncode == 0, result.stderr
-    expected = sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS + ANTHROPIC_STEPS)
+    expected = (
+        sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS + ANTHROPIC_STEPS) + BEDROCK_CALLS
+    )
     assert f"Made {expected} SDK calls; recorded {expected} events" in result.stdout
     db = sqlite3.connect(cwd / "llm_costs.db")
     try:
@@ -72,6 +77,7 @@ def test_demo_records_every_call_in_the_default_sqlite_ledger(
     assert providers == {
         "openai": sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS),
         "anthropic": sum(s.times for s in ANTHROPIC_STEPS),
+        "aws_bedrock": BEDROCK_CALLS,
     }
     assert tenants == {"acme", "globex"}
     assert cache_reads >= 3 * 1163  # anthropic_cache_read, three times
@@ -116,11 +122,15 @@ def test_demo_into_postgres(fresh_postgres_url: str, tmp_path: Path) -> None:
 
     result = _run(["demo", "--database-url", fresh_postgres_url, "--no-report"], tmp_path)
     assert result.returncode == 0, result.stderr
-    expected = sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS + ANTHROPIC_STEPS)
+    expected = (
+        sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS + ANTHROPIC_STEPS) + BEDROCK_CALLS
+    )
     with psycopg.connect(fresh_postgres_url) as connection:
         calls, priced = connection.execute(
-            "SELECT COUNT(*), COUNT(total_cost) FROM llm_cost_tracker_calls"
+            "SELECT COUNT(*), COUNT(total_cost) FILTER (WHERE provider <> 'aws_bedrock')"
+            " FROM llm_cost_tracker_calls"
         ).fetchone()
     assert calls == expected
-    assert priced == expected - 2  # all but the 429 and the stream that reported no usage
+    # all but the 429 and the stream that reported no usage (Bedrock's prices are the catalog's concern)
+    assert priced == expected - BEDROCK_CALLS - 2
     assert not (tmp_path / "llm-cost-report.html").exists()

@@ -29,7 +29,8 @@ from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.cli._standin.server import Scenario, load_payloads
 from llm_cost_tracker.testing import capture_events
 
-PAYLOADS = load_payloads()
+# Bedrock's payloads are botocore's (event-stream framing, SigV4): test_instrument_bedrock.py covers them.
+PAYLOADS = {pid: p for pid, p in load_payloads().items() if not pid.startswith("bedrock_")}
 LIBRARIES = {"httpx": httpx, "httpx2": httpx2}
 TIER_MODES = {"priority": "priority", "flex": "flex"}
 

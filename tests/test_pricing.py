@@ -132,7 +132,9 @@ def payload_event(data: dict[str, Any], occurred_at: datetime = NOW) -> UsageEve
 
 
 def test_every_payload_has_an_expected_cost() -> None:
-    assert sorted(p.stem for p in PAYLOADS.glob("*.json")) == sorted(EXPECTED)
+    # Bedrock's payloads get their expected costs with the catalog's Bedrock prices.
+    payloads = [p.stem for p in PAYLOADS.glob("*.json") if not p.stem.startswith("bedrock_")]
+    assert sorted(payloads) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

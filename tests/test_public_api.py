@@ -28,7 +28,7 @@ _IMPORT_PROBE = textwrap.dedent(
     """
     import importlib.abc, os, sys, threading
 
-    BLOCKED = ("openai", "anthropic", "httpx", "httpx2", "psycopg", "pymysql", "yaml",
+    BLOCKED = ("openai", "anthropic", "httpx", "httpx2", "psycopg", "pymysql", "yaml", "botocore",
                "opentelemetry.sdk", "google")
 
     class Block(importlib.abc.MetaPathFinder):

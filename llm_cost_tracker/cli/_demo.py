@@ -129,8 +129,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     )
 
 
+# instrumentor -> the module its SDK is imported as
+_SDKS = {"openai": "openai", "anthropic": "anthropic", "bedrock": "boto3"}
+
+
 def installed_sdks() -> list[str]:
-    return [name for name in ("openai", "anthropic") if importlib.util.find_spec(name) is not None]
+    return [name for name, module in _SDKS.items() if importlib.util.find_spec(module) is not None]
 
 
 def _consume(result: Any, payload: dict[str, Any]) -> None:
@@ -221,6 +225,10 @@ def run_calls(server: Any, say: Callable[[str], None]) -> int:
         say(
             f"  anthropic {anthropic.__version__}: messages, streams, cache reads and writes, web search, a 429"
         )
+    if "bedrock" in sdks:
+        from ._demo_bedrock import run_bedrock_calls
+
+        made += run_bedrock_calls(server, say)
     return made
 
 

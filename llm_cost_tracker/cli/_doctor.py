@@ -14,6 +14,7 @@ import sys
 from datetime import datetime, timezone
 
 from ._check import Check
+from ._doctor_bedrock import check_bedrock
 from ._doctor_budgets import check_budgets
 from ._doctor_catalog import check_prices
 from ._doctor_ledger import check_database, check_delivery, check_ledger
@@ -49,6 +50,7 @@ def run_checks(url: str, days: int = 7, now: datetime | None = None) -> list[Che
     checks += database
     try:
         checks += check_instrumentors(config)
+        checks += check_bedrock()
         checks += check_prices(config, now.date())
         if connection is not None:
             checks += check_ledger(connection, url, days, now)

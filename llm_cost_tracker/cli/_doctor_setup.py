@@ -106,7 +106,7 @@ def check_instrumentors(config: Any) -> list[Check]:
                 )
             )
         else:
-            extra = ep.name if ep.name in ("openai", "anthropic", "httpx") else "all"
+            extra = ep.name if ep.name in ("openai", "anthropic", "httpx", "bedrock") else "all"
             checks.append(
                 Check(
                     "info",

@@ -3,6 +3,7 @@
 URL forms:
 
 - ``/s/<id>/<any path>``: the scenario ``<id>``'s status, headers and body.
+- ``/bedrock/model/<model id>/<operation>``: Bedrock Runtime, by model family (``bedrock.py``).
 - ``/seq/<key>/<id1>,<id2>,.../<any path>``: the n-th request under ``<key>``
   gets the n-th scenario (the last one repeats), e.g. a 429 then a 200 to
   exercise an SDK's retry.
@@ -22,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from types import TracebackType
 from typing import Any
+
+from . import bedrock
 
 MAX_RECORDED_REQUESTS = 1000
 
@@ -44,6 +47,9 @@ class Scenario:
         """Build a scenario from a provider-payload record (``response``, ``response_raw`` or ``sse``)."""
         if "sse" in payload:
             body, content_type = payload["sse"].encode(), "text/event-stream; charset=utf-8"
+        elif "eventstream" in payload:
+            body = bedrock.encode_events(payload["eventstream"], payload.get("eventstream_cut", 0))
+            content_type = bedrock.CONTENT_TYPE
         elif payload.get("response_raw") is not None:
             raw = payload["response_raw"]
             body = raw.encode()
@@ -148,6 +154,8 @@ class StandInServer:
         # ['', 's', id, ...] or ['', 'seq', key, ids, ...]
         if len(parts) >= 3 and parts[1] == "s":
             return self.scenarios.get(parts[2])
+        if len(parts) >= 2 and parts[1] == bedrock.ROUTE_PREFIX:
+            return self.scenarios.get(bedrock.route(parts[2:]) or "")
         if len(parts) >= 4 and parts[1] == "seq":
             ids = parts[3].split(",")
             with self._lock:

@@ -1,0 +1,112 @@
+"""The caller-thread cost of recording a Bedrock Converse call, against the bare call in the same run.
+
+A real boto3 ``bedrock-runtime`` client makes every call; a ``before-call``
+handler answers it with a parsed Converse response, so botocore still
+validates, serializes and signs the request but no socket is involved and the
+figure is our wrapper's work, not the network's. Bare and instrumented calls
+alternate in short blocks (timed on the thread's CPU clock, so the host's other
+guests disturb them less); the bus worker is drained, untimed, between blocks.
+Goal: at most 8 µs added, the SDK wrappers' budget.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+GOAL_US = 8.0
+BLOCK = 200
+ROUNDS = 30
+
+RESPONSE = {
+    "output": {"message": {"role": "assistant", "content": [{"text": "Hello!"}]}},
+    "stopReason": "end_turn",
+    "usage": {
+        "inputTokens": 125,
+        "outputTokens": 60,
+        "totalTokens": 185,
+        "cacheReadInputTokens": 40,
+    },
+    "metrics": {"latencyMs": 310},
+    "ResponseMetadata": {
+        "RequestId": "5f1c8d0e-0b7a-4a63-9d55-2b8c3f2e7a10",
+        "HTTPStatusCode": 200,
+    },
+}
+
+
+class _Http:
+    status_code = 200
+    headers: dict[str, str] = {}
+
+
+def _client() -> Any:
+    import boto3
+
+    client = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="bench-secret",
+    )
+    client.meta.events.register(
+        "before-call.bedrock-runtime.Converse", lambda **kwargs: (_Http(), dict(RESPONSE))
+    )
+    return client
+
+
+def _block(call: Any, clock: Any) -> list[float]:
+    timings = []
+    for _ in range(BLOCK):
+        start = clock()
+        call()
+        timings.append((clock() - start) / 1000.0)
+    return timings
+
+
+def main() -> None:
+    from llm_cost_tracker.instrumentation.bedrock import BedrockInstrumentor
+
+    import llm_cost_tracker as lct
+
+    client = _client()
+    messages = [{"role": "user", "content": [{"text": "What is Bedrock?"}]}]
+
+    def call() -> None:
+        client.converse(modelId="us.amazon.nova-pro-v1:0", messages=messages)
+
+    events: list[Any] = []
+    lct.configure(database_url=None, instrument=None, exporters=[events.append])
+    instrumentor = BedrockInstrumentor()
+    clock = time.thread_time_ns
+    bare: list[float] = []
+    instrumented: list[float] = []
+    for _ in range(50):
+        call()
+    try:
+        for _ in range(ROUNDS):
+            bare += _block(call, clock)
+            instrumentor.instrument()
+            for _ in range(20):
+                call()  # settle after patching
+            instrumented += _block(call, clock)
+            instrumentor.uninstrument()
+            lct.flush(5.0)
+            events.clear()
+            for _ in range(20):
+                call()
+    finally:
+        instrumentor.uninstrument()
+        lct.shutdown()
+    b, i = statistics.median(bare), statistics.median(instrumented)
+    verdict = "OK" if i - b <= GOAL_US else f"OVER the {GOAL_US} us goal"
+    print(
+        f"converse (botocore, no socket), caller-thread CPU per call: bare {b:.1f} us, "
+        f"instrumented {i:.1f} us, added {i - b:.2f} us  {verdict}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""The wrapper of botocore's ``BaseClient._make_api_call`` for the ``bedrock-runtime`` service.
+
+One wrapper sees every Bedrock Runtime call a boto3/botocore client makes;
+other services and operations cost a dict lookup and pass straight through.
+The call is started (tags, span, clocks, the AWS region as the ``cloud.region``
+tag) before the request goes out and runs suppressed, so no transport layer
+records it again. Then:
+
+- ``Converse``: the usage is read from the parsed response at once.
+- ``InvokeModel``: the ``body`` (a ``StreamingBody``) is read whole, a copy is
+  parsed, and the caller gets a ``StreamingBody`` over the same bytes; a body
+  that fails to read is recorded as an error and hands the caller the same
+  exception when it reads.
+- ``ConverseStream`` / ``InvokeModelWithResponseStream``: the ``EventStream`` is
+  put behind a proxy that shows the caller every event unchanged and records
+  once at the end, on an error, on ``close()``, or when the caller drops it.
+
+Botocore's exceptions (``ThrottlingException``, ``ValidationException``, ...) are
+recorded as failed calls and re-raised untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ..._errors import LLMCostTrackerError
+from ..._stats import STATS
+from ..._suppress import SUPPRESSED
+from .._calls import Call, finish_call, start_call
+from .._extraction import Extraction
+from .._sse import json_document
+from .._streams import SyncStreamProxy
+from ._extract import (
+    ConverseStreamState,
+    InvokeStreamState,
+    extract_converse,
+    extract_invoke,
+    headers_of,
+)
+from ._models import model_of, pricing_mode_of
+
+PROVIDER = "aws_bedrock"
+SERVICE = "bedrock-runtime"
+REGION_TAG = "cloud.region"
+"""The tag the client's AWS region is recorded under, unless the caller's tags set it."""
+
+# botocore operation name -> (our operation, streamed)
+OPERATIONS: dict[str, tuple[str, bool]] = {
+    "Converse": ("converse", False),
+    "ConverseStream": ("converse", True),
+    "InvokeModel": ("invoke_model", False),
+    "InvokeModelWithResponseStream": ("invoke_model", True),
+}
+
+REQUEST_JSON_BYTES = 4 * 1024 * 1024
+"""InvokeModel request bodies up to this size are parsed when a budget preflight reads them."""
+
+
+class RequestBody(Mapping[str, Any]):
+    """An InvokeModel request body as a mapping, parsed only if a budget preflight reads it."""
+
+    __slots__ = ("_body", "_data")
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+        self._data: dict[str, Any] | None = None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = {}
+            body = self._body
+            self._body = None
+            if isinstance(body, (bytes, bytearray, str)) and len(body) <= REQUEST_JSON_BYTES:
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    data = None
+                if isinstance(data, dict):
+                    self._data = data
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+
+def fail(call: Call, error: BaseException) -> None:
+    """Record ``call`` as failed with ``error``'s type (usage unknown), under the normalized model."""
+    model_id = call.request_model
+    found = Extraction(
+        usage=None,
+        model=model_of(model_id) if model_id is not None else None,
+        pricing_mode=pricing_mode_of(model_id, None),
+    )
+    try:
+        finish_call(call, found, "unknown", status="error", error_type=type(error).__name__)
+    except Exception:
+        STATS.failure("errors.instrumentation.fail", "could not record a failed call")
+
+
+def _is_bedrock_runtime(client: Any) -> bool:
+    try:
+        return bool(client.meta.service_model.service_name == SERVICE)
+    except AttributeError:
+        return False
+
+
+def _begin(client: Any, operation: str, stream: bool, params: Any) -> Call | None:
+    """Start recording (None when off or already recorded above); only a budget may raise."""
+    model_id = params.get("modelId") if isinstance(params, dict) else None
+    request: Mapping[str, Any] | None = None
+    if isinstance(params, dict):
+        request = RequestBody(params.get("body")) if operation == "invoke_model" else params
+    call = start_call(
+        PROVIDER,
+        operation,
+        model_id if isinstance(model_id, str) else None,
+        stream=stream,
+        request=request,
+    )
+    if call is not None:
+        try:
+            region = client.meta.region_name
+            if isinstance(region, str) and region and REGION_TAG not in call.tags:
+                call.tags = {**call.tags, REGION_TAG: region}
+        except Exception:
+            STATS.failure(
+                "errors.instrumentation.start", "could not read a Bedrock client's region"
+            )
+    return call
+
+
+class StreamRecorder:
+    """A StreamObserver over a Bedrock EventStream: keeps the running counts, records once.
+
+    Holds the call and the stream's state, never the stream or the response.
+    """
+
+    __slots__ = ("call", "done", "model", "model_id", "observe", "state", "tier")
+
+    def __init__(self, call: Call, state: Any, model_id: str | None, tier: Any) -> None:
+        self.call = call
+        self.state = state
+        self.model_id = model_id
+        self.model = model_of(model_id) if model_id is not None else "unknown"
+        self.tier = tier
+        self.done = False
+        add = state.add
+
+        def observe(item: Any) -> bool:
+            add(item)
+            return False
+
+        self.observe: Callable[[Any], bool] = observe
+
+    def finish(self, error: BaseException | None, *, exhausted: bool) -> None:
+        if self.done:
+            return
+        self.done = True
+        if error is not None and not isinstance(error, GeneratorExit):
+            fail(self.call, error)
+            return
+        found, complete = self.state.result(self.model, self.model_id, self.tier)
+        finish_call(self.call, found, "stream" if complete else "estimated")
+
+    def abandoned(self) -> None:
+        """The caller dropped the stream without reading it to the end or closing it."""
+        try:
+            self.finish(None, exhausted=False)
+        except Exception:  # a budget in "raise" mode has no caller to raise into here
+            STATS.failure(
+                "errors.instrumentation.stream_finish", "could not record a dropped stream"
+            )
+
+
+class EventStreamProxy(SyncStreamProxy):
+    """A Bedrock EventStream that stays alive while the caller iterates it.
+
+    The stream is recorded as abandoned when the proxy is collected, and a caller
+    may drop every reference but the loop's (``for e in client.converse_stream(...)["stream"]``):
+    the iterator handed out holds the proxy until the loop ends.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from super().__iter__()
+
+
+def _follow(response: dict[str, Any], key: str, recorder: StreamRecorder) -> None:
+    """Put the EventStream ``response[key]`` behind a recording proxy."""
+    stream = response.get(key)
+    if stream is None:
+        finish_call(recorder.call)  # nothing to follow: usage unknown
+        return
+    proxy = EventStreamProxy(stream, recorder)
+    finalizer = weakref.finalize(proxy, recorder.abandoned)
+    finalizer.atexit = False  # at exit the bus is gone: nothing to record into
+    response[key] = proxy
+
+
+class _FailedRead:
+    """A raw stream whose every read raises the error reading the real body raised."""
+
+    def __init__(self, error: BaseException) -> None:
+        self._error = error
+
+    def read(self, *args: Any, **kwargs: Any) -> bytes:
+        raise self._error
+
+    def close(self) -> None:
+        return None
+
+
+def _read_body(call: Call, response: dict[str, Any]) -> bytes | None:
+    """Read the InvokeModel body whole and give the caller an equivalent one; None if it failed."""
+    from botocore.response import StreamingBody
+
+    body = response.get("body")
+    if body is None or not hasattr(body, "read"):
+        return None
+    try:
+        content = body.read()
+    except Exception as error:
+        response["body"] = StreamingBody(_FailedRead(error), None)
+        fail(call, error)
+        return None
+    response["body"] = StreamingBody(io.BytesIO(content), len(content))
+    return content if isinstance(content, bytes) else None
+
+
+def _record_invoke(call: Call, response: dict[str, Any], model_id: str | None, tier: Any) -> None:
+    content = _read_body(call, response)
+    if call.finished:
+        return
+    document = json_document(content, "usage") if content is not None else None
+    model = model_of(model_id) if model_id is not None else "unknown"
+    used = response.get("serviceTier") or tier
+    finish_call(call, extract_invoke(document, headers_of(response), model, model_id, used))
+
+
+def record_response(call: Call, operation_name: str, params: Any, response: Any) -> None:
+    """Record a Bedrock Runtime response or follow its stream. Raises only a budget's error."""
+    try:
+        if not isinstance(response, dict):
+            finish_call(call)
+            return
+        model_id = params.get("modelId") if isinstance(params, dict) else None
+        model_id = model_id if isinstance(model_id, str) else None
+        tier = params.get("serviceTier") if isinstance(params, dict) else None
+        if operation_name == "Converse":
+            model = model_of(model_id) if model_id is not None else "unknown"
+            finish_call(call, extract_converse(response, model, model_id))
+        elif operation_name == "InvokeModel":
+            _record_invoke(call, response, model_id, tier)
+        elif operation_name == "ConverseStream":
+            _follow(response, "stream", StreamRecorder(call, ConverseStreamState(), model_id, tier))
+        else:
+            used = response.get("serviceTier") or tier
+            _follow(response, "body", StreamRecorder(call, InvokeStreamState(), model_id, used))
+    except LLMCostTrackerError:
+        raise  # a budget in "raise" mode
+    except Exception:
+        STATS.failure("errors.instrumentation.record", "could not record a Bedrock call")
+
+
+def make_api_call_wrapper() -> Callable[..., Any]:
+    """Wrap ``BaseClient._make_api_call(operation_name, api_params)`` for Bedrock Runtime."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        operation_name = args[0] if args else kwargs.get("operation_name")
+        surface = OPERATIONS.get(operation_name)  # type: ignore[arg-type]
+        if surface is None or SUPPRESSED.get() or not _is_bedrock_runtime(instance):
+            return wrapped(*args, **kwargs)
+        params = args[1] if len(args) > 1 else kwargs.get("api_params")
+        call = _begin(instance, surface[0], surface[1], params)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        token = SUPPRESSED.set(True)  # a transport instrumentor must not record this call again
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException as error:
+            fail(call, error)
+            raise
+        finally:
+            SUPPRESSED.reset(token)
+        record_response(call, operation_name, params, response)  # type: ignore[arg-type]
+        return response
+
+    return wrapper
+
+
+__all__ = [
+    "OPERATIONS",
+    "PROVIDER",
+    "REGION_TAG",
+    "EventStreamProxy",
+    "RequestBody",
+    "StreamRecorder",
+    "make_api_call_wrapper",
+]
