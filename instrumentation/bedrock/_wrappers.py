@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..._errors import LLMCostTrackerError
+from ..._events import Call
 from ..._stats import STATS
 from ..._suppress import SUPPRESSED
-from .._calls import Call, finish_call, start_call
+from .._calls import finish_call, start_call
 from .._extraction import Extraction
 from .._sse import json_document
 from .._streams import SyncStreamProxy
