@@ -73,6 +73,9 @@ class SdkContext:
     lazy_raw_types: tuple[type, ...]  # bodies read later: APIResponse (with_streaming_response)
     async_lazy_raw_types: tuple[type, ...]
     provider_by_client_class: Callable[[Any], str | None] = lambda client: None
+    # (provider, client, model asked for) -> a pricing qualifier the request implies
+    # ("+regional" for a regional Bedrock / Vertex AI endpoint), or "" (None: never any)
+    mode_suffix_of: Callable[[str, Any, str | None], str] | None = None
     stream_usage: bool = True
     recorded: RecordedIds = field(default_factory=RecordedIds)
     # id(client) -> (weak references to the client and its base URL object, host registry
@@ -184,14 +187,23 @@ def begin_call(
         STATS.failure("errors.instrumentation.start", "could not start recording a call")
         return None
     model = kwargs.get("model")
-    return start_call(
+    model = model if isinstance(model, str) else None
+    call = start_call(
         provider,
         surface.operation,
-        model if isinstance(model, str) else None,
+        model,
         stream=kwargs.get("stream") is True,
         request=kwargs,
         preflight=surface.preflight,
     )
+    if call is not None and ctx.mode_suffix_of is not None:
+        try:
+            call.mode_suffix = ctx.mode_suffix_of(
+                provider, getattr(instance, "_client", None), model
+            )
+        except Exception:
+            STATS.failure("errors.instrumentation.start", "could not read a client's endpoint")
+    return call
 
 
 # Providers whose chat streams accept ``stream_options.include_usage``; Mistral and the

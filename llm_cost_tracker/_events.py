@@ -240,6 +240,7 @@ class Call:
         "error_type",
         "finished",
         "found",
+        "mode_suffix",
         "occurred_at",
         "operation",
         "provider",
@@ -275,6 +276,9 @@ class Call:
         self.usage_source: UsageSource = "unknown"
         self.status: Status = "ok"
         self.error_type: str | None = None
+        # A pricing qualifier the request itself implies, such as "+regional" for a regional
+        # endpoint or inference profile (Bedrock, Vertex AI); added to what the response says.
+        self.mode_suffix = ""
 
     def finish(
         self, found: Found, usage_source: UsageSource, status: Status, error_type: str | None
@@ -298,6 +302,10 @@ class Call:
             trace_id = f"{span_context.trace_id:032x}"
             span_id = f"{span_context.span_id:016x}"
         usage = found.usage
+        mode = found.pricing_mode
+        suffix = self.mode_suffix
+        if suffix and suffix not in mode:
+            mode += suffix
         return UsageEvent(
             provider=self.provider,
             model=found.model or self.request_model or "unknown",
@@ -305,7 +313,7 @@ class Call:
             usage=usage,
             occurred_at=datetime.fromtimestamp(self.occurred_at, timezone.utc),
             latency_ms=(self.ended - self.started) * 1000.0,
-            pricing_mode=found.pricing_mode,
+            pricing_mode=mode,
             stream=self.stream,
             usage_source=self.usage_source if usage is not None else "unknown",
             status=self.status,

@@ -84,7 +84,9 @@ def assert_matches(event: UsageEvent, payload: dict[str, Any]) -> None:
         assert event.model == expected["model"]
     assert event.provider_response_id == expected["provider_response_id"]
     assert event.status == ("ok" if payload["http_status"] < 400 else "error")
-    assert event.pricing_mode == TIER_MODES.get(expected["service_tier"], "standard")
+    # a mode the payload states (a regional endpoint's "+regional"), else the one its tier maps to
+    mode = expected.get("pricing_mode") or TIER_MODES.get(expected["service_tier"], "standard")
+    assert event.pricing_mode == mode
     assert event.stream is bool(payload["stream"])
     if not expected["usage_known"]:
         assert event.usage is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -394,3 +395,42 @@ def test_doctor_self_tests_bedrock_capture() -> None:
     with capture_events():
         (inside_an_app,) = check_bedrock()
     assert inside_an_app.level == "info"  # a process that records already is not reconfigured
+
+
+@pytest.mark.parametrize(
+    ("model_id", "mode", "cost"),
+    [
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "standard+regional", "0.00998778"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "standard+regional", "0.00998778"),
+        ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "standard", "0.0090798"),
+    ],
+)
+def test_anthropic_bedrock_client_prices_the_endpoint_it_named(
+    model_id: str, mode: str, cost: str, standin: StandInServer
+) -> None:
+    """The anthropic SDK's AnthropicBedrock: the profile the call named decides the regional premium.
+
+    Claude Sonnet 4.5 list prices per 1M tokens: input $3, 5-minute cache write $3.75,
+    cache read $0.30, output $15. The payload: 12 input, 2,048 written, 4,096 read, 9 output:
+    12 x 3 + 2048 x 3.75 + 4096 x 0.30 + 9 x 15 = 9,079.8 per 1M = $0.0090798 on a global
+    profile; in-region and geographic profiles cost 10% more: $0.00998778.
+    """
+    anthropic = pytest.importorskip("anthropic")
+    with capture_events(instrument=["anthropic", "bedrock", "httpx"]) as events:
+        c = anthropic.AnthropicBedrock(
+            aws_access_key="AKIDEXAMPLE",
+            aws_secret_key="not-a-secret",
+            aws_region="us-east-1",
+            base_url=standin.scenario_url("bedrock_invoke_anthropic"),
+            max_retries=0,
+        )
+        with c:
+            c.messages.create(
+                model=model_id, max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+            )
+    (event,) = events
+    assert (event.provider, event.request_model) == ("aws_bedrock", model_id)
+    assert event.pricing_mode == mode
+    assert event.cost.status == "priced"
+    assert event.cost.total == Decimal(cost)
+    assert event.cost.snapshot["entry"] == "aws_bedrock/anthropic.claude-sonnet-4-5"

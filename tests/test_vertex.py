@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,52 @@ def test_anthropic_vertex_records_the_models_as_the_transport_does(
     # the model the response names, as every layer records it; the one the call named beside it
     assert events[0].model == "claude-sonnet-4-5-20250929"
     assert events[0].request_model == "claude-sonnet-4-5@20250929"
+
+
+@pytest.mark.parametrize(
+    ("region", "mode", "cost"),
+    [("us-east5", "standard+regional", "0.00055572"), ("global", "standard", "0.0005052")],
+)
+def test_anthropic_vertex_prices_a_regional_endpoint_at_its_premium(
+    region: str, mode: str, cost: str, vertex_standin: StandInServer, events: list[UsageEvent]
+) -> None:
+    """Claude 4.5 on a regional Vertex AI endpoint costs 10% more than on the global one.
+
+    Claude Sonnet 4.5 list prices per 1M tokens: input $3, cache read $0.30, output $15.
+    The payload: 21 input, 1,024 read, 9 output: 21 x 3 + 1024 x 0.30 + 9 x 15 = 505.2
+    per 1M = $0.0005052 on the global endpoint; x 1.1 = $0.00055572 on a regional one.
+    """
+    client = anthropic.AnthropicVertex(
+        region=region,
+        project_id="demo-project",
+        access_token="test-token",
+        base_url=vertex_standin.scenario_url("vertex_claude_raw_predict"),
+    )
+    with client:
+        client.messages.create(
+            model="claude-sonnet-4-5@20250929",
+            max_tokens=256,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+    (event,) = events
+    assert event.pricing_mode == mode
+    assert event.cost.status == "priced"
+    assert event.cost.total == Decimal(cost)
+
+
+@pytest.mark.parametrize(
+    ("location", "mode"), [("us-east5", "standard+regional"), ("global", "standard")]
+)
+def test_a_plain_client_on_a_regional_claude_endpoint_is_priced_with_the_premium(
+    location: str, mode: str, vertex_standin: StandInServer, events: list[UsageEvent]
+) -> None:
+    payload = VERTEX["vertex_claude_raw_predict"]
+    url = vertex_url(vertex_standin, "vertex_claude_raw_predict").replace(
+        "/locations/us-east5/", f"/locations/{location}/"
+    )
+    assert f"/locations/{location}/publishers/anthropic/" in url
+    fetch_httpx(url, payload["request"])
+    (event,) = events
+    assert event.pricing_mode == mode
+    # 505.2 per 1M tokens at list (see above), 10% more on a regional endpoint
+    assert event.cost.total == Decimal("0.00055572" if location != "global" else "0.0005052")

@@ -75,6 +75,23 @@ def provider_by_client_class(client: Any) -> str | None:
     return found
 
 
+def mode_suffix_of(provider: str, client: Any, model: str | None) -> str:
+    """``"+regional"`` for a Bedrock in-region or geographic model id, or a regional Vertex AI endpoint.
+
+    Bedrock and Vertex AI charge a premium on some models (Claude 4.5 and later)
+    for a regional endpoint over the global one; the catalog lists it as the
+    ``regional`` modifier, as the Bedrock instrumentor records it.
+    """
+    if provider == "aws_bedrock":
+        # a global cross-Region inference profile, named directly or by its ARN, is not regional
+        is_global = model is not None and model.rsplit("/", 1)[-1].startswith("global.")
+        return "+regional" if model is not None and not is_global else ""
+    if provider == "google_vertex":
+        region = getattr(client, "region", None)
+        return "+regional" if isinstance(region, str) and region != "global" else ""
+    return ""
+
+
 def sdk_context() -> SdkContext:
     """The anthropic SDK's stream and raw-response types, for the wrappers."""
     return SdkContext(
@@ -85,6 +102,7 @@ def sdk_context() -> SdkContext:
         lazy_raw_types=sdk_types("anthropic._response", "APIResponse"),
         async_lazy_raw_types=sdk_types("anthropic._response", "AsyncAPIResponse"),
         provider_by_client_class=provider_by_client_class,
+        mode_suffix_of=mode_suffix_of,
     )
 
 

@@ -83,10 +83,15 @@ def tier_mode(tier: Any) -> str | None:
     return _TIER_MODES.get(tier.lower(), tier.lower())
 
 
+def is_global_model(model_id: str) -> bool:
+    """Whether a Bedrock model id names a ``global.`` inference profile (directly or in an ARN)."""
+    return _lookup(model_id)[1]
+
+
 def pricing_mode_of(model_id: str | None, tier: Any) -> str:
     """``<tier>+regional`` for an in-region id or a geographic profile, ``<tier>`` for ``global.``."""
     base = tier_mode(tier) or "standard"
-    if model_id is None or _lookup(model_id)[1]:
+    if model_id is None or is_global_model(model_id):
         return base
     return base + "+regional"
 
@@ -98,4 +103,4 @@ def tier_name(tier: Any) -> str | None:
     return tier if isinstance(tier, str) and tier else None
 
 
-__all__ = ["model_of", "pricing_mode_of", "tier_mode", "tier_name"]
+__all__ = ["is_global_model", "model_of", "pricing_mode_of", "tier_mode", "tier_name"]

@@ -88,6 +88,18 @@ def _spellings(provider: str, model: str) -> list[tuple[str | None, str, str]]:
             out.append((mapped, rest, f"{provider} route to {mapped}"))
             if mapped == "anthropic" and _CLAUDE_DOTTED.search(rest):
                 out.append((mapped, _CLAUDE_DOTTED.sub("-", rest), "dotted Claude version"))
+    if provider in _BEDROCK_PROVIDERS and name.startswith("claude"):
+        # the Messages API on Bedrock (the anthropic SDK's AnthropicBedrock) answers with the
+        # Anthropic name: Bedrock's own entry for that model prices it before Anthropic's list
+        bedrock_id = "anthropic." + name
+        out.append((None, bedrock_id, "Bedrock id of an Anthropic model name"))
+        for pattern in _DATED:
+            stripped = pattern.sub("", bedrock_id)
+            if stripped != bedrock_id:
+                out.append(
+                    (None, stripped, "Bedrock id of an Anthropic model name, snapshot removed")
+                )
+                break
     if provider in _BEDROCK_PROVIDERS:
         found = _BEDROCK_ID.match(name)
         if found is not None and found.group("id") != name:
