@@ -11,10 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from llm_cost_tracker.cli._demo import ANTHROPIC_STEPS, ASYNC_OPENAI_STEPS, OPENAI_STEPS
+from llm_cost_tracker.cli._demo import (
+    ANTHROPIC_STEPS,
+    ASYNC_OPENAI_STEPS,
+    OPENAI_STEPS,
+    REQUESTS_STEP,
+)
 from llm_cost_tracker.cli._demo_bedrock import BEDROCK_STEPS
 
 BEDROCK_CALLS = sum(step[3] for step in BEDROCK_STEPS)
+REQUESTS_CALLS = REQUESTS_STEP[2]  # plain requests to a gateway registered as OpenAI
 
 SCRIPT = Path(sys.executable).with_name("llm-cost-tracker")
 
@@ -41,9 +47,11 @@ def test_demo_records_every_call_in_the_default_sqlite_ledger(
     cwd, result = demo_run
     assert result.returncode == 0, result.stderr
     expected = (
-        sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS + ANTHROPIC_STEPS) + BEDROCK_CALLS
+        sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS + ANTHROPIC_STEPS)
+        + BEDROCK_CALLS
+        + REQUESTS_CALLS
     )
-    assert f"Made {expected} SDK calls; recorded {expected} events" in result.stdout
+    assert f"Made {expected} LLM calls; recorded {expected} events" in result.stdout
     db = sqlite3.connect(cwd / "llm_costs.db")
     try:
         calls = db.execute("SELECT COUNT(*) FROM llm_cost_tracker_calls").fetchone()[0]
@@ -75,7 +83,7 @@ def test_demo_records_every_call_in_the_default_sqlite_ledger(
     assert calls == expected
     assert demo_tagged == expected
     assert providers == {
-        "openai": sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS),
+        "openai": sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS) + REQUESTS_CALLS,
         "anthropic": sum(s.times for s in ANTHROPIC_STEPS),
         "aws_bedrock": BEDROCK_CALLS,
     }
@@ -123,7 +131,9 @@ def test_demo_into_postgres(fresh_postgres_url: str, tmp_path: Path) -> None:
     result = _run(["demo", "--database-url", fresh_postgres_url, "--no-report"], tmp_path)
     assert result.returncode == 0, result.stderr
     expected = (
-        sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS + ANTHROPIC_STEPS) + BEDROCK_CALLS
+        sum(s.times for s in OPENAI_STEPS + ASYNC_OPENAI_STEPS + ANTHROPIC_STEPS)
+        + BEDROCK_CALLS
+        + REQUESTS_CALLS
     )
     with psycopg.connect(fresh_postgres_url) as connection:
         calls, priced = connection.execute(

@@ -130,7 +130,15 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 # instrumentor -> the module its SDK is imported as
-_SDKS = {"openai": "openai", "anthropic": "anthropic", "bedrock": "boto3"}
+_SDKS = {"openai": "openai", "anthropic": "anthropic", "bedrock": "boto3", "requests": "requests"}
+
+# A plain ``requests`` call to an OpenAI-compatible gateway (the stand-in, registered as one):
+# (scenario, tags, times)
+REQUESTS_STEP = (
+    "openai_chat_cached_gpt4omini",
+    {"feature": "nightly-report", "tenant_id": "acme"},
+    2,
+)
 
 
 def installed_sdks() -> list[str]:
@@ -229,7 +237,32 @@ def run_calls(server: Any, say: Callable[[str], None]) -> int:
         from ._demo_bedrock import run_bedrock_calls
 
         made += run_bedrock_calls(server, say)
+    if "requests" in sdks:
+        made += _requests_calls(server, payloads[REQUESTS_STEP[0]], say)
     return made
+
+
+def _requests_calls(server: Any, payload: dict[str, Any], say: Callable[[str], None]) -> int:
+    """POST chat completions with plain ``requests`` to a gateway registered as OpenAI-compatible."""
+    from urllib.parse import urlsplit
+
+    import requests
+
+    import llm_cost_tracker as lct
+    from llm_cost_tracker.instrumentation._hosts import unregister_host
+
+    scenario, tags, times = REQUESTS_STEP
+    url = server.scenario_url(scenario, "/v1") + "/chat/completions"
+    host = urlsplit(url).netloc
+    lct.register_host(host, "openai")  # as for an internal gateway: its calls are OpenAI-shaped
+    try:
+        with lct.with_tags(**tags), requests.Session() as session:
+            for _ in range(times):
+                session.post(url, json=payload["request"], timeout=10).raise_for_status()
+    finally:
+        unregister_host(host)
+    say(f"  requests {requests.__version__}: chat completions posted to a registered gateway")
+    return times
 
 
 def run(args: argparse.Namespace) -> int:
@@ -250,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
     if outcome is None:
         return EXIT_DATABASE
     made, recorded, dropped = outcome
-    _say(f"Made {made} SDK calls; recorded {recorded} events, tagged demo=true, in {shown}.")
+    _say(f"Made {made} LLM calls; recorded {recorded} events, tagged demo=true, in {shown}.")
     if recorded == 0:
         print(
             "warning: nothing was recorded: no instrumentor is active for "
