@@ -278,6 +278,41 @@ def split_url(url: str) -> tuple[str, int | None, str] | None:
     return host, int(port_text) if port_text.isdigit() else None, path
 
 
+_ORIGINS: dict[str, tuple[int, str | None]] = {}
+_MAX_ORIGINS = 4096
+
+
+def route_url(url: str) -> tuple[str, str] | None:
+    """``(provider, path)`` of an absolute URL string to an LLM host, or None.
+
+    Every request a ``requests`` session sends comes through here, most to other
+    hosts: the answer is remembered per origin (``scheme://host:port``) and the
+    host registry's generation, so a host seen before costs one slice and one
+    dict lookup.
+    """
+    start = url.find("://")
+    if start < 0:
+        return None
+    cut = url.find("/", start + 3)
+    origin = url if cut < 0 else url[:cut]
+    generation = _hosts.generation()
+    cached = _ORIGINS.get(origin)
+    if cached is not None and cached[0] == generation and cached[1] is None:
+        return None
+    parts = split_url(url)
+    if parts is None:
+        return None
+    host, port, path = parts
+    if cached is not None and cached[0] == generation:
+        provider = cached[1]
+    else:
+        provider = provider_for(host, port)
+        if len(_ORIGINS) >= _MAX_ORIGINS:
+            _ORIGINS.clear()
+        _ORIGINS[origin] = (generation, provider)
+    return None if provider is None else (provider, path)
+
+
 def provider_for(host: str, port: int | None) -> str | None:
     """The provider ``host`` belongs to, or None: one cached dict lookup for a host seen before."""
     provider = _hosts.cached_provider(host)

@@ -296,3 +296,24 @@ def test_configure_all_turns_requests_capture_on_and_uninstrument_restores_send(
     assert len(captured) == 1
     RequestsInstrumentor().uninstrument()
     assert requests.Session.send is original
+
+
+def test_a_host_registered_or_removed_between_requests_is_routed_afresh(
+    standin: StandInServer, events: list[UsageEvent]
+) -> None:
+    """Hosts are remembered per origin; registering or removing one is seen by the next request."""
+    from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
+
+    payload = PAYLOADS["openai_chat_cached_gpt4omini"]
+    url = payload_url(standin, payload["id"])
+    host = standin.url.removeprefix("http://")
+    fetch(url, payload["request"], False)  # not an LLM host yet: remembered as such
+    assert events == []
+    register_host(host, "openai")
+    try:
+        fetch(url, payload["request"], False)
+        assert [e.provider for e in events] == ["openai"]
+    finally:
+        unregister_host(host)
+    fetch(url, payload["request"], False)
+    assert len(events) == 1

@@ -19,28 +19,19 @@ import wrapt
 from ..._errors import LLMCostTrackerError
 from ..._stats import STATS
 from ..._suppress import SUPPRESSED, is_suppressed
-from .._transport import (
-    Observation,
-    finish_observation,
-    provider_for,
-    split_url,
-    start_observation,
-)
+from .._transport import Observation, finish_observation, route_url, start_observation
 from ..httpx._parsers import route_for
 
 
 def observe_request(request: Any) -> Observation | None:
     """Start recording a prepared request to a billed endpoint; None for any other request."""
     try:
-        parts = split_url(request.url)
-        if parts is None:
-            return None
-        host, port, path = parts
-        provider = provider_for(host, port)
+        found = route_url(request.url)
     except Exception:  # not a prepared request we can route
         return None
-    if provider is None or request.method != "POST" or is_suppressed():
+    if found is None or request.method != "POST" or is_suppressed():
         return None
+    provider, path = found
     route = route_for(provider, path)
     if route is None:
         return None
