@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import importlib.util
 import sys
 import time
@@ -261,7 +262,8 @@ def _requests_calls(server: Any, payload: dict[str, Any], say: Callable[[str], N
                 session.post(url, json=payload["request"], timeout=10).raise_for_status()
     finally:
         unregister_host(host)
-    say(f"  requests {requests.__version__}: chat completions posted to a registered gateway")
+    version = importlib.metadata.version("requests")
+    say(f"  requests {version}: chat completions posted to a registered gateway")
     return times
 
 
