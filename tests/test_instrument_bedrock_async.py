@@ -371,3 +371,30 @@ def test_instrument_and_uninstrument_restore_aiobotocore() -> None:
     assert isinstance(owner.__dict__["_make_api_call"], wrapt.FunctionWrapper)
     instrumentor.uninstrument()
     assert owner.__dict__["_make_api_call"] is original
+
+
+def test_docs_async_example_runs(
+    standin: StandInServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The AWS Bedrock section's aiobotocore example, its client pointed at the stand-in."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "instrumentation.md").read_text("utf-8")
+    blocks = [block.split("```")[0] for block in text.split("```python\n")[1:]]
+    example = next(block for block in blocks if "aiobotocore" in block)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", standin.url + "/bedrock")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    exec(compile(example, "docs/instrumentation.md", "exec"), {"__name__": "docs_example"})
+    printed = capsys.readouterr().out.splitlines()
+    expected = [line[2:] for line in example.splitlines() if line.startswith("# converse")]
+    assert (
+        printed
+        == expected
+        == [
+            "converse False amazon.nova-lite us-east-1",
+            "converse True amazon.nova-lite us-east-1",
+        ]
+    )
