@@ -370,7 +370,7 @@ def test_the_standin_routes_by_family_and_operation(parts: list[str], scenario: 
 
 def test_a_body_that_fails_to_read_fails_the_same_way_for_the_caller() -> None:
     from llm_cost_tracker.instrumentation._calls import Call
-    from llm_cost_tracker.instrumentation.bedrock._wrappers import _read_body
+    from llm_cost_tracker.instrumentation.bedrock._wrappers import read_body
 
     from llm_cost_tracker.testing import capture_events
 
@@ -381,7 +381,7 @@ def test_a_body_that_fails_to_read_fails_the_same_way_for_the_caller() -> None:
     with capture_events() as events:
         call = Call("aws_bedrock", "invoke_model", "amazon.nova-pro-v1:0", False, {})
         response: dict[str, Any] = {"body": StreamingBody(Broken(), 10)}
-        assert _read_body(call, response) is None
+        assert read_body(call, response) is None
         with pytest.raises(ConnectionResetError, match="peer reset"):
             response["body"].read()
     assert [(e.status, e.error_type, e.model) for e in events] == [

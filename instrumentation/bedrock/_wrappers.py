@@ -115,8 +115,19 @@ def _is_bedrock_runtime(client: Any) -> bool:
         return False
 
 
-def _begin(client: Any, operation: str, stream: bool, params: Any) -> Call | None:
+def bedrock_call(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[str, Any] | None:
+    """``(operation name, params)`` of a ``_make_api_call`` to record; None to pass it through."""
+    operation_name = args[0] if args else kwargs.get("operation_name")
+    if operation_name not in OPERATIONS or SUPPRESSED.get() or not _is_bedrock_runtime(instance):
+        return None
+    return operation_name, args[1] if len(args) > 1 else kwargs.get("api_params")
+
+
+def begin(client: Any, operation_name: str, params: Any) -> Call | None:
     """Start recording (None when off or already recorded above); only a budget may raise."""
+    operation, stream = OPERATIONS[operation_name]
     model_id = params.get("modelId") if isinstance(params, dict) else None
     request: Mapping[str, Any] | None = None
     if isinstance(params, dict):
@@ -195,13 +206,15 @@ class EventStreamProxy(SyncStreamProxy):
         yield from super().__iter__()
 
 
-def _follow(response: dict[str, Any], key: str, recorder: StreamRecorder) -> None:
-    """Put the EventStream ``response[key]`` behind a recording proxy."""
+def _follow(
+    response: dict[str, Any], key: str, recorder: StreamRecorder, proxy_type: type[Any]
+) -> None:
+    """Put the EventStream ``response[key]`` behind a recording proxy of ``proxy_type``."""
     stream = response.get(key)
     if stream is None:
         finish_call(recorder.call)  # nothing to follow: usage unknown
         return
-    proxy = EventStreamProxy(stream, recorder)
+    proxy = proxy_type(stream, recorder)
     finalizer = weakref.finalize(proxy, recorder.abandoned)
     finalizer.atexit = False  # at exit the bus is gone: nothing to record into
     response[key] = proxy
@@ -220,11 +233,11 @@ class _FailedRead:
         return None
 
 
-def _read_body(call: Call, response: dict[str, Any]) -> bytes | None:
+def read_body(call: Call, response: Any) -> bytes | None:
     """Read the InvokeModel body whole and give the caller an equivalent one; None if it failed."""
     from botocore.response import StreamingBody
 
-    body = response.get("body")
+    body = response.get("body") if isinstance(response, dict) else None
     if body is None or not hasattr(body, "read"):
         return None
     try:
@@ -233,13 +246,16 @@ def _read_body(call: Call, response: dict[str, Any]) -> bytes | None:
         response["body"] = StreamingBody(_FailedRead(error), None)
         fail(call, error)
         return None
+    if not isinstance(content, bytes):
+        return None  # not botocore's StreamingBody: nothing to hand back in its place
     response["body"] = StreamingBody(io.BytesIO(content), len(content))
-    return content if isinstance(content, bytes) else None
+    return content
 
 
-def _record_invoke(call: Call, response: dict[str, Any], model_id: str | None, tier: Any) -> None:
-    content = _read_body(call, response)
-    if call.finished:
+def _record_invoke(
+    call: Call, response: dict[str, Any], content: bytes | None, model_id: str | None, tier: Any
+) -> None:
+    if call.finished:  # the body failed to read: recorded as an error already
         return
     document = json_document(content, "usage") if content is not None else None
     model = model_of(model_id) if model_id is not None else "unknown"
@@ -247,8 +263,19 @@ def _record_invoke(call: Call, response: dict[str, Any], model_id: str | None, t
     finish_call(call, extract_invoke(document, headers_of(response), model, model_id, used))
 
 
-def record_response(call: Call, operation_name: str, params: Any, response: Any) -> None:
-    """Record a Bedrock Runtime response or follow its stream. Raises only a budget's error."""
+def record_response(
+    call: Call,
+    operation_name: str,
+    params: Any,
+    response: Any,
+    content: bytes | None = None,
+    proxy_type: type[Any] = EventStreamProxy,
+) -> None:
+    """Record a Bedrock Runtime response or follow its stream. Raises only a budget's error.
+
+    ``content`` is an InvokeModel body already read whole (``read_body``);
+    ``proxy_type`` puts an event stream behind a recording proxy (sync or async).
+    """
     try:
         if not isinstance(response, dict):
             finish_call(call)
@@ -260,12 +287,14 @@ def record_response(call: Call, operation_name: str, params: Any, response: Any)
             model = model_of(model_id) if model_id is not None else "unknown"
             finish_call(call, extract_converse(response, model, model_id))
         elif operation_name == "InvokeModel":
-            _record_invoke(call, response, model_id, tier)
+            _record_invoke(call, response, content, model_id, tier)
         elif operation_name == "ConverseStream":
-            _follow(response, "stream", StreamRecorder(call, ConverseStreamState(), model_id, tier))
+            recorder = StreamRecorder(call, ConverseStreamState(), model_id, tier)
+            _follow(response, "stream", recorder, proxy_type)
         else:
             used = response.get("serviceTier") or tier
-            _follow(response, "body", StreamRecorder(call, InvokeStreamState(), model_id, used))
+            recorder = StreamRecorder(call, InvokeStreamState(), model_id, used)
+            _follow(response, "body", recorder, proxy_type)
     except LLMCostTrackerError:
         raise  # a budget in "raise" mode
     except Exception:
@@ -276,12 +305,11 @@ def make_api_call_wrapper() -> Callable[..., Any]:
     """Wrap ``BaseClient._make_api_call(operation_name, api_params)`` for Bedrock Runtime."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        operation_name = args[0] if args else kwargs.get("operation_name")
-        surface = OPERATIONS.get(operation_name)  # type: ignore[arg-type]
-        if surface is None or SUPPRESSED.get() or not _is_bedrock_runtime(instance):
+        target = bedrock_call(instance, args, kwargs)
+        if target is None:
             return wrapped(*args, **kwargs)
-        params = args[1] if len(args) > 1 else kwargs.get("api_params")
-        call = _begin(instance, surface[0], surface[1], params)
+        operation_name, params = target
+        call = begin(instance, operation_name, params)
         if call is None:
             return wrapped(*args, **kwargs)
         token = SUPPRESSED.set(True)  # a transport instrumentor must not record this call again
@@ -292,7 +320,8 @@ def make_api_call_wrapper() -> Callable[..., Any]:
             raise
         finally:
             SUPPRESSED.reset(token)
-        record_response(call, operation_name, params, response)  # type: ignore[arg-type]
+        content = read_body(call, response) if operation_name == "InvokeModel" else None
+        record_response(call, operation_name, params, response, content)
         return response
 
     return wrapper
@@ -305,5 +334,10 @@ __all__ = [
     "EventStreamProxy",
     "RequestBody",
     "StreamRecorder",
+    "bedrock_call",
+    "begin",
+    "fail",
     "make_api_call_wrapper",
+    "read_body",
+    "record_response",
 ]

@@ -1,0 +1,400 @@
+"""The Bedrock instrumentor on aiobotocore: real async clients against the stand-in's Bedrock Runtime.
+
+Every result is compared with the same call made without instrumentation: the
+caller must get the same response, the same events and the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiobotocore.client
+import aiohttp
+import pytest
+import wrapt
+from aiobotocore.config import AioConfig
+from aiobotocore.eventstream import AioEventStream
+from aiobotocore.response import AioStreamingBody
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError, EventStreamError, ResponseStreamingError
+from llm_cost_tracker.instrumentation._hosts import unregister_host
+from llm_cost_tracker.instrumentation.bedrock import BedrockInstrumentor
+from llm_cost_tracker.instrumentation.httpx._parsers import unregister_parser
+from test_instrument_bedrock import (
+    MESSAGES,
+    OK_PAYLOADS,
+    PAYLOADS,
+    assert_expected,
+    model_id_of,
+    strip,
+)
+
+import llm_cost_tracker as lct
+from llm_cost_tracker._events import Call
+from llm_cost_tracker._suppress import suppressed
+from llm_cost_tracker.cli._standin import StandInServer
+from llm_cost_tracker.testing import capture_events
+
+
+@contextlib.asynccontextmanager
+async def client(
+    standin: StandInServer, path: str, region: str = "us-east-1"
+) -> AsyncIterator[Any]:
+    async with get_session().create_client(
+        "bedrock-runtime",
+        region_name=region,
+        endpoint_url=standin.url + path,
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="not-a-secret",
+        config=AioConfig(retries={"total_max_attempts": 1}),
+    ) as c:
+        yield c
+
+
+async def call(c: Any, payload: dict[str, Any]) -> Any:
+    """Make the payload's call and return what the caller sees, read whole (bytes, events)."""
+    api, model_id = payload["api"], model_id_of(payload)
+    if api == "bedrock.converse":
+        return strip(await c.converse(modelId=model_id, messages=MESSAGES))
+    if api == "bedrock.converse_stream":
+        response = await c.converse_stream(modelId=model_id, messages=MESSAGES)
+        return strip(response), [event async for event in response["stream"]]
+    body = json.dumps(payload["request"])
+    if api == "bedrock.invoke_model":
+        response = await c.invoke_model(modelId=model_id, body=body)
+        return strip(response), await response["body"].read()
+    response = await c.invoke_model_with_response_stream(modelId=model_id, body=body)
+    return strip(response), [event async for event in response["body"]]
+
+
+async def drain(stream: Any, seen: list[Any]) -> None:
+    """Read ``stream`` to its end (or its error), keeping each event in ``seen``."""
+    async for event in stream:
+        seen.append(event)
+
+
+@pytest.fixture
+def bare(standin: StandInServer) -> Iterator[None]:
+    """No instrumentation at all: what the caller gets without us."""
+    BedrockInstrumentor().uninstrument()
+    return
+
+
+@pytest.mark.parametrize("payload_id", OK_PAYLOADS)
+async def test_payload_gives_the_same_result_and_the_expected_event(
+    standin: StandInServer, bare: None, payload_id: str
+) -> None:
+    payload = PAYLOADS[payload_id]
+    path = standin.scenario_url(payload_id)[len(standin.url) :]
+    async with client(standin, path) as c:
+        without = await call(c, payload)
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, path) as c:
+            instrumented = await call(c, payload)
+    assert instrumented == without  # every field, event and byte as without us
+    assert len(events) == 1
+    assert_expected(events[0], payload)
+
+
+async def test_one_client_routed_by_model_family(standin: StandInServer) -> None:
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, "/bedrock", region="eu-west-3") as c:
+            await c.converse(modelId="amazon.nova-pro-v1:0", messages=MESSAGES)
+            response = await c.converse_stream(modelId="amazon.nova-lite-v1:0", messages=MESSAGES)
+            await drain(response["stream"], [])
+            response = await c.invoke_model(modelId="meta.llama3-1-70b-instruct-v1:0", body=b"{}")
+            await response["body"].read()
+    assert [(e.operation, e.stream, e.model, e.usage is not None) for e in events] == [
+        ("converse", False, "amazon.nova-pro", True),
+        ("converse", True, "amazon.nova-lite", True),
+        ("invoke_model", False, "meta.llama3-1-70b-instruct", True),
+    ]
+    assert {e.tags["cloud.region"] for e in events} == {"eu-west-3"}
+
+
+async def test_the_callers_region_tag_wins(standin: StandInServer) -> None:
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, "/s/bedrock_converse_nova") as c:
+            with lct.with_tags(**{"cloud.region": "primary", "feature": "chat"}):
+                await c.converse(modelId="amazon.nova-pro-v1:0", messages=MESSAGES)
+    assert dict(events[0].tags) == {"cloud.region": "primary", "feature": "chat"}
+
+
+async def test_a_throttling_error_is_recorded_and_reraised_untouched(
+    standin: StandInServer, bare: None
+) -> None:
+    path = "/s/bedrock_error_throttling"
+    async with client(standin, path) as c:
+        with pytest.raises(ClientError) as bare_error:
+            await c.converse(modelId="amazon.nova-pro-v1:0", messages=MESSAGES)
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, path) as c:
+            with pytest.raises(ClientError) as caught:
+                await c.converse(modelId="amazon.nova-pro-v1:0", messages=MESSAGES)
+    assert type(caught.value).__name__ == "ThrottlingException"
+    assert str(caught.value) == str(bare_error.value)
+    assert caught.value.response["Error"] == bare_error.value.response["Error"]
+    (event,) = events
+    assert (event.status, event.error_type, event.usage) == ("error", "ThrottlingException", None)
+    assert (event.model, event.request_model) == ("amazon.nova-pro", "amazon.nova-pro-v1:0")
+    assert event.usage_source == "unknown"
+
+
+async def test_an_error_in_the_middle_of_a_stream_reaches_the_caller_and_is_recorded(
+    standin: StandInServer,
+) -> None:
+    seen: list[Any] = []
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, "/s/bedrock_converse_stream_throttled") as c:
+            response = await c.converse_stream(
+                modelId="us.amazon.nova-lite-v1:0", messages=MESSAGES
+            )
+            with pytest.raises(EventStreamError) as caught:
+                await drain(response["stream"], seen)
+    assert caught.value.response["Error"]["Code"] == "throttlingException"
+    assert [list(e) for e in seen] == [["messageStart"], ["contentBlockDelta"]]
+    (event,) = events
+    assert (event.status, event.error_type, event.usage) == ("error", "EventStreamError", None)
+
+
+async def test_a_stream_closed_early_is_recorded_once(standin: StandInServer) -> None:
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, "/s/bedrock_invoke_stream_anthropic") as c:
+            response = await c.invoke_model_with_response_stream(
+                modelId="us.anthropic.claude-haiku-4-5-20251001-v1:0", body=b"{}"
+            )
+            stream = response["body"]
+            async for _ in stream:
+                break  # message_start: the input side and the first output token
+            stream.close()  # aiobotocore's close() is synchronous; so is the proxy's
+            stream.close()
+            del stream, response
+            gc.collect()
+    (event,) = events
+    assert event.usage is not None
+    assert event.usage_source == "estimated"  # a lower bound: the stream was cut short
+    assert (event.usage.tokens["input"], event.usage.tokens["output"]) == (30, 1)
+
+
+async def test_a_stream_abandoned_half_way_is_recorded_when_dropped(
+    standin: StandInServer,
+) -> None:
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, "/s/bedrock_converse_stream") as c:
+            response = await c.converse_stream(
+                modelId="us.amazon.nova-lite-v1:0", messages=MESSAGES
+            )
+            seen = []
+            async for event in response["stream"]:
+                seen.append(event)
+                if len(seen) == 2:
+                    break  # the caller walks away half-way without closing the stream
+            assert events == []
+            del response
+            for _ in range(3):  # the loop closes the abandoned `async for` generator (aclose task)
+                await asyncio.sleep(0)
+            gc.collect()
+            assert len(events) == 1
+    (recorded,) = events
+    assert (recorded.status, recorded.usage, recorded.usage_source) == ("ok", None, "unknown")
+    assert recorded.model == "amazon.nova-lite"
+
+
+@pytest.mark.parametrize("payload_id", ["bedrock_converse_stream", "bedrock_invoke_stream_llama"])
+async def test_a_stream_looped_over_straight_from_the_response_is_recorded_whole(
+    standin: StandInServer, payload_id: str
+) -> None:
+    """Only the loop holds the stream: it must not count as abandoned while it runs."""
+    seen = []
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, f"/s/{payload_id}") as c:
+            if payload_id == "bedrock_converse_stream":
+                request = c.converse_stream(modelId="m-v1:0", messages=MESSAGES)
+                async for event in (await request)["stream"]:
+                    gc.collect()
+                    seen.append(event)
+            else:
+                request = c.invoke_model_with_response_stream(modelId="m-v1:0", body=b"{}")
+                async for event in (await request)["body"]:
+                    gc.collect()
+                    seen.append(event)
+    assert len(seen) > 1
+    assert [(e.usage_source, e.usage is not None) for e in events] == [("stream", True)]
+
+
+async def test_the_stream_is_still_an_aio_event_stream(standin: StandInServer) -> None:
+    with capture_events(instrument=["bedrock"]):
+        async with client(standin, "/s/bedrock_converse_stream") as c:
+            response = await c.converse_stream(modelId="m-v1:0", messages=MESSAGES)
+            assert isinstance(response["stream"], AioEventStream)
+            await drain(response["stream"], [])
+
+
+async def _lines(body: Any) -> bytes:
+    return b"\n".join([line async for line in body.iter_lines()])
+
+
+async def _pieces(body: Any) -> bytes:
+    pieces = []
+    while piece := await body.read(7):
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+async def _within(body: Any) -> bytes:
+    async with body as opened:
+        return bytes(await opened.read())
+
+
+READS = {
+    "read": lambda body: body.read(),
+    "read_in_pieces": _pieces,
+    "iter_chunks": lambda body: _join(body.iter_chunks(5)),
+    "async_for": lambda body: _join(body),
+    "iter_lines": _lines,
+    "async_with": _within,
+}
+
+
+async def _join(chunks: Any) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
+
+
+async def test_invoke_body_every_way_of_reading_it(standin: StandInServer, bare: None) -> None:
+    path = "/s/bedrock_invoke_anthropic"
+    async with client(standin, path) as c:
+        raw = await (await c.invoke_model(modelId="anthropic.claude-x-v1:0", body=b"{}"))[
+            "body"
+        ].read()
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, path) as c:
+            for name, read in READS.items():
+                response = await c.invoke_model(modelId="anthropic.claude-x-v1:0", body=b"{}")
+                body = response["body"]
+                assert isinstance(body, AioStreamingBody), name
+                assert await read(body) == raw, name
+                assert body.tell() == len(raw), name
+                body.close()
+    assert len(events) == len(READS)
+    assert {e.usage is not None for e in events} == {True}
+
+
+async def test_a_body_that_fails_to_read_fails_the_same_way_for_the_caller() -> None:
+    from llm_cost_tracker.instrumentation.bedrock._async import read_body
+
+    class Disconnected:
+        """What aiobotocore reads an aiohttp response through, the server gone mid-body."""
+
+        url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/invoke"
+
+        class content:
+            @staticmethod
+            async def read(n: int = -1) -> bytes:
+                raise aiohttp.ServerDisconnectedError()
+
+    with capture_events() as events:
+        call = Call("aws_bedrock", "invoke_model", "amazon.nova-pro-v1:0", False, {})
+        response: dict[str, Any] = {"body": AioStreamingBody(Disconnected(), 10)}
+        assert await read_body(call, response) is None
+        with pytest.raises(ResponseStreamingError) as first:
+            await response["body"].read()
+        with pytest.raises(ResponseStreamingError) as again:
+            await response["body"].read(3)
+    assert first.value is again.value
+    assert isinstance(first.value.kwargs["error"], aiohttp.ServerDisconnectedError)
+    assert [(e.status, e.error_type, e.model) for e in events] == [
+        ("error", "ResponseStreamingError", "amazon.nova-pro")
+    ]
+
+
+async def test_one_event_with_the_aiohttp_instrumentor_on(standin: StandInServer) -> None:
+    """aiobotocore sends with aiohttp: the transport layer must not record the call again.
+
+    The stand-in is registered as a Bedrock host with a parser, so that the
+    aiohttp layer would record these calls on its own: it does, without the
+    Bedrock instrumentor.
+    """
+    host = standin.url.split("://", 1)[1]
+    lct.register_host(host, "aws_bedrock")
+    for suffix in ("/converse", "/invoke"):
+        lct.register_parser("aws_bedrock", suffix, lambda body: None, operation="raw")
+    try:
+
+        async def calls() -> None:
+            async with client(standin, "/bedrock") as c:
+                await c.converse(modelId="amazon.nova-pro-v1:0", messages=MESSAGES)
+                response = await c.invoke_model(
+                    modelId="meta.llama3-1-70b-instruct-v1:0", body=b"{}"
+                )
+                await response["body"].read()
+
+        with capture_events(instrument=["aiohttp"]) as transport_only:
+            await calls()
+        with capture_events(instrument=["aiohttp", "bedrock"]) as both:
+            await calls()
+    finally:
+        for suffix in ("/converse", "/invoke"):
+            unregister_parser("aws_bedrock", suffix)
+        unregister_host(host)
+    assert [e.operation for e in transport_only] == ["raw", "raw"]
+    assert [(e.operation, e.usage is not None) for e in both] == [
+        ("converse", True),
+        ("invoke_model", True),
+    ]
+    assert {e.tags["cloud.region"] for e in both} == {"us-east-1"}
+
+
+async def test_other_operations_pass_through_and_suppression_is_honoured(
+    standin: StandInServer,
+) -> None:
+    with capture_events(instrument=["bedrock"]) as events:
+        async with client(standin, "/s/bedrock_converse_nova") as c:
+            await c.apply_guardrail(
+                guardrailIdentifier="g", guardrailVersion="1", source="INPUT", content=[]
+            )
+            with suppressed():
+                await c.converse(modelId="amazon.nova-pro-v1:0", messages=MESSAGES)
+    assert events == []
+
+
+def test_instrument_and_uninstrument_restore_aiobotocore() -> None:
+    owner = aiobotocore.client.AioBaseClient
+    original = owner.__dict__["_make_api_call"]
+    instrumentor = BedrockInstrumentor()
+    instrumentor.uninstrument()
+    assert instrumentor.instrument()
+    assert isinstance(owner.__dict__["_make_api_call"], wrapt.FunctionWrapper)
+    instrumentor.uninstrument()
+    assert owner.__dict__["_make_api_call"] is original
+
+
+def test_docs_async_example_runs(
+    standin: StandInServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The AWS Bedrock section's aiobotocore example, its client pointed at the stand-in."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "instrumentation.md").read_text("utf-8")
+    blocks = [block.split("```")[0] for block in text.split("```python\n")[1:]]
+    example = next(block for block in blocks if "aiobotocore" in block)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", standin.url + "/bedrock")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    exec(compile(example, "docs/instrumentation.md", "exec"), {"__name__": "docs_example"})
+    printed = capsys.readouterr().out.splitlines()
+    expected = [line[2:] for line in example.splitlines() if line.startswith("# converse")]
+    assert (
+        printed
+        == expected
+        == [
+            "converse False amazon.nova-lite us-east-1",
+            "converse True amazon.nova-lite us-east-1",
+        ]
+    )
