@@ -42,7 +42,7 @@ def _finish(observer: StreamObserver, error: BaseException | None, *, exhausted:
         STATS.failure("errors.instrumentation.stream_finish", "could not record a finished stream")
 
 
-class _Finisher:
+class Finisher:
     """Finalize a stream's recording once. Shared by a proxy and its item loop, referring to neither,
     so no reference cycle keeps a finished stream (and its response) alive until garbage collection."""
 
@@ -88,7 +88,7 @@ def _iterator(wrapped: Any) -> Any:
     return wrapped if hasattr(wrapped, "__next__") else iter(wrapped)
 
 
-class _AsyncItems:
+class AsyncItems:
     """The per-item loop of an async stream proxy."""
 
     __slots__ = ("_finalize", "_observe", "_step")
@@ -99,7 +99,7 @@ class _AsyncItems:
         self._observe = observe
         self._finalize = finalize
 
-    def __aiter__(self) -> _AsyncItems:
+    def __aiter__(self) -> AsyncItems:
         return self
 
     async def __anext__(self) -> Any:
@@ -126,7 +126,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped)
-        self._self_finalize = _Finisher(observer)
+        self._self_finalize = Finisher(observer)
         self._self_items = _items(_iterator(wrapped), observer.observe, self._self_finalize)
 
     def __iter__(self) -> Iterator[Any]:
@@ -163,10 +163,10 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped)
-        self._self_finalize = _Finisher(observer)
-        self._self_items = _AsyncItems(wrapped, observer.observe, self._self_finalize)
+        self._self_finalize = Finisher(observer)
+        self._self_items = AsyncItems(wrapped, observer.observe, self._self_finalize)
 
-    def __aiter__(self) -> _AsyncItems:
+    def __aiter__(self) -> AsyncItems:
         return self._self_items
 
     async def __anext__(self) -> Any:
@@ -298,8 +298,10 @@ class AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
 
 __all__ = [
+    "AsyncItems",
     "AsyncRawResponseProxy",
     "AsyncStreamProxy",
+    "Finisher",
     "RawObserver",
     "StreamObserver",
     "SyncRawResponseProxy",

@@ -22,7 +22,7 @@ import wrapt
 
 from ..._events import Call
 from ..._suppress import SUPPRESSED
-from .._streams import StreamObserver, _AsyncItems, _Finisher
+from .._streams import AsyncItems, Finisher, StreamObserver
 from ._wrappers import bedrock_call, begin, fail, record_response
 
 
@@ -38,8 +38,8 @@ class AsyncEventStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped)
-        self._self_finalize = _Finisher(observer)
-        self._self_items = _AsyncItems(wrapped.__aiter__(), observer.observe, self._self_finalize)
+        self._self_finalize = Finisher(observer)
+        self._self_items = AsyncItems(wrapped.__aiter__(), observer.observe, self._self_finalize)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._self_events()
