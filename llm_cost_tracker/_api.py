@@ -68,9 +68,9 @@ class Runtime:
     def deliver(self, record: UsageEvent | Call) -> None:
         """Hand a finished call (or a ``track()`` event) to the bus.
 
-        Without budgets the bus worker builds, prices and exports the event.
-        With budgets the event is built and priced here, so that the budget
-        check sees its cost in the caller's thread. Raises only a budget's
+        Usually the bus worker builds, prices and exports the event. With a
+        budget in "raise" or "block" mode the event is built and priced here,
+        so that the budget check sees its cost in the caller's thread. Raises only a budget's
         BudgetExceededError ("raise" mode), after the event is on the bus; any
         other failure is counted.
         """
