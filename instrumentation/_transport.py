@@ -38,25 +38,29 @@ _JSON_OBJECT_START = re.compile(rb"\s{0,64}\{")
 
 
 class RequestJSON(Mapping[str, Any]):
-    """A request's JSON object, parsed only if someone reads it (a budget preflight, a route)."""
+    """A request's JSON object, parsed only if someone reads it (a budget preflight, a route).
+
+    ``body`` is the request's JSON text (bytes or str); anything else (a file
+    being streamed up) reads as an empty object. The text is dropped once parsed.
+    """
 
     __slots__ = ("_body", "_data")
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: object) -> None:
         self._body = body
         self._data: dict[str, Any] | None = None
 
     def _parsed(self) -> dict[str, Any]:
         if self._data is None:
             self._data = {}
-            if len(self._body) <= REQUEST_JSON_BYTES:
+            body, self._body = self._body, b""
+            if isinstance(body, (bytes, bytearray, str)) and len(body) <= REQUEST_JSON_BYTES:
                 try:
-                    data = json.loads(self._body)
+                    data = json.loads(body)
                 except ValueError:
                     data = None
                 if isinstance(data, dict):
                     self._data = data
-            self._body = b""
         return self._data
 
     def __getitem__(self, key: str) -> Any:

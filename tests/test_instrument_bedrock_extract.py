@@ -387,3 +387,19 @@ def test_a_body_that_fails_to_read_fails_the_same_way_for_the_caller() -> None:
     assert [(e.status, e.error_type, e.model) for e in events] == [
         ("error", "ConnectionResetError", "amazon.nova-pro")
     ]
+
+
+def test_an_invoke_model_request_body_is_read_lazily_whatever_its_type() -> None:
+    """The budget preflight reads InvokeModel's JSON body as a mapping, as for a transport's request."""
+    import io
+
+    from llm_cost_tracker.instrumentation._transport import RequestJSON
+
+    text = '{"max_tokens": 256, "messages": []}'
+    for body in (text, text.encode(), bytearray(text.encode())):
+        request = RequestJSON(body)
+        assert request.get("max_tokens") == 256
+        assert dict(request) == {"max_tokens": 256, "messages": []}
+    # a file being streamed up, a body that is not JSON, JSON that is not an object: empty
+    for body in (io.BytesIO(text.encode()), b"not json", b"[1, 2]", None):
+        assert dict(RequestJSON(body)) == {}

@@ -22,7 +22,6 @@ recorded as failed calls and re-raised untouched.
 from __future__ import annotations
 
 import io
-import json
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -35,6 +34,7 @@ from .._calls import finish_call, start_call
 from .._extraction import Extraction
 from .._sse import json_document
 from .._streams import SyncStreamProxy
+from .._transport import RequestJSON
 from ._extract import (
     ConverseStreamState,
     InvokeStreamState,
@@ -56,42 +56,6 @@ OPERATIONS: dict[str, tuple[str, bool]] = {
     "InvokeModel": ("invoke_model", False),
     "InvokeModelWithResponseStream": ("invoke_model", True),
 }
-
-REQUEST_JSON_BYTES = 4 * 1024 * 1024
-"""InvokeModel request bodies up to this size are parsed when a budget preflight reads them."""
-
-
-class RequestBody(Mapping[str, Any]):
-    """An InvokeModel request body as a mapping, parsed only if a budget preflight reads it."""
-
-    __slots__ = ("_body", "_data")
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-        self._data: dict[str, Any] | None = None
-
-    def _parsed(self) -> dict[str, Any]:
-        if self._data is None:
-            self._data = {}
-            body = self._body
-            self._body = None
-            if isinstance(body, (bytes, bytearray, str)) and len(body) <= REQUEST_JSON_BYTES:
-                try:
-                    data = json.loads(body)
-                except ValueError:
-                    data = None
-                if isinstance(data, dict):
-                    self._data = data
-        return self._data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._parsed()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parsed())
-
-    def __len__(self) -> int:
-        return len(self._parsed())
 
 
 def fail(call: Call, error: BaseException) -> None:
@@ -131,7 +95,7 @@ def begin(client: Any, operation_name: str, params: Any) -> Call | None:
     model_id = params.get("modelId") if isinstance(params, dict) else None
     request: Mapping[str, Any] | None = None
     if isinstance(params, dict):
-        request = RequestBody(params.get("body")) if operation == "invoke_model" else params
+        request = RequestJSON(params.get("body")) if operation == "invoke_model" else params
     call = start_call(
         PROVIDER,
         operation,
@@ -332,7 +296,6 @@ __all__ = [
     "PROVIDER",
     "REGION_TAG",
     "EventStreamProxy",
-    "RequestBody",
     "StreamRecorder",
     "bedrock_call",
     "begin",
