@@ -20,7 +20,7 @@ from .._errors import LLMCostTrackerError
 from .._events import Call, UsageSource
 from .._spans import current_span_context
 from .._stats import STATS
-from .._suppress import is_suppressed
+from .._suppress import SUPPRESSED
 from .._tags import resolve_tags
 from ._extraction import Extraction
 
@@ -41,7 +41,7 @@ def start_call(
     BudgetExceededError to stop the call; ``preflight=False`` skips it (polls
     such as ``responses.retrieve`` that send no billed request).
     """
-    if is_suppressed():
+    if SUPPRESSED.get():
         return None
     try:
         runtime = get_runtime()
