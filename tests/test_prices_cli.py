@@ -60,6 +60,22 @@ def test_list_and_explain_show_provenance(capsys: pytest.CaptureFixture[str]) ->
     assert "checked:  verified 2026-12-04" in capsys.readouterr().out
 
 
+def test_every_bundled_entry_was_audited_or_says_which_page_it_lacks() -> None:
+    """No entry keeps the audit's placeholder; what an official page confirmed is marked verified."""
+    entries = default_catalog().entries
+    for key, entry in entries.items():
+        assert entry.verified is not None or entry.unverified, key
+        assert "not re-read" not in (entry.unverified or ""), key
+    grok = entries["xai/grok-4-1-fast"]
+    assert grok.verified == date(2026, 12, 4)
+    assert grok.source_url == "https://docs.x.ai/developers/models"
+    assert set(grok.unverified_rates) == {"tiers"}
+    gpt4o_mini = entries["openai/gpt-4o-mini"]
+    assert gpt4o_mini.verified is None
+    assert "openai.com/api-priority-processing" in (gpt4o_mini.unverified or "")
+    assert "predates V4" in (entries["deepseek/deepseek-v4-flash"].unverified or "")
+
+
 def test_explain_long_context_tier_and_batch(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["prices", "explain", "google", "gemini-2.5-pro", "--input-tokens", "250000"]
     assert main([*args, "--mode", "batch"]) == 0
