@@ -26,8 +26,13 @@ from ._sse import BodyWindow, EventSplitter, LineSplitter, json_document
 if TYPE_CHECKING:
     from .httpx._route import Route, StreamState
 
-REQUEST_SCAN_BYTES = 64 * 1024
-"""How much of a request body is searched for ``model`` and ``stream``."""
+REQUEST_SCAN_BYTES = 4 * 1024
+"""How much of a request body's head, then its tail, is searched for ``model`` and ``stream``.
+
+Top-level keys sit before or after the long parts of a request (messages,
+tools), so the caller's cost does not grow with the prompt. A flag missed
+there is still found: the model from the response, a stream from its
+content type."""
 
 REQUEST_JSON_BYTES = 4 * 1024 * 1024
 """Request bodies up to this size are parsed when a budget preflight or a route needs them."""
@@ -77,9 +82,17 @@ def request_fields(body: bytes) -> tuple[RequestJSON, str | None, bool]:
     """Return the request body (lazily parsed), the model it names and whether it asks to stream."""
     if not body or _JSON_OBJECT_START.match(body) is None:
         return RequestJSON(b""), None, False
-    match = _MODEL_RE.search(body, 0, REQUEST_SCAN_BYTES)
+    match = _search(_MODEL_RE, body)
     model = match.group(1).decode("utf-8", "replace") if match else None
-    return RequestJSON(body), model, _STREAM_RE.search(body, 0, REQUEST_SCAN_BYTES) is not None
+    return RequestJSON(body), model, _search(_STREAM_RE, body) is not None
+
+
+def _search(pattern: re.Pattern[bytes], body: bytes) -> re.Match[bytes] | None:
+    """``pattern`` in the head of ``body``, else in its tail (see ``REQUEST_SCAN_BYTES``)."""
+    found = pattern.search(body, 0, REQUEST_SCAN_BYTES)
+    if found is None and len(body) > REQUEST_SCAN_BYTES:
+        found = pattern.search(body, max(REQUEST_SCAN_BYTES, len(body) - REQUEST_SCAN_BYTES))
+    return found
 
 
 class Observation:
@@ -331,7 +344,7 @@ def start_observation(
     """Start recording a request to ``route`` on ``provider``; None when recording is off.
 
     ``body`` is the request's bytes (the model and the ``stream`` flag are
-    searched for in the first 64 KiB) or its JSON object already parsed
+    searched for in its first and last 4 KiB) or its JSON object already parsed
     (aiohttp's ``json=``). A budget preflight or a route that bills the
     request itself (speech) reads it whole. A model named in the URL path
     (Gemini, Vertex AI) is the request's model when the body names none; the

@@ -1037,3 +1037,24 @@ def test_speech_is_billed_by_the_characters_of_the_request(
     assert events[0].usage_source == "estimated"
     assert events[0].usage is not None
     assert dict(events[0].usage.services) == {"character": Decimal(12)}
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_the_model_and_stream_flag_of_a_long_request_are_read_at_either_end(where: str) -> None:
+    """Only the first and last few KiB of a request are searched, so a long prompt costs no more."""
+    from llm_cost_tracker.instrumentation._transport import REQUEST_SCAN_BYTES, request_fields
+
+    messages = [{"role": "user", "content": "lorem ipsum " * 20_000}]  # 240 KB
+    keys = {"model": "gpt-4o-mini", "stream": True}
+    ordered = (
+        {**keys, "messages": messages} if where == "before" else {"messages": messages, **keys}
+    )
+    body = json.dumps(ordered).encode()
+    assert len(body) > 50 * REQUEST_SCAN_BYTES
+    data, model, stream = request_fields(body)
+    assert (model, stream) == ("gpt-4o-mini", True)
+    assert data["messages"] == messages  # the whole body is still there for a preflight
+
+    # a key in the middle, past both windows, is not found here: the response tells instead
+    middle = json.dumps({"messages": messages, "model": "m", "tools": messages}).encode()
+    assert request_fields(middle)[1] is None
