@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 from botocore.response import StreamingBody
+from llm_cost_tracker.instrumentation._bedrock_models import model_of, pricing_mode_of
 from llm_cost_tracker.instrumentation.bedrock._extract import (
     ConverseStreamState,
     InvokeStreamState,
@@ -19,7 +20,6 @@ from llm_cost_tracker.instrumentation.bedrock._extract import (
     usage_from_headers,
     usage_from_metrics,
 )
-from llm_cost_tracker.instrumentation.bedrock._models import model_of, pricing_mode_of
 
 from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.cli._standin.bedrock import encode_events, encode_frame, route

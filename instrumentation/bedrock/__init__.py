@@ -19,8 +19,8 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from .._base import BaseInstrumentor, WrappedMethod
+from .._bedrock_models import model_of, pricing_mode_of
 from ._async import async_make_api_call_wrapper
-from ._models import model_of, pricing_mode_of
 from ._wrappers import REGION_TAG, make_api_call_wrapper
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..._events import TokenUsage
 from ..._stats import STATS
+from .._bedrock_models import model_of, pricing_mode_of, tier_name
 from .._extraction import (
     INVALID_USAGE_COUNTER,
     Extraction,
@@ -31,7 +32,6 @@ from .._extraction import (
     token_count,
 )
 from ..anthropic._extract import AnthropicStreamState, usage_from_anthropic
-from ._models import model_of, pricing_mode_of, tier_name
 
 METRICS_KEY = "amazon-bedrock-invocationMetrics"
 HEADER_PREFIX = "x-amzn-bedrock-"

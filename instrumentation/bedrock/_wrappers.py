@@ -30,6 +30,7 @@ from ..._errors import LLMCostTrackerError
 from ..._events import Call
 from ..._stats import STATS
 from ..._suppress import SUPPRESSED
+from .._bedrock_models import model_of, pricing_mode_of
 from .._calls import finish_call, start_call
 from .._extraction import Extraction
 from .._sse import json_document
@@ -42,7 +43,6 @@ from ._extract import (
     extract_invoke,
     headers_of,
 )
-from ._models import model_of, pricing_mode_of
 
 PROVIDER = "aws_bedrock"
 SERVICE = "bedrock-runtime"

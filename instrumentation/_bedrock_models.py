@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .._extraction import get
+from ._extraction import get
 
 GEOGRAPHIC_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov"})
 GLOBAL_PREFIX = "global"
