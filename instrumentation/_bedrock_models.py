@@ -88,12 +88,18 @@ def is_global_model(model_id: str) -> bool:
     return _lookup(model_id)[1]
 
 
+def regional_suffix(model_id: str | None) -> str:
+    """``"+regional"`` for an in-region id or a geographic profile; "" for ``global.`` or no id.
+
+    Bedrock charges a premium on some models (Claude 4.5 and later) for a
+    regional endpoint over the global one: the catalog's ``regional`` modifier.
+    """
+    return "" if model_id is None or is_global_model(model_id) else "+regional"
+
+
 def pricing_mode_of(model_id: str | None, tier: Any) -> str:
     """``<tier>+regional`` for an in-region id or a geographic profile, ``<tier>`` for ``global.``."""
-    base = tier_mode(tier) or "standard"
-    if model_id is None or is_global_model(model_id):
-        return base
-    return base + "+regional"
+    return (tier_mode(tier) or "standard") + regional_suffix(model_id)
 
 
 def tier_name(tier: Any) -> str | None:
@@ -103,4 +109,11 @@ def tier_name(tier: Any) -> str | None:
     return tier if isinstance(tier, str) and tier else None
 
 
-__all__ = ["is_global_model", "model_of", "pricing_mode_of", "tier_mode", "tier_name"]
+__all__ = [
+    "is_global_model",
+    "model_of",
+    "pricing_mode_of",
+    "regional_suffix",
+    "tier_mode",
+    "tier_name",
+]

@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from .._base import BaseInstrumentor, WrappedMethod
+from .._bedrock_models import regional_suffix
 from .._extraction import Extraction
 from .._sdk import SdkContext, Surface, async_method_wrapper, method_wrapper, sdk_types
 from ._extract import AnthropicStreamState, extract_anthropic
@@ -83,9 +84,7 @@ def mode_suffix_of(provider: str, client: Any, model: str | None) -> str:
     ``regional`` modifier, as the Bedrock instrumentor records it.
     """
     if provider == "aws_bedrock":
-        # a global cross-Region inference profile, named directly or by its ARN, is not regional
-        is_global = model is not None and model.rsplit("/", 1)[-1].startswith("global.")
-        return "+regional" if model is not None and not is_global else ""
+        return regional_suffix(model)  # the Bedrock instrumentor's rule, on the id it was given
     if provider == "google_vertex":
         region = getattr(client, "region", None)
         return "+regional" if isinstance(region, str) and region != "global" else ""
