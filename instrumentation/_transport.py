@@ -364,8 +364,8 @@ def start_observation(
     call = start_call(provider, route.operation, model, stream=stream or route.stream, request=data)
     if call is None:
         return None
-    if provider == "google_vertex":
-        call.mode_suffix = vertex_mode_suffix(path)
+    if route.mode_suffix is not None:
+        call.mode_suffix = route.mode_suffix(path)
     try:
         from_request = route.from_request(data) if route.from_request is not None else None
     except Exception:
@@ -375,17 +375,6 @@ def start_observation(
 
 
 _PATH_MODEL_RE = re.compile(r"/models/([^/:]+):")
-_VERTEX_LOCATION_RE = re.compile(r"/locations/([^/]+)/publishers/anthropic/")
-
-
-def vertex_mode_suffix(path: str) -> str:
-    """``"+regional"`` for Claude on a regional Vertex AI endpoint (``/locations/us-east5/``), else "".
-
-    Vertex AI charges a premium on some Claude models for a regional endpoint
-    over the global one (the catalog's ``regional`` modifier); Gemini has none.
-    """
-    found = _VERTEX_LOCATION_RE.search(path)
-    return "+regional" if found is not None and found.group(1) != "global" else ""
 
 
 def model_from_path(path: str) -> str | None:

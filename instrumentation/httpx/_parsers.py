@@ -111,10 +111,25 @@ _GEMINI_ROUTES: tuple[tuple[str, Route], ...] = (
     ),
 )
 # Vertex AI also serves Claude: publishers/anthropic/models/<model>:rawPredict / :streamRawPredict.
+_VERTEX_LOCATION_RE = re.compile(r"/locations/([^/]+)/")
+
+
+def vertex_mode_suffix(path: str) -> str:
+    """``"+regional"`` for a regional Vertex AI endpoint (``/locations/us-east5/``), else "".
+
+    Vertex AI charges a premium on some Claude models for a regional endpoint
+    over the global one (the catalog's ``regional`` modifier); Gemini has none,
+    so only the Claude routes use this.
+    """
+    found = _VERTEX_LOCATION_RE.search(path)
+    return "+regional" if found is not None and found.group(1) != "global" else ""
+
+
+_VERTEX_CLAUDE = replace(_ANTHROPIC_ROUTES[0][1], mode_suffix=vertex_mode_suffix)
 _VERTEX_ROUTES: tuple[tuple[str, Route], ...] = (
     *_GEMINI_ROUTES,
-    (":rawPredict", _ANTHROPIC_ROUTES[0][1]),
-    (":streamRawPredict", replace(_ANTHROPIC_ROUTES[0][1], stream=True)),
+    (":rawPredict", _VERTEX_CLAUDE),
+    (":streamRawPredict", replace(_VERTEX_CLAUDE, stream=True)),
 )
 _FAMILY_ROUTES: dict[str, tuple[tuple[str, Route], ...]] = {
     "anthropic": _ANTHROPIC_ROUTES,

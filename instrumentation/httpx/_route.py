@@ -42,3 +42,5 @@ class Route:
     stream: bool = False  # the endpoint always streams (Gemini streamGenerateContent)
     # Usage read from the request instead (text-to-speech answers with audio): usage_source "estimated".
     from_request: Callable[[Any], Extraction] | None = None
+    # A pricing qualifier the request's path implies ("+regional" for a regional Vertex AI endpoint).
+    mode_suffix: Callable[[str], str] | None = None
