@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import anthropic
 import boto3
 import botocore.client
 import pytest
@@ -312,7 +313,6 @@ def test_instrument_all_turns_bedrock_on(standin: StandInServer) -> None:
 
 def test_anthropic_bedrock_client_is_one_event_with_every_layer_on(standin: StandInServer) -> None:
     """AnthropicBedrock signs with botocore but sends with httpx: the anthropic instrumentor records it."""
-    anthropic = pytest.importorskip("anthropic")
     with capture_events(instrument=["anthropic", "bedrock", "httpx"]) as events:
         c = anthropic.AnthropicBedrock(
             aws_access_key="AKIDEXAMPLE",
@@ -415,7 +415,6 @@ def test_anthropic_bedrock_client_prices_the_endpoint_it_named(
     12 x 3 + 2048 x 3.75 + 4096 x 0.30 + 9 x 15 = 9,079.8 per 1M = $0.0090798 on a global
     profile; in-region and geographic profiles cost 10% more: $0.00998778.
     """
-    anthropic = pytest.importorskip("anthropic")
     with capture_events(instrument=["anthropic", "bedrock", "httpx"]) as events:
         c = anthropic.AnthropicBedrock(
             aws_access_key="AKIDEXAMPLE",
