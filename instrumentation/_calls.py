@@ -12,10 +12,11 @@ except a budget guardrail the user configured to.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._api import get_runtime
+from .._api import active_runtime, get_runtime
 from .._errors import LLMCostTrackerError
 from .._events import Call, UsageSource
 from .._spans import current_span_context
@@ -112,3 +113,30 @@ def fail_call(call: Call, error: BaseException) -> None:
         finish_call(call, UNKNOWN, "unknown", status="error", error_type=type(error).__name__)
     except Exception:
         STATS.failure("errors.instrumentation.fail", "could not record a failed call")
+
+
+DROPPED_COUNTER = "streams.dropped_unfinished"
+"""Counted for each stream or body the caller let go of before its end without closing it."""
+
+
+def finish_dropped(end: Callable[[], object]) -> None:
+    """Have the bus worker end a recording whose stream the caller dropped unfinished.
+
+    Called from a ``__del__``, which may run while this thread holds any lock
+    (garbage collection can start at any allocation): it takes none, and only
+    hands ``end`` (which finishes the call with what was seen, as an early
+    ``close()`` does) to the bus. The call is counted under ``DROPPED_COUNTER``.
+    """
+    try:
+        runtime = active_runtime()  # not get_runtime(): configuring takes a lock
+        if runtime is not None:
+            runtime.bus.defer(lambda: _end_dropped(end))
+    except Exception:  # a finalizer must not raise (late in interpreter shutdown, say)
+        return
+
+
+def _end_dropped(end: Callable[[], object]) -> None:
+    STATS.incr(DROPPED_COUNTER)
+    # A budget in "raise" mode has no caller to raise into here (the call is recorded).
+    with contextlib.suppress(LLMCostTrackerError):
+        end()

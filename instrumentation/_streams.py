@@ -5,7 +5,9 @@ so ``isinstance`` checks and every attribute still work). Each item goes to an
 observer first; the observer may ask to hide an item the caller did not ask for
 (the ``include_usage`` trailer we requested). The recording is finalized on
 exhaustion, an error, ``close()``, or context-manager exit, whichever comes
-first, guarded by a shared once-only finisher; garbage collection is not relied on.
+first, guarded by a shared once-only finisher. A stream the caller lets go of
+before any of these (a ``break`` out of the loop, then nothing) is finished
+when the finisher is collected, as an early ``close()`` would have.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import wrapt
 
 from .._errors import LLMCostTrackerError
 from .._stats import STATS
+from ._calls import finish_dropped
 
 
 class StreamObserver(Protocol):
@@ -44,7 +47,13 @@ def _finish(observer: StreamObserver, error: BaseException | None, *, exhausted:
 
 class Finisher:
     """Finalize a stream's recording once. Shared by a proxy and its item loop, referring to neither,
-    so no reference cycle keeps a finished stream (and its response) alive until garbage collection."""
+    so no reference cycle keeps a finished stream (and its response) alive until garbage collection.
+
+    When the proxy and its loop are both dropped before the stream ended (the
+    caller broke out of its loop and let the stream go), the finisher is
+    collected unfinished: the bus worker then records the call with what was
+    seen, as an early ``close()`` does (``finish_dropped``).
+    """
 
     __slots__ = ("done", "observer")
 
@@ -58,13 +67,18 @@ class Finisher:
         self.done = True
         _finish(self.observer, error, exhausted=exhausted)
 
+    def __del__(self) -> None:
+        if not self.done:
+            self.done = True
+            observer = self.observer
+            finish_dropped(lambda: _finish(observer, None, exhausted=False))
+
 
 def _items(wrapped: Any, observe: Any, finalize: Any) -> Iterator[Any]:
     """The per-item loop of a stream proxy: a generator, the cheapest way to resume per item.
 
-    Closing it (the caller broke out and the proxy was dropped, or garbage
-    collection) does not finalize the recording: ``close()`` and context-manager
-    exit on the proxy do, as they always have.
+    Closing it (garbage collection of a stream the caller dropped) does not
+    finalize the recording here: the shared finisher, collected with it, does.
     """
     try:
         for item in wrapped:
@@ -198,6 +212,8 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 class RawObserver(Protocol):
     """What a raw-response proxy reports to (``with_raw_response`` / ``with_streaming_response``)."""
 
+    done: bool  # the call is recorded
+
     def parsed(self, value: Any) -> Any:
         """Record from what ``parse()`` returned; return what the caller gets (a stream is proxied)."""
         ...
@@ -219,6 +235,15 @@ def _guarded(action: Any, *args: Any) -> Any:
     except Exception:
         STATS.failure("errors.instrumentation.raw_response", "could not read a raw response")
         return None
+
+
+def _raw_dropped(observer: RawObserver, parsed: dict[Any, Any]) -> None:
+    """A raw response let go of unread and unclosed: recorded with usage unknown.
+
+    One that handed out a parsed stream leaves it to that stream's finisher.
+    """
+    if not observer.done and not parsed:
+        finish_dropped(lambda: _guarded(observer.closed))
 
 
 class SyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -258,6 +283,9 @@ class SyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         finally:
             _guarded(self._self_observer.closed)
 
+    def __del__(self) -> None:
+        _raw_dropped(self._self_observer, self._self_parsed)
+
 
 class AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """The async form of SyncRawResponseProxy (``AsyncAPIResponse``)."""
@@ -295,6 +323,9 @@ class AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             return await self.__wrapped__.close()
         finally:
             _guarded(self._self_observer.closed)
+
+    def __del__(self) -> None:
+        _raw_dropped(self._self_observer, self._self_parsed)
 
 
 __all__ = [

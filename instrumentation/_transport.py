@@ -19,7 +19,7 @@ from .._errors import LLMCostTrackerError
 from .._events import Call, UsageSource
 from .._stats import STATS
 from . import _hosts
-from ._calls import UNKNOWN, finish_call, start_call
+from ._calls import UNKNOWN, finish_call, finish_dropped, start_call
 from ._extraction import Extraction
 from ._sse import BodyWindow, EventSplitter, LineSplitter, json_document
 
@@ -391,3 +391,13 @@ def finish_observation(observation: Observation, error: BaseException | None) ->
         raise
     except Exception:
         STATS.failure("errors.transport.finish", "could not record an LLM response")
+
+
+def finish_if_dropped(observation: Observation) -> None:
+    """From a body wrapper's ``__del__``: a body let go of before its end is recorded with what was seen.
+
+    The bus worker does it (``finish_dropped``): a finalizer may run while this
+    thread holds a lock.
+    """
+    if not observation.call.finished:
+        finish_dropped(lambda: finish_observation(observation, None))

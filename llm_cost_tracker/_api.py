@@ -213,6 +213,11 @@ def get_runtime() -> Runtime | None:
         return _runtime
 
 
+def active_runtime() -> Runtime | None:
+    """The runtime in force, or None; never configures one, and takes no lock (finalizers call it)."""
+    return _runtime
+
+
 def get_config() -> Config | None:
     """Return the configuration in force, or None before ``configure()``."""
     runtime = _runtime

@@ -10,7 +10,9 @@ OpenTelemetry's ``BatchSpanProcessor``, whose callers end spans and whose
 worker turns them into export records).
 ``flush()`` puts a marker in the queue and waits until the worker has passed
 it, so it returns exactly when everything emitted before it has been handed
-over.
+over. ``defer()`` takes work found where no lock may be taken (a finalizer: a
+stream the caller dropped unfinished); the worker runs it before its next
+batch, and ``flush()`` before it waits.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class Bus:
         self._worker: threading.Thread | None = None
         self._closed = False
         self._sync_lock = threading.Lock()
+        self._deferred: collections.deque[Callable[[], object]] = collections.deque()
         _BUSES.add(self)
 
     # -- caller side -------------------------------------------------------
@@ -159,6 +162,8 @@ class Bus:
             with self._sync_lock:
                 self._process([event])
             STATS.incr("emitted")
+            if self._deferred:
+                self._run_deferred()
             return
         size = approximate_size(event)
         queue = self._queue
@@ -177,6 +182,29 @@ class Bus:
         elif len(queue) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
 
+    def defer(self, work: Callable[[], object]) -> None:
+        """Have ``work`` run on the worker thread before its next batch (or in ``flush()``).
+
+        For work found at a moment when no lock may be taken: a finalizer (a
+        stream the caller dropped before its end) may run while this very
+        thread holds any lock, ours or the caller's, so this only appends to
+        a deque. ``work`` typically emits; what it raises is counted under
+        ``errors.bus.deferred``.
+        """
+        self._deferred.append(work)
+
+    def _run_deferred(self) -> None:
+        deferred = self._deferred
+        while deferred:
+            try:
+                work = deferred.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                work()
+            except Exception:
+                STATS.failure("errors.bus.deferred", "deferred work failed")
+
     def queued_bytes(self) -> int:
         """About how many bytes the events waiting in the queue hold."""
         return self._queued_bytes
@@ -188,6 +216,8 @@ class Bus:
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Hand every event emitted so far to the exporters; return whether that finished in time."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._deferred:
+            self._run_deferred()  # what it emits is queued before the marker
         if not self.synchronous and self._worker is not None:
             marker = _FlushMarker()
             self._queue.append(marker)
@@ -258,6 +288,8 @@ class Bus:
                     return
 
     def _drain(self) -> None:
+        if self._deferred:
+            self._run_deferred()
         queue = self._queue
         while queue:
             batch: list[Record] = []
@@ -333,6 +365,7 @@ class Bus:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
+        self._deferred = collections.deque()
         self._worker = None
         for exporter in self.exporters:
             reset = getattr(exporter, "after_fork", None)

@@ -7,12 +7,14 @@ a call made with aiohttp is recorded exactly like the httpx one.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
+from llm_cost_tracker.instrumentation._calls import DROPPED_COUNTER
 from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
 from llm_cost_tracker.instrumentation.aiohttp import AiohttpInstrumentor
 from test_httpx_transport import (
@@ -28,6 +30,7 @@ from test_httpx_transport import (
 
 import llm_cost_tracker as lct
 from llm_cost_tracker._events import UsageEvent
+from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.cli._standin.server import Scenario
 from llm_cost_tracker.testing import capture_events
@@ -160,6 +163,30 @@ async def test_stream_abandoned_half_way_is_recorded_once_with_what_was_seen(
         None,
         "unknown",
     )
+
+
+async def test_stream_dropped_half_way_is_recorded_by_the_next_flush(
+    standin: StandInServer,
+    route_standin: Callable[[str], None],  # noqa: F811
+    events: list[UsageEvent],
+) -> None:
+    payload = PAYLOADS["openai_chat_stream_include_usage"]
+    route_standin("openai")
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(payload_url(standin, payload["id"]), json=payload["request"])
+        assert (await response.content.readline()).startswith(b"data: ")
+        del response  # never read to its end, never released
+        gc.collect()
+        assert lct.flush(5)
+        assert len(events) == 1
+    event = events[0]
+    assert (event.status, event.stream, event.usage, event.usage_source) == (
+        "ok",
+        True,
+        None,
+        "unknown",
+    )
+    assert STATS.get(DROPPED_COUNTER) == 1
 
 
 async def test_truncated_stream_and_bad_bodies_have_unknown_usage(

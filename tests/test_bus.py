@@ -61,6 +61,52 @@ def test_flush_delivers_everything_emitted_before_it() -> None:
     bus.shutdown()
 
 
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_deferred_work_runs_before_flush_returns_and_what_it_emits_is_delivered(
+    synchronous: bool,
+) -> None:
+    memory = InMemoryExporter()
+    bus = Bus(exporters=[memory], interval=30, synchronous=synchronous)
+    bus.emit(make_event(0))  # the worker is running and asleep for 30 s
+    bus.defer(lambda: bus.emit(make_event(1)))
+    bus.defer(lambda: 1 / 0)  # counted, and the rest still runs
+    bus.defer(lambda: bus.emit(make_event(2)))
+    assert bus.flush(5)
+    assert [e.model for e in memory.events] == ["m0", "m1", "m2"]
+    assert STATS.get("errors.bus.deferred") == 1
+    bus.shutdown()
+
+
+def test_the_worker_runs_deferred_work_on_its_own_without_a_flush() -> None:
+    memory = InMemoryExporter()
+    bus = Bus(exporters=[memory], interval=0.05)
+    bus.emit(make_event(0))
+    bus.defer(lambda: bus.emit(make_event(1)))
+    deadline = time.monotonic() + 5
+    while len(memory.events) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [e.model for e in memory.events] == ["m0", "m1"]
+    bus.shutdown()
+
+
+def test_defer_takes_no_lock_so_a_finalizer_holding_the_bus_lock_cannot_deadlock() -> None:
+    memory = InMemoryExporter()
+    bus = Bus(exporters=[memory], interval=30)
+    done = threading.Event()
+
+    def finalizer_inside_the_locked_section() -> None:
+        with bus._size_lock, STATS._lock:  # as if collected in the middle of emit()
+            bus.defer(lambda: bus.emit(make_event(1)))
+        done.set()
+
+    thread = threading.Thread(target=finalizer_inside_the_locked_section, daemon=True)
+    thread.start()
+    assert done.wait(5), "defer() blocked on a lock its own thread held"
+    assert bus.flush(5)
+    assert [e.model for e in memory.events] == ["m1"]
+    bus.shutdown()
+
+
 def test_emit_never_blocks_on_a_slow_exporter_and_a_full_queue_drops_and_counts() -> None:
     slow = SlowExporter()
     bus = Bus(exporters=[slow], max_queue=10, batch_size=1, interval=0.01)

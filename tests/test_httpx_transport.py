@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import gzip
 import json
 import logging
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import httpx2
 import pytest
+from llm_cost_tracker.instrumentation._calls import DROPPED_COUNTER
 from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
 from llm_cost_tracker.instrumentation.httpx import (
     HttpxInstrumentor,
@@ -325,6 +327,36 @@ def test_stream_closed_early_finishes_once_with_unknown_usage(
     assert events[0].status == "ok"
     assert events[0].stream is True
     assert events[0].model == "gpt-3.5-turbo-0125"
+
+
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+def test_stream_dropped_half_way_is_recorded_by_the_next_flush(
+    library: str,
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    payload = PAYLOADS["openai_chat_stream_include_usage"]
+    route_standin("openai")
+    with LIBRARIES[library].Client() as client:
+        request = client.build_request(
+            "POST", payload_url(standin, payload["id"]), json=payload["request"]
+        )
+        response = client.send(request, stream=True)
+        assert next(response.iter_lines()).startswith("data: ")
+        del response  # never read to its end, never closed
+        gc.collect()
+        assert lct.flush(5)
+        assert len(events) == 1
+    event = events[0]
+    assert (event.status, event.stream, event.model) == ("ok", True, "gpt-3.5-turbo-0125")
+    if event.usage is None:  # the usage chunk had not arrived yet: unknown, never zero
+        assert event.usage_source == "unknown"
+    else:  # the first read held the whole (short) body: its usage, exactly
+        assert_matches(event, payload)
+    # httpx2 closes the response when its abandoned line iterator is collected (a close,
+    # like any other); httpx leaves the response open, and the dropped body is ours to end.
+    assert STATS.get(DROPPED_COUNTER) == (1 if library == "httpx" else 0)
 
 
 @pytest.mark.parametrize("library", sorted(LIBRARIES))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,11 +17,13 @@ from typing import Any
 
 import anthropic
 import pytest
+from llm_cost_tracker.instrumentation._calls import DROPPED_COUNTER
 from llm_cost_tracker.instrumentation.anthropic import AnthropicInstrumentor
 from test_instrument_extract import PAYLOADS, expected_view, usage_as_expected
 
 import llm_cost_tracker as lct
 from llm_cost_tracker._events import UsageEvent
+from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import capture_events
 
@@ -198,6 +201,24 @@ def test_stream_helper_closed_early_is_recorded_once(standin: StandInServer, how
         assert event.usage is not None
         assert event.usage_source == "estimated"
         assert event.usage.tokens["cache_write_5m"] == 1165
+
+
+def test_raw_stream_dropped_half_way_is_recorded_with_what_was_seen(
+    standin: StandInServer,
+) -> None:
+    c = client(standin, "anthropic_stream_cache_write")
+    with capture_events(instrument=["anthropic"]) as events:
+        for _ in create(c, stream=True):
+            break  # the caller walks away: no close(), no with block
+        del _
+        gc.collect()
+        assert lct.flush(5)
+        event = only(events)
+    assert event.status == "ok"
+    assert event.usage is not None  # message_start said the input; the output is a lower bound
+    assert event.usage_source == "estimated"
+    assert event.usage.tokens["cache_write_5m"] == 1165
+    assert STATS.get(DROPPED_COUNTER) == 1
 
 
 def test_raw_stream_closed_early(standin: StandInServer) -> None:

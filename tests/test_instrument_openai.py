@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import threading
 import warnings
@@ -17,6 +18,7 @@ from typing import Any
 
 import openai
 import pytest
+from llm_cost_tracker.instrumentation._calls import DROPPED_COUNTER
 from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
 from llm_cost_tracker.instrumentation.openai import OpenAIInstrumentor
 from test_instrument_extract import PAYLOADS, expected_view, usage_as_expected
@@ -231,6 +233,37 @@ def test_stream_gets_usage_the_caller_did_not_ask_for(standin: StandInServer) ->
     assert event.usage is not None
     assert dict(event.usage.tokens) == {"input": 10, "output": 5}
     assert event.usage_source == "stream"
+
+
+def test_a_stream_dropped_half_way_is_recorded_by_the_next_flush(standin: StandInServer) -> None:
+    c = client(standin, "openai_chat_stream_include_usage")
+    with capture_events(instrument=["openai"]) as events:
+        stream = c.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        for _ in stream:
+            break  # the caller walks away: no close(), no with block
+        del stream, _
+        gc.collect()
+        assert lct.flush(5)
+        event = only(events)
+    assert (event.status, event.stream, event.model) == ("ok", True, "gpt-3.5-turbo-0125")
+    assert event.usage is None  # the usage trailer never came: unknown, never zero
+    assert event.usage_source == "unknown"
+    assert STATS.get(DROPPED_COUNTER) == 1
+
+
+async def test_an_async_stream_dropped_half_way_is_recorded(standin: StandInServer) -> None:
+    c = aclient(standin, "openai_chat_stream_include_usage")
+    async with acapture() as events:
+        stream = await c.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        async for _ in stream:
+            break
+        del stream, _
+        gc.collect()
+        assert lct.flush(5)
+        event = only(events)
+    await c.close()
+    assert (event.status, event.usage, event.usage_source) == ("ok", None, "unknown")
+    assert STATS.get(DROPPED_COUNTER) == 1
 
 
 def test_stream_usage_injection_can_be_turned_off(standin: StandInServer) -> None:
@@ -640,6 +673,35 @@ def test_with_raw_response_stream(standin: StandInServer) -> None:
         assert raw.parse() is stream
         assert len(list(stream)) == 8
     assert only(events).usage is not None
+
+
+def test_with_raw_response_stream_dropped_unread_is_recorded(standin: StandInServer) -> None:
+    c = client(standin, "openai_chat_stream_include_usage")
+    with capture_events(instrument=["openai"]) as events:
+        raw = c.chat.completions.with_raw_response.create(model="m", messages=MESSAGES, stream=True)
+        assert raw.headers.get("content-type", "").startswith("text/event-stream")
+        del raw  # neither parsed nor closed
+        gc.collect()
+        assert lct.flush(5)
+        event = only(events)
+    assert (event.status, event.usage, event.usage_source) == ("ok", None, "unknown")
+    assert STATS.get(DROPPED_COUNTER) == 1
+
+
+def test_with_raw_response_stream_parsed_then_dropped_is_the_streams_to_record(
+    standin: StandInServer,
+) -> None:
+    c = client(standin, "openai_chat_stream_include_usage")
+    with capture_events(instrument=["openai"]) as events:
+        stream = c.chat.completions.with_raw_response.create(
+            model="m", messages=MESSAGES, stream=True
+        ).parse()  # the raw response is dropped at once: the stream goes on
+        gc.collect()
+        assert lct.flush(5)
+        assert events == []
+        assert len(list(stream)) == 8
+    assert only(events).usage is not None
+    assert STATS.get(DROPPED_COUNTER) == 0
 
 
 @pytest.mark.parametrize("read", ["parse", "json", "read", "nothing"])

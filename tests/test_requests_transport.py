@@ -6,6 +6,7 @@ a call made with ``requests`` is recorded exactly like the httpx one.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import requests
+from llm_cost_tracker.instrumentation._calls import DROPPED_COUNTER
 from llm_cost_tracker.instrumentation.requests import RequestsInstrumentor
 from test_httpx_transport import (
     OLLAMA_LINES,
@@ -163,6 +165,27 @@ def test_stream_abandoned_half_way_is_recorded_once_with_what_was_seen(
     assert (event.status, event.stream, event.model) == ("ok", True, "gpt-3.5-turbo-0125")
     assert event.usage is None  # the usage chunk never came: unknown, not zero
     assert event.usage_source == "unknown"
+
+
+def test_stream_dropped_half_way_is_recorded_by_the_next_flush(
+    standin: StandInServer,
+    route_standin: Callable[[str], None],  # noqa: F811
+    events: list[UsageEvent],
+) -> None:
+    payload = PAYLOADS["openai_chat_stream_include_usage"]
+    route_standin("openai")
+    response = requests.post(
+        payload_url(standin, payload["id"]), json=payload["request"], stream=True, timeout=10
+    )
+    assert next(response.iter_lines()).startswith(b"data: ")
+    del response  # never read to its end, never closed
+    gc.collect()
+    assert lct.flush(5)
+    assert len(events) == 1
+    event = events[0]
+    assert (event.status, event.stream, event.model) == ("ok", True, "gpt-3.5-turbo-0125")
+    assert (event.usage, event.usage_source) == (None, "unknown")
+    assert STATS.get(DROPPED_COUNTER) == 1
 
 
 def test_truncated_stream_and_bad_bodies_have_unknown_usage(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from llm_cost_tracker.instrumentation._calls import DROPPED_COUNTER
 from llm_cost_tracker.instrumentation._sse import sse_json_events
 from llm_cost_tracker.instrumentation._streams import AsyncStreamProxy, SyncStreamProxy
 
+import llm_cost_tracker as lct
 from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.testing import capture_events
 
 
 class Recorder:
@@ -186,6 +190,71 @@ async def test_async_proxy() -> None:
         async for _ in AsyncStreamProxy(AsyncSource([1, 2], fail_after=1), failing):
             pass
     assert isinstance(failing.finished[0][0], ConnectionError)
+
+
+@pytest.fixture
+def runtime() -> Iterator[None]:
+    """A configured runtime: a dropped stream is finished through its bus."""
+    with capture_events():
+        yield
+
+
+def test_a_stream_dropped_half_way_is_finished_once_by_the_next_flush(runtime: None) -> None:
+    recorder = Recorder()
+    proxy = SyncStreamProxy(Source([1, 2, 3]), recorder)
+    for _ in proxy:
+        break  # and the caller walks away: no close(), no with block
+    del proxy
+    gc.collect()
+    assert recorder.finished == []  # a finalizer takes no lock: the bus does the recording
+    assert lct.flush(5)
+    assert recorder.finished == [(None, False)]
+    assert STATS.get(DROPPED_COUNTER) == 1
+
+
+def test_a_stream_dropped_after_its_end_is_not_finished_again(runtime: None) -> None:
+    recorder = Recorder()
+    proxy = SyncStreamProxy(Source([1, 2]), recorder)
+    assert list(proxy) == [1, 2]
+    del proxy
+    gc.collect()
+    assert lct.flush(5)
+    assert recorder.finished == [(None, True)]
+    assert STATS.get(DROPPED_COUNTER) == 0
+
+
+def test_a_stream_held_only_by_its_loop_is_not_dropped_while_the_loop_runs(runtime: None) -> None:
+    recorder = Recorder()
+    seen = []
+    for item in SyncStreamProxy(Source([1, 2, 3]), recorder):  # no other reference to the proxy
+        gc.collect()
+        assert lct.flush(5)
+        assert recorder.finished == []
+        seen.append(item)
+    assert seen == [1, 2, 3]
+    assert recorder.finished == [(None, True)]
+
+
+async def test_an_async_stream_dropped_half_way_is_finished_once(runtime: None) -> None:
+    recorder = Recorder()
+    proxy = AsyncStreamProxy(AsyncSource([1, 2, 3]), recorder)
+    async for _ in proxy:
+        break
+    del proxy
+    gc.collect()
+    assert lct.flush(5)
+    assert recorder.finished == [(None, False)]
+    assert STATS.get(DROPPED_COUNTER) == 1
+
+
+def test_a_dropped_stream_with_nothing_configured_is_let_go_quietly() -> None:
+    recorder = Recorder()
+    proxy = SyncStreamProxy(Source([1, 2]), recorder)
+    next(proxy)
+    del proxy
+    gc.collect()
+    assert recorder.finished == []
+    assert STATS.get(DROPPED_COUNTER) == 0
 
 
 def test_sse_json_events() -> None:

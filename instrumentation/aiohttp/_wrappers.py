@@ -23,6 +23,7 @@ from ..._stats import STATS
 from ..._suppress import SUPPRESSED, is_suppressed
 from .._transport import (
     Observation,
+    finish_if_dropped,
     finish_observation,
     provider_for,
     split_url,
@@ -133,6 +134,9 @@ class ObservedContent(wrapt.ObjectProxy):  # type: ignore[type-arg]
             self.__wrapped__.set_exception(*args, **kwargs)
         finally:
             finish_observation(self._self_observation, None)
+
+    def __del__(self) -> None:  # the response was dropped before its body ended
+        finish_if_dropped(self._self_observation)
 
 
 def _streams() -> Any:

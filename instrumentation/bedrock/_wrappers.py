@@ -22,8 +22,7 @@ recorded as failed calls and re-raised untouched.
 from __future__ import annotations
 
 import io
-import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..._errors import LLMCostTrackerError
@@ -148,40 +147,20 @@ class StreamRecorder:
         found, complete = self.state.result(self.model, self.model_id, self.tier)
         finish_call(self.call, found, "stream" if complete else "estimated")
 
-    def abandoned(self) -> None:
-        """The caller dropped the stream without reading it to the end or closing it."""
-        try:
-            self.finish(None, exhausted=False)
-        except Exception:  # a budget in "raise" mode has no caller to raise into here
-            STATS.failure(
-                "errors.instrumentation.stream_finish", "could not record a dropped stream"
-            )
-
-
-class EventStreamProxy(SyncStreamProxy):
-    """A Bedrock EventStream that stays alive while the caller iterates it.
-
-    The stream is recorded as abandoned when the proxy is collected, and a caller
-    may drop every reference but the loop's (``for e in client.converse_stream(...)["stream"]``):
-    the iterator handed out holds the proxy until the loop ends.
-    """
-
-    def __iter__(self) -> Iterator[Any]:
-        yield from super().__iter__()
-
 
 def _follow(
     response: dict[str, Any], key: str, recorder: StreamRecorder, proxy_type: type[Any]
 ) -> None:
-    """Put the EventStream ``response[key]`` behind a recording proxy of ``proxy_type``."""
+    """Put the EventStream ``response[key]`` behind a recording proxy of ``proxy_type``.
+
+    The proxy records once: at the stream's end, on an error, on ``close()``, or
+    when the caller drops it unfinished (its finisher is collected).
+    """
     stream = response.get(key)
     if stream is None:
         finish_call(recorder.call)  # nothing to follow: usage unknown
         return
-    proxy = proxy_type(stream, recorder)
-    finalizer = weakref.finalize(proxy, recorder.abandoned)
-    finalizer.atexit = False  # at exit the bus is gone: nothing to record into
-    response[key] = proxy
+    response[key] = proxy_type(stream, recorder)
 
 
 class _FailedRead:
@@ -233,7 +212,7 @@ def record_response(
     params: Any,
     response: Any,
     content: bytes | None = None,
-    proxy_type: type[Any] = EventStreamProxy,
+    proxy_type: type[Any] = SyncStreamProxy,
 ) -> None:
     """Record a Bedrock Runtime response or follow its stream. Raises only a budget's error.
 
@@ -295,7 +274,6 @@ __all__ = [
     "OPERATIONS",
     "PROVIDER",
     "REGION_TAG",
-    "EventStreamProxy",
     "StreamRecorder",
     "bedrock_call",
     "begin",

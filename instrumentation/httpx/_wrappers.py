@@ -20,7 +20,12 @@ from ..._errors import LLMCostTrackerError
 from ..._stats import STATS
 from ..._suppress import SUPPRESSED, is_suppressed
 from .. import _hosts
-from .._transport import Observation, finish_observation, start_observation
+from .._transport import (
+    Observation,
+    finish_if_dropped,
+    finish_observation,
+    start_observation,
+)
 from ._parsers import route_for
 
 
@@ -99,6 +104,9 @@ def stream_classes(library: Any) -> tuple[type[Any], type[Any]]:
             finally:
                 finish_observation(self._observation, None)
 
+        def __del__(self) -> None:  # the response was dropped before its body ended
+            finish_if_dropped(self._observation)
+
         def __getattr__(self, name: str) -> Any:  # e.g. httpx2's stream.elapsed
             return getattr(self.__dict__["_stream"], name)
 
@@ -129,6 +137,9 @@ def stream_classes(library: Any) -> tuple[type[Any], type[Any]]:
                 await self._stream.aclose()
             finally:
                 finish_observation(self._observation, None)
+
+        def __del__(self) -> None:
+            finish_if_dropped(self._observation)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self.__dict__["_stream"], name)

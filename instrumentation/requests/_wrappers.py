@@ -19,7 +19,13 @@ import wrapt
 from ..._errors import LLMCostTrackerError
 from ..._stats import STATS
 from ..._suppress import SUPPRESSED, is_suppressed
-from .._transport import Observation, finish_observation, route_url, start_observation
+from .._transport import (
+    Observation,
+    finish_if_dropped,
+    finish_observation,
+    route_url,
+    start_observation,
+)
 from ..httpx._parsers import route_for
 
 
@@ -98,6 +104,9 @@ class ObservedRaw(wrapt.ObjectProxy):  # type: ignore[type-arg]
             self.__wrapped__.release_conn()
         finally:
             finish_observation(self._self_observation, None)
+
+    def __del__(self) -> None:  # the response was dropped before its body ended
+        finish_if_dropped(self._self_observation)
 
 
 def _attach(observation: Observation, response: Any, streamed: bool) -> None:
