@@ -10,7 +10,6 @@ objects to it.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from .._stats import STATS
 from . import _hosts
 from ._calls import UNKNOWN, finish_call, finish_dropped, start_call
 from ._extraction import Extraction
-from ._sse import BodyWindow, EventSplitter, LineSplitter, json_document
+from ._sse import BodyWindow, EventSplitter, LineSplitter, json_document, parse_json
 
 if TYPE_CHECKING:
     from .httpx._route import Route, StreamState
@@ -61,7 +60,7 @@ class RequestJSON(Mapping[str, Any]):
             body, self._body = self._body, b""
             if isinstance(body, (bytes, bytearray, str)) and len(body) <= REQUEST_JSON_BYTES:
                 try:
-                    data = json.loads(body)
+                    data = parse_json(body)
                 except ValueError:
                     data = None
                 if isinstance(data, dict):
@@ -208,7 +207,7 @@ class Observation:
         if data == b"[DONE]":
             return
         try:
-            event = json.loads(data)
+            event = parse_json(data)
         except ValueError:
             STATS.incr("dropped.transport_bad_event")
             return
@@ -305,7 +304,8 @@ def route_url(url: str) -> tuple[str, str] | None:
     Every request a ``requests`` session sends comes through here, most to other
     hosts: the answer is remembered per origin (``scheme://host:port``) and the
     host registry's generation, so a host seen before costs one slice and one
-    dict lookup.
+    dict lookup (and an LLM host a second slice, its path). Origins that carry
+    credentials (``user:password@``) are not remembered.
     """
     start = url.find("://")
     if start < 0:
@@ -314,20 +314,26 @@ def route_url(url: str) -> tuple[str, str] | None:
     origin = url if cut < 0 else url[:cut]
     generation = _hosts.generation()
     cached = _ORIGINS.get(origin)
-    if cached is not None and cached[0] == generation and cached[1] is None:
-        return None
-    parts = split_url(url)
-    if parts is None:
-        return None
-    host, port, path = parts
-    if cached is not None and cached[0] == generation:
-        provider = cached[1]
-    else:
+    if cached is None or cached[0] != generation:
+        parts = split_url(url)
+        if parts is None:
+            return None
+        host, port, _ = parts
         provider = provider_for(host, port)
-        if len(_ORIGINS) >= _MAX_ORIGINS:
-            _ORIGINS.clear()
-        _ORIGINS[origin] = (generation, provider)
-    return None if provider is None else (provider, path)
+        if "@" not in origin:
+            if len(_ORIGINS) >= _MAX_ORIGINS:
+                _ORIGINS.clear()
+            _ORIGINS[origin] = (generation, provider)
+    else:
+        provider = cached[1]
+    if provider is None:
+        return None
+    path = url[cut:] if cut >= 0 else ""
+    for separator in "?#":
+        found = path.find(separator)
+        if found >= 0:
+            path = path[:found]
+    return provider, path
 
 
 def provider_for(host: str, port: int | None) -> str | None:

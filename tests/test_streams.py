@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from llm_cost_tracker.instrumentation._calls import DROPPED_COUNTER
-from llm_cost_tracker.instrumentation._sse import sse_json_events
+from llm_cost_tracker.instrumentation._sse import parse_json, sse_json_events
 from llm_cost_tracker.instrumentation._streams import AsyncStreamProxy, SyncStreamProxy
+from llm_cost_tracker.instrumentation._transport import route_url
 
 import llm_cost_tracker as lct
 from llm_cost_tracker._stats import STATS
@@ -261,3 +263,53 @@ def test_sse_json_events() -> None:
     body = b'event: a\ndata: {"x": 1}\n\ndata: not json\n\r\ndata: [DONE]\n\n'
     assert sse_json_events(body) == [{"x": 1}]
     assert STATS.get("dropped.stream_event_unparsable") == 1
+
+
+JSON_TEXTS = [
+    b'{"usage": {"prompt_tokens": 3}}',
+    b' \r\n\t{"a": [1, 2.5, null, true]}  \n',
+    b'\xef\xbb\xbf{"a": 1}',  # a UTF-8 byte-order mark
+    '{"a": "\u00e9"}'.encode("utf-16"),
+    '{"a": "\u00e9"}'.encode("utf-16-le"),
+    '{"a": "\u00e9"}'.encode("utf-32-be"),
+    b'"\xed\xa0\x80"',  # a lone surrogate, as json.loads lets it through
+    b'{"a": NaN}',
+    '{"a": "\u00e9"}',
+    bytearray(b'{"b": 2}'),
+    b'{"a": 1} trailing',
+    b'{"a": 1}{"b": 2}',
+    b"",
+    b"   ",
+    b'{"a":',
+    b"\xff\xfe\xfd",
+    b"<html>502</html>",
+]
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS)
+def test_parse_json_answers_as_json_loads_does(text: bytes | str) -> None:
+    def outcome(parse: Any) -> Any:
+        try:
+            return "ok", json.dumps(parse(text))
+        except ValueError as error:
+            return "error", type(error).__name__
+
+    assert outcome(parse_json) == outcome(json.loads)
+
+
+def test_route_url_reads_the_path_of_a_remembered_origin() -> None:
+    url = "https://api.openai.com/v1/chat/completions?api-version=1#top"
+    assert route_url(url) == ("openai", "/v1/chat/completions")
+    assert route_url(url) == ("openai", "/v1/chat/completions")  # from the origin cache
+    assert route_url("https://api.openai.com") == ("openai", "")
+    assert route_url("https://api.anthropic.com:443/v1/messages") == ("anthropic", "/v1/messages")
+    assert route_url("https://example.com/v1/chat/completions") is None
+    assert route_url("not a url") is None
+
+
+def test_route_url_does_not_remember_origins_carrying_credentials() -> None:
+    from llm_cost_tracker.instrumentation import _transport
+
+    url = "https://user:secret@api.openai.com/v1/chat/completions"
+    assert route_url(url) == ("openai", "/v1/chat/completions")
+    assert not [origin for origin in _transport._ORIGINS if "secret" in origin]

@@ -15,7 +15,6 @@ Nothing here raises on a malformed payload: what cannot be read is unknown
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +30,7 @@ from .._extraction import (
     text_or_none,
     token_count,
 )
+from .._sse import parse_json
 from ..anthropic._extract import AnthropicStreamState, usage_from_anthropic
 
 METRICS_KEY = "amazon-bedrock-invocationMetrics"
@@ -252,7 +252,7 @@ class InvokeStreamState:
         if not isinstance(data, (bytes, bytearray)) or b"oken" not in data:
             return  # no token counts in this chunk: not parsed
         try:
-            document = json.loads(data)
+            document = parse_json(data)
         except ValueError:
             STATS.incr("dropped.stream_event_unparsable")
             return
