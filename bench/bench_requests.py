@@ -7,6 +7,11 @@ Measured in the same run:
   returns), against calling the stub directly. For an LLM request this is the
   caller's thread only (the bus worker is kept asleep while timing): reading
   the request's model, parsing the body and building the finished event;
+- by body: the same wrapper for a 4 KB chat completion and for one embedding
+  of 1,536 floats (``encoding_format="float"``), each against ``json.loads``
+  of the same body: what the caller's thread pays grows with the body, since
+  the body is parsed there (keeping it for the worker would hold the
+  response's text). Embedding vectors are emptied before parsing, unread.
 - end to end: ``Session.post`` through an in-process adapter that answers with
   a canned body, instrumented and not, alternating to share the noise.
 """
@@ -14,6 +19,7 @@ Measured in the same run:
 from __future__ import annotations
 
 import io
+import json
 import statistics
 from typing import Any
 
@@ -29,6 +35,29 @@ from ._timing import per_call_us, report
 from .bench_httpx import CHAT_BODY, CHAT_URL, OTHER_URL, REQUEST, Discard
 
 BUDGET_US = 8.0
+EMBEDDINGS_URL = "https://api.openai.com/v1/embeddings"
+LONG_CHAT_BODY = json.dumps(
+    {
+        **json.loads(CHAT_BODY),
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "A longer answer. " * 240}}
+        ],
+    }
+).encode()
+EMBEDDINGS_BODY = json.dumps(
+    {
+        "object": "list",
+        "data": [
+            {
+                "object": "embedding",
+                "index": 0,
+                "embedding": [(-1) ** d * (d % 97) / 1e4 + 1e-9 for d in range(1536)],
+            }
+        ],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 8, "total_tokens": 8},
+    }
+).encode()
 
 
 class CannedAdapter(requests.adapters.HTTPAdapter):
@@ -91,6 +120,52 @@ def _wrapper_alone() -> None:
     lct.configure(database_url=None, exporters=[Discard()], instrument=None)
 
 
+def _wrapper_and_loads(wrapper: Any, request: Any, body: bytes) -> tuple[float, float]:
+    """Microseconds of ``json.loads(body)``, and of the wrapper around a response with ``body``."""
+    response = requests.Response()
+    response.status_code, response._content = 200, body
+    response.headers["content-type"] = "application/json"
+
+    def stub(request: Any, **kwargs: Any) -> Any:
+        return response
+
+    args: tuple[Any, ...] = (request,)
+    loads = per_call_us(lambda: json.loads(body), batch=50, repeats=15)
+    samples = [
+        per_call_us(lambda: wrapper(stub, None, args, {}), batch=50, repeats=3) for _ in range(5)
+    ]
+    lct.flush(30)
+    return loads, statistics.median(samples)
+
+
+def _by_body() -> None:
+    """The LLM-call wrapper for larger bodies, against parsing the same body with ``json.loads``."""
+    lct.configure(
+        database_url=None,
+        exporters=[Discard()],
+        instrument=None,
+        batch_size=1_000_000,
+        export_interval=3600.0,
+    )
+    wrapper = send_wrapper()
+    session = _session()
+    cases = (
+        ("chat completion, 4 KB", CHAT_URL, REQUEST, LONG_CHAT_BODY),
+        (
+            "embedding, 1,536 floats (33 KB)",
+            EMBEDDINGS_URL,
+            {"model": "text-embedding-3-small", "input": "hi", "encoding_format": "float"},
+            EMBEDDINGS_BODY,
+        ),
+    )
+    for label, url, payload, body in cases:
+        request = session.prepare_request(requests.Request("POST", url, json=payload))
+        loads, wrapped = _wrapper_and_loads(wrapper, request, body)
+        report(f"json.loads of the body: {label} (baseline)", loads)
+        report(f"requests wrapper, {label}", wrapped, loads)
+    lct.configure(database_url=None, exporters=[Discard()], instrument=None)
+
+
 def _end_to_end() -> None:
     session = _session()
     instrumentor = RequestsInstrumentor()
@@ -122,6 +197,7 @@ def main() -> None:
     lct.configure(database_url=None, exporters=[Discard()], instrument=None)
     try:
         _wrapper_alone()
+        _by_body()
         _end_to_end()
     finally:
         lct.shutdown()

@@ -208,16 +208,17 @@ class BodyWindow:
         if len(self._tail) > 2 * TAIL_BYTES:
             del self._tail[:-TAIL_BYTES]
 
-    def document(self, usage_key: str) -> Any:
+    def document(self, usage_key: str, *, vectors: bool = False) -> Any:
         """Return the parsed body, or for an oversized one a dict rebuilt from its head and tail.
 
         Returns None when the body is not JSON. The rebuilt dict holds the last
         ``usage_key`` object found in the tail plus identifying string fields
         (model, id, tier) found by key; it is enough for a usage parser.
+        ``vectors``: as for ``json_document``.
         """
         if not self.overflowed:
             try:
-                return parse_json(self._head)
+                return parse_json(without_vectors(self._head) if vectors else self._head)
             except ValueError:
                 return None
         return recover_document(bytes(self._head), bytes(self._tail[-TAIL_BYTES:]), usage_key)
@@ -252,11 +253,28 @@ def recover_document(head: bytes, tail: bytes, usage_key: str) -> dict[str, Any]
     return found
 
 
-def json_document(content: bytes, usage_key: str) -> Any:
-    """A JSON body read whole: parsed when small, else its usage recovered from a head and a tail."""
+_NUMBER_ARRAY = re.compile(rb"\[[-+0-9.eE,\s]+\]")
+
+
+def without_vectors(content: bytes | bytearray) -> bytes:
+    """``content`` with every array of plain numbers emptied (``[0.12, -3e-4]`` becomes ``[]``).
+
+    For embeddings bodies, whose vectors are never read: one regex pass instead
+    of a float object per dimension (a 1,536-dimension vector: about 50 µs
+    instead of 450 µs). Usage objects hold no arrays of numbers.
+    """
+    return _NUMBER_ARRAY.sub(b"[]", content)
+
+
+def json_document(content: bytes, usage_key: str, *, vectors: bool = False) -> Any:
+    """A JSON body read whole: parsed when small, else its usage recovered from a head and a tail.
+
+    ``vectors``: the body carries number vectors nobody reads (embeddings),
+    emptied before parsing (``without_vectors``).
+    """
     if len(content) <= FULL_BODY_BYTES:
         try:
-            return parse_json(content)
+            return parse_json(without_vectors(content) if vectors else content)
         except ValueError:
             return None
     STATS.incr("transport.body_recovered_from_tail")

@@ -177,7 +177,7 @@ class Observation:
             self.feed(content)
             self.finish()
         else:
-            document = json_document(content, self.route.usage_key)
+            document = json_document(content, self.route.usage_key, vectors=self.route.vectors)
             self.finish(found=UNKNOWN if document is None else self.route.parse(document))
 
     def feed(self, chunk: bytes) -> None:
@@ -262,7 +262,7 @@ class Observation:
         if self._window is not None:
             if self._window.overflowed:
                 STATS.incr("transport.body_recovered_from_tail")
-            document = self._window.document(self.route.usage_key)
+            document = self._window.document(self.route.usage_key, vectors=self.route.vectors)
             return UNKNOWN if document is None else self.route.parse(document)
         return UNKNOWN
 

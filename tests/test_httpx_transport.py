@@ -513,6 +513,29 @@ def test_huge_json_body_recovers_usage_from_its_tail(
     assert STATS.get("transport.body_recovered_from_tail") == 1
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_float_vectors_are_not_parsed_and_usage_is_exact(
+    streamed: bool,
+    standin: StandInServer,
+    route_standin: Callable[[str], None],
+    events: list[UsageEvent],
+) -> None:
+    source = PAYLOADS["openai_embeddings"]
+    response = copy.deepcopy(source["response"])
+    response["data"] = [
+        {"object": "embedding", "index": i, "embedding": [(-1) ** d * d / 7e3 for d in range(1536)]}
+        for i in range(3)
+    ]  # what the API sends for encoding_format="float" (the SDK asks for base64)
+    payload = derived(standin, "openai_embeddings", "embeddings_float", response=response)
+    route_standin("openai")
+    body = fetch_sync(
+        httpx, payload_url(standin, payload["id"], source), source["request"], streamed
+    )
+    assert json.loads(body) == response  # the caller's body is untouched
+    assert len(events) == 1
+    assert_matches(events[0], source)
+
+
 def test_negative_counts_make_usage_unknown(
     standin: StandInServer, route_standin: Callable[[str], None], events: list[UsageEvent]
 ) -> None:

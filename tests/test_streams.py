@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from llm_cost_tracker.instrumentation._calls import DROPPED_COUNTER
-from llm_cost_tracker.instrumentation._sse import parse_json, sse_json_events
+from llm_cost_tracker.instrumentation._sse import parse_json, sse_json_events, without_vectors
 from llm_cost_tracker.instrumentation._streams import AsyncStreamProxy, SyncStreamProxy
 from llm_cost_tracker.instrumentation._transport import route_url
 
@@ -313,3 +313,17 @@ def test_route_url_does_not_remember_origins_carrying_credentials() -> None:
     url = "https://user:secret@api.openai.com/v1/chat/completions"
     assert route_url(url) == ("openai", "/v1/chat/completions")
     assert not [origin for origin in _transport._ORIGINS if "secret" in origin]
+
+
+def test_without_vectors_empties_arrays_of_numbers_only() -> None:
+    body = (
+        b'{"data": [{"embedding": [0.25, -1.5e-3, 2E+4, 7], "index": 0},'
+        b' {"embedding": [[1, 2], [3.5]], "tags": ["a", 1]}],'
+        b' "empty": [], "usage": {"prompt_tokens": 8, "total_tokens": 8}}'
+    )
+    assert json.loads(without_vectors(body)) == {
+        "data": [{"embedding": [], "index": 0}, {"embedding": [[], []], "tags": ["a", 1]}],
+        "empty": [],
+        "usage": {"prompt_tokens": 8, "total_tokens": 8},
+    }
+    assert without_vectors(b'{"usage": {"input_tokens": 3}}') == b'{"usage": {"input_tokens": 3}}'

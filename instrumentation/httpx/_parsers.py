@@ -72,7 +72,7 @@ _OPENAI_ROUTES: tuple[tuple[str, Route], ...] = (
         Route("responses", extract_openai, ResponsesStreamState, _RESPONSES_NEEDLE),
     ),
     ("/completions", _chat_route("completions")),
-    ("/embeddings", _chat_route("embeddings")),
+    ("/embeddings", replace(_chat_route("embeddings"), vectors=True)),
     ("/images/generations", _IMAGES),
     ("/images/edits", _IMAGES),
     ("/images/variations", _IMAGES),
@@ -103,11 +103,11 @@ _GEMINI_ROUTES: tuple[tuple[str, Route], ...] = (
     ),
     (
         ":embedContent",
-        Route("embeddings", extract_gemini, GeminiStreamState, None, "usageMetadata"),
+        Route("embeddings", extract_gemini, GeminiStreamState, None, "usageMetadata", vectors=True),
     ),
     (
         ":batchEmbedContents",
-        Route("embeddings", extract_gemini, GeminiStreamState, None, "usageMetadata"),
+        Route("embeddings", extract_gemini, GeminiStreamState, None, "usageMetadata", vectors=True),
     ),
 )
 # Vertex AI also serves Claude: publishers/anthropic/models/<model>:rawPredict / :streamRawPredict.

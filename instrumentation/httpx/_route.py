@@ -44,3 +44,5 @@ class Route:
     from_request: Callable[[Any], Extraction] | None = None
     # A pricing qualifier the request's path implies ("+regional" for a regional Vertex AI endpoint).
     mode_suffix: Callable[[str], str] | None = None
+    # The body carries number vectors (embeddings) that are never read: emptied before parsing.
+    vectors: bool = False
