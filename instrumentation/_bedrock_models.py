@@ -22,7 +22,8 @@ GEOGRAPHIC_PREFIXES = frozenset({"us", "eu", "apac", "jp", "au", "ca", "us-gov"}
 GLOBAL_PREFIX = "global"
 
 # "-v1:0", "-v2:0", "-v0:2", a bare ":0", and a context-window variant (":200k") after them.
-_VERSION_RE = re.compile(r"(?:-v\d+)?:\d+(?::\d+k)?\Z")
+_VERSION_RE = re.compile(r"(?:-v(\d+))?:\d+(?::\d+k)?\Z")
+_DATE_RE = re.compile(r"-\d{8}-v\d+:")  # a dated model's "-v2:0" is a Bedrock revision of it
 # arn:<partition>:bedrock:<region>:<account>:<resource type>/<resource id>
 _ARN_RE = re.compile(r"arn:[\w-]+:bedrock:[\w-]*:\d*:([\w-]+)/(.+)\Z")
 # ARN resource types that name a model (or a system inference profile) in their id.
@@ -53,7 +54,24 @@ def _parse(model_id: str) -> tuple[str, bool]:
     if dot and (prefix in GEOGRAPHIC_PREFIXES or prefix == GLOBAL_PREFIX):
         is_global = prefix == GLOBAL_PREFIX
         model_id = rest
-    return _VERSION_RE.sub("", model_id), is_global
+    return _without_version(model_id), is_global
+
+
+def _without_version(model_id: str) -> str:
+    """``model_id`` without its ``:minor`` version, and without ``-vN`` when that is a revision.
+
+    ``-v1``/``-v0`` and a dated model's ``-v2`` (``claude-3-5-sonnet-20241022-v2:0``)
+    are Bedrock's revisions of one model; an undated ``-v2`` and up names a
+    model of its own, priced apart: ``amazon.titan-embed-text-v2:0`` is not
+    Titan Embeddings v1, ``cohere.embed-v4:0`` is Embed v4.
+    """
+    found = _VERSION_RE.search(model_id)
+    if found is None:
+        return model_id
+    major = found.group(1)
+    if major is not None and int(major) >= 2 and _DATE_RE.search(model_id) is None:
+        return model_id[: found.start() + 2 + len(major)]  # keep "-vN", drop ":minor"
+    return model_id[: found.start()]
 
 
 def _lookup(model_id: str) -> tuple[str, bool]:

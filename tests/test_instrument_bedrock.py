@@ -143,6 +143,34 @@ def test_one_client_routed_by_model_family(standin: StandInServer) -> None:
     assert {e.tags["cloud.region"] for e in events} == {"eu-west-3"}
 
 
+@pytest.mark.parametrize(
+    ("model_id", "model", "per_million"),
+    [
+        ("amazon.titan-embed-text-v2:0", "amazon.titan-embed-text-v2", "0.02"),
+        ("amazon.titan-embed-text-v1", "amazon.titan-embed-text-v1", "0.1"),
+        ("amazon.titan-embed-text-v1:2:8k", "amazon.titan-embed-text", "0.1"),
+        ("cohere.embed-english-v3", "cohere.embed-english-v3", "0.1"),
+        ("us.cohere.embed-v4:0", "cohere.embed-v4", "0.12"),
+    ],
+)
+def test_embeddings_models_are_told_apart_and_priced(
+    standin: StandInServer, model_id: str, model: str, per_million: str
+) -> None:
+    """Titan Embeddings v2 is not v1 (a fifth of its price): an undated "-v2" stays in the name."""
+    with capture_events(instrument=["bedrock"]) as events:
+        body = (
+            client(standin, "/s/bedrock_invoke_titan_embed")
+            .invoke_model(modelId=model_id, body=b'{"inputText": "Hello"}')["body"]
+            .read()
+        )
+    assert json.loads(body)["inputTextTokenCount"] == 2  # every byte still reaches the caller
+    (event,) = events
+    assert (event.model, event.request_model) == (model, model_id)
+    assert event.usage is not None
+    assert dict(event.usage.tokens) == {"input": 2, "output": 0}
+    assert event.cost.total == 2 * Decimal(per_million) / 1_000_000
+
+
 def test_the_callers_region_tag_wins(standin: StandInServer) -> None:
     with capture_events(instrument=["bedrock"]) as events:
         c = client(standin, "/s/bedrock_converse_nova")

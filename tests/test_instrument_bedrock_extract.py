@@ -58,6 +58,13 @@ from llm_cost_tracker.cli._standin.bedrock import encode_events, encode_frame, r
             "standard+regional",
         ),
         ("amazon.titan-embed-text-v1", "amazon.titan-embed-text-v1", "standard+regional"),
+        ("amazon.titan-embed-text-v2:0", "amazon.titan-embed-text-v2", "standard+regional"),
+        ("global.cohere.embed-v4:0", "cohere.embed-v4", "standard"),
+        (
+            "anthropic.claude-3-5-sonnet-20241022-v2:0",
+            "anthropic.claude-3-5-sonnet-20241022",
+            "standard+regional",
+        ),
         (
             "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0",
             "anthropic.claude-3-5-haiku-20241022",
@@ -170,8 +177,12 @@ def test_bad_converse_usage_is_unknown_never_zero(usage: Any) -> None:
             {"text": "x", "meta": {"billed_units": {"input_tokens": 7, "output_tokens": 2}}},
             {"input": 7, "output": 2},
         ),
+        (
+            {"embedding": [0.1, -0.2], "inputTextTokenCount": 11},
+            {"input": 11, "output": 0},
+        ),
     ],
-    ids=["anthropic", "nova", "llama", "mistral_chat", "cohere"],
+    ids=["anthropic", "nova", "llama", "mistral_chat", "cohere", "titan_embeddings"],
 )
 def test_invoke_bodies_by_model_family(document: dict[str, Any], tokens: dict[str, int]) -> None:
     usage = usage_from_body(document)

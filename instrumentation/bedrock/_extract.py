@@ -6,8 +6,9 @@ without the cache reads and writes, which come in ``cacheReadInputTokens`` /
 when there is no breakdown). InvokeModel bodies are read by model family:
 Anthropic Messages (the anthropic instrumentor's parser), Nova, Meta Llama
 (``prompt_token_count`` / ``generation_token_count``), Mistral chat
-(``usage.prompt_tokens``) and Cohere (``meta.billed_units``); a body none of
-these recognizes falls back to the ``x-amzn-bedrock-*-token-count`` response
+(``usage.prompt_tokens``), Cohere (``meta.billed_units``) and Amazon Titan
+Embeddings (``inputTextTokenCount``); a body none of these recognizes (Cohere
+Embed's among them) falls back to the ``x-amzn-bedrock-*-token-count`` response
 headers, and a stream to the last chunk's ``amazon-bedrock-invocationMetrics``.
 Nothing here raises on a malformed payload: what cannot be read is unknown
 (None), never zero.
@@ -146,6 +147,8 @@ def usage_from_body(document: Any) -> TokenUsage | None:
             return _counts(usage.get("prompt_tokens"), usage.get("completion_tokens"))
     if "prompt_token_count" in document or "generation_token_count" in document:  # Meta Llama
         return _counts(document.get("prompt_token_count"), document.get("generation_token_count"))
+    if "inputTextTokenCount" in document:  # Amazon Titan Embeddings (no output tokens)
+        return _counts(document.get("inputTextTokenCount"), 0)
     billed = get(get(document, "meta"), "billed_units")  # Cohere
     if isinstance(billed, dict):
         return _counts(billed.get("input_tokens"), billed.get("output_tokens"))

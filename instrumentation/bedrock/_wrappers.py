@@ -200,8 +200,10 @@ def _record_invoke(
 ) -> None:
     if call.finished:  # the body failed to read: recorded as an error already
         return
-    document = json_document(content, "usage") if content is not None else None
     model = model_of(model_id) if model_id is not None else "unknown"
+    # An embeddings model's vectors are never read: emptied before parsing (see json_document).
+    vectors = "embed" in model
+    document = json_document(content, "usage", vectors=vectors) if content is not None else None
     used = response.get("serviceTier") or tier
     finish_call(call, extract_invoke(document, headers_of(response), model, model_id, used))
 
