@@ -253,17 +253,36 @@ def recover_document(head: bytes, tail: bytes, usage_key: str) -> dict[str, Any]
     return found
 
 
-_NUMBER_ARRAY = re.compile(rb"\[[-+0-9.eE,\s]+\]")
+_NUMBER_BYTES = b"0123456789+-.eE, \t\r\n"
 
 
 def without_vectors(content: bytes | bytearray) -> bytes:
     """``content`` with every array of plain numbers emptied (``[0.12, -3e-4]`` becomes ``[]``).
 
-    For embeddings bodies, whose vectors are never read: one regex pass instead
-    of a float object per dimension (a 1,536-dimension vector: about 50 µs
-    instead of 450 µs). Usage objects hold no arrays of numbers.
+    For embeddings bodies, whose vectors are never read: a few ``find`` passes
+    instead of a float object per dimension (a 1,536-dimension vector: about
+    10 µs instead of 360 µs). An array holding another array is left for its
+    inner ones; usage objects hold no arrays of numbers.
     """
-    return _NUMBER_ARRAY.sub(b"[]", content)
+    kept: list[bytes] = []
+    copied = 0  # content[:copied] is in kept
+    at = content.find(b"[")
+    while at >= 0:
+        end = content.find(b"]", at)
+        if end < 0:
+            break
+        inner = content.find(b"[", at + 1, end)
+        if inner >= 0:  # not a leaf: look at the array inside it first
+            at = inner
+            continue
+        if end > at + 1 and not content[at + 1 : end].translate(None, _NUMBER_BYTES):
+            kept.append(bytes(content[copied : at + 1]))
+            copied = end
+        at = content.find(b"[", end)
+    if not kept:
+        return bytes(content)
+    kept.append(bytes(content[copied:]))
+    return b"".join(kept)
 
 
 def json_document(content: bytes, usage_key: str, *, vectors: bool = False) -> Any:
