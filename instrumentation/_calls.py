@@ -13,6 +13,7 @@ except a budget guardrail the user configured to.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -119,14 +120,36 @@ DROPPED_COUNTER = "streams.dropped_unfinished"
 """Counted for each stream or body the caller let go of before its end without closing it."""
 
 
-def finish_dropped(end: Callable[[], object]) -> None:
+_generation = 0  # of this process: bumped in a child after fork()
+
+
+def process_generation() -> int:
+    """A number that changes in a forked child: what was made before the fork is the parent's."""
+    return _generation
+
+
+def _forked() -> None:
+    global _generation
+    _generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+def finish_dropped(end: Callable[[], object], generation: int) -> None:
     """Have the bus worker end a recording whose stream the caller dropped unfinished.
 
     Called from a ``__del__``, which may run while this thread holds any lock
     (garbage collection can start at any allocation): it takes none, and only
     hands ``end`` (which finishes the call with what was seen, as an early
     ``close()`` does) to the bus. The call is counted under ``DROPPED_COUNTER``.
+    ``generation`` is ``process_generation()`` when the stream was made: a
+    forked child dropping its copy of the parent's stream records nothing, the
+    parent records the call.
     """
+    if generation != _generation:
+        return
     try:
         runtime = active_runtime()  # not get_runtime(): configuring takes a lock
         if runtime is not None:

@@ -20,7 +20,7 @@ import wrapt
 
 from .._errors import LLMCostTrackerError
 from .._stats import STATS
-from ._calls import finish_dropped
+from ._calls import finish_dropped, process_generation
 
 
 class StreamObserver(Protocol):
@@ -55,11 +55,12 @@ class Finisher:
     seen, as an early ``close()`` does (``finish_dropped``).
     """
 
-    __slots__ = ("done", "observer")
+    __slots__ = ("done", "generation", "observer")
 
     def __init__(self, observer: StreamObserver) -> None:
         self.observer = observer
         self.done = False
+        self.generation = process_generation()
 
     def __call__(self, error: BaseException | None, *, exhausted: bool = False) -> None:
         if self.done:
@@ -71,7 +72,7 @@ class Finisher:
         if not self.done:
             self.done = True
             observer = self.observer
-            finish_dropped(lambda: _finish(observer, None, exhausted=False))
+            finish_dropped(lambda: _finish(observer, None, exhausted=False), self.generation)
 
 
 def _items(wrapped: Any, observe: Any, finalize: Any) -> Iterator[Any]:
@@ -237,13 +238,13 @@ def _guarded(action: Any, *args: Any) -> Any:
         return None
 
 
-def _raw_dropped(observer: RawObserver, parsed: dict[Any, Any]) -> None:
+def _raw_dropped(observer: RawObserver, parsed: dict[Any, Any], generation: int) -> None:
     """A raw response let go of unread and unclosed: recorded with usage unknown.
 
     One that handed out a parsed stream leaves it to that stream's finisher.
     """
     if not observer.done and not parsed:
-        finish_dropped(lambda: _guarded(observer.closed))
+        finish_dropped(lambda: _guarded(observer.closed), generation)
 
 
 class SyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -253,6 +254,7 @@ class SyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         super().__init__(wrapped)
         self._self_observer = observer
         self._self_parsed: dict[Any, Any] = {}
+        self._self_generation = process_generation()
 
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         value = self.__wrapped__.parse(*args, **kwargs)
@@ -284,7 +286,7 @@ class SyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             _guarded(self._self_observer.closed)
 
     def __del__(self) -> None:
-        _raw_dropped(self._self_observer, self._self_parsed)
+        _raw_dropped(self._self_observer, self._self_parsed, self._self_generation)
 
 
 class AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -294,6 +296,7 @@ class AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         super().__init__(wrapped)
         self._self_observer = observer
         self._self_parsed: dict[Any, Any] = {}
+        self._self_generation = process_generation()
 
     async def parse(self, *args: Any, **kwargs: Any) -> Any:
         value = await self.__wrapped__.parse(*args, **kwargs)
@@ -325,7 +328,7 @@ class AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             _guarded(self._self_observer.closed)
 
     def __del__(self) -> None:
-        _raw_dropped(self._self_observer, self._self_parsed)
+        _raw_dropped(self._self_observer, self._self_parsed, self._self_generation)
 
 
 __all__ = [

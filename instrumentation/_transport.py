@@ -18,7 +18,7 @@ from .._errors import LLMCostTrackerError
 from .._events import Call, UsageSource
 from .._stats import STATS
 from . import _hosts
-from ._calls import UNKNOWN, finish_call, finish_dropped, start_call
+from ._calls import UNKNOWN, finish_call, finish_dropped, process_generation, start_call
 from ._extraction import Extraction
 from ._sse import BodyWindow, EventSplitter, LineSplitter, json_document, parse_json
 
@@ -107,6 +107,7 @@ class Observation:
         "_window",
         "call",
         "from_request",
+        "generation",
         "route",
     )
 
@@ -121,6 +122,7 @@ class Observation:
         self._decoder: Any = None
         self._first = True
         self._broken = False
+        self.generation = process_generation()  # a forked child's copy is the parent's to record
 
     # -- setup ------------------------------------------------------------------
 
@@ -406,4 +408,4 @@ def finish_if_dropped(observation: Observation) -> None:
     thread holds a lock.
     """
     if not observation.call.finished:
-        finish_dropped(lambda: finish_observation(observation, None))
+        finish_dropped(lambda: finish_observation(observation, None), observation.generation)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -247,6 +248,31 @@ async def test_an_async_stream_dropped_half_way_is_finished_once(runtime: None) 
     assert lct.flush(5)
     assert recorder.finished == [(None, False)]
     assert STATS.get(DROPPED_COUNTER) == 1
+
+
+def test_a_forked_child_dropping_its_copy_of_a_stream_leaves_it_to_the_parent(
+    runtime: None,
+) -> None:
+    recorder = Recorder()
+    proxy = SyncStreamProxy(Source([1, 2, 3]), recorder)
+    next(proxy)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drops its copy of the half-read stream, then reports
+        try:
+            del proxy
+            gc.collect()
+            lct.flush(5)
+            os.write(write_end, f"{len(recorder.finished)} {STATS.get(DROPPED_COUNTER)}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child_saw = pipe.read()
+    os.waitpid(pid, 0)
+    assert child_saw == "0 0"  # nothing finished, nothing counted in the child
+    proxy.close()
+    assert recorder.finished == [(None, False)]  # the parent records it, once
 
 
 def test_a_dropped_stream_with_nothing_configured_is_let_go_quietly() -> None:
