@@ -85,6 +85,17 @@ class Discard:
 SSE_EVENTS = [event + b"\n\n" for event in SSE_BODY.split(b"\n\n") if event]
 
 
+def configure_worker_asleep() -> None:
+    """Record into ``Discard`` with the bus worker kept asleep: timings see the caller's thread only."""
+    lct.configure(
+        database_url=None,
+        exporters=[Discard()],
+        instrument=None,
+        batch_size=1_000_000,
+        export_interval=3600.0,
+    )
+
+
 def _handler(library: Any) -> Callable[[Any], Any]:
     class EventByEvent(library.SyncByteStream):  # type: ignore[misc]
         """A body delivered one SSE event per chunk, as a network read would."""
@@ -186,13 +197,7 @@ def _wrapper_alone(library: Any) -> None:
     def llm() -> None:
         wrapper(stub, None, args_chat, no_kwargs)
 
-    lct.configure(
-        database_url=None,
-        exporters=[Discard()],
-        instrument=None,
-        batch_size=1_000_000,
-        export_interval=3600.0,
-    )
+    configure_worker_asleep()
     samples = [per_call_us(llm, batch=500, repeats=3) for _ in range(7)]
     wrapped_chat = statistics.median(samples)
     report(f"{name} wrapper, LLM chat request (caller's thread)", wrapped_chat, base)

@@ -32,7 +32,14 @@ from llm_cost_tracker.instrumentation.requests._wrappers import send_wrapper
 import llm_cost_tracker as lct
 
 from ._timing import per_call_us, report
-from .bench_httpx import CHAT_BODY, CHAT_URL, OTHER_URL, REQUEST, Discard
+from .bench_httpx import (
+    CHAT_BODY,
+    CHAT_URL,
+    OTHER_URL,
+    REQUEST,
+    Discard,
+    configure_worker_asleep,
+)
 
 BUDGET_US = 8.0
 EMBEDDINGS_URL = "https://api.openai.com/v1/embeddings"
@@ -101,13 +108,7 @@ def _wrapper_alone() -> None:
     print(f"{'':<4}added: {wrapped_other - base:.3f} us  target < 1 us  ", end="")
     print("OK" if wrapped_other - base < 1.0 else "MISSED")
 
-    lct.configure(
-        database_url=None,
-        exporters=[Discard()],
-        instrument=None,
-        batch_size=1_000_000,
-        export_interval=3600.0,
-    )
+    configure_worker_asleep()
     samples = [
         per_call_us(lambda: wrapper(stub, None, args_chat, no_kwargs), batch=500, repeats=3)
         for _ in range(7)
@@ -140,13 +141,7 @@ def _wrapper_and_loads(wrapper: Any, request: Any, body: bytes) -> tuple[float, 
 
 def _by_body() -> None:
     """The LLM-call wrapper for larger bodies, against parsing the same body with ``json.loads``."""
-    lct.configure(
-        database_url=None,
-        exporters=[Discard()],
-        instrument=None,
-        batch_size=1_000_000,
-        export_interval=3600.0,
-    )
+    configure_worker_asleep()
     wrapper = send_wrapper()
     session = _session()
     cases = (

@@ -147,27 +147,9 @@ def test_gzip_encoded_stream_is_decoded_for_usage(
     assert STATS.snapshot().get("dropped.transport_unsupported_encoding") == 1
 
 
-def test_stream_abandoned_half_way_is_recorded_once_with_what_was_seen(
-    standin: StandInServer,
-    route_standin: Callable[[str], None],  # noqa: F811
-    events: list[UsageEvent],
-) -> None:
-    payload = PAYLOADS["openai_chat_stream_include_usage"]
-    route_standin("openai")
-    with requests.post(
-        payload_url(standin, payload["id"]), json=payload["request"], stream=True, timeout=10
-    ) as response:
-        first = next(response.iter_lines())
-        assert first.startswith(b"data: ")
-        assert events == []  # still being read
-    assert len(events) == 1
-    event = events[0]
-    assert (event.status, event.stream, event.model) == ("ok", True, "gpt-3.5-turbo-0125")
-    assert event.usage is None  # the usage chunk never came: unknown, not zero
-    assert event.usage_source == "unknown"
-
-
-def test_stream_dropped_half_way_is_recorded_by_the_next_flush(
+@pytest.mark.parametrize("how", ["closed", "dropped"])
+def test_stream_left_half_way_is_recorded_once_with_what_was_seen(
+    how: str,
     standin: StandInServer,
     route_standin: Callable[[str], None],  # noqa: F811
     events: list[UsageEvent],
@@ -178,14 +160,19 @@ def test_stream_dropped_half_way_is_recorded_by_the_next_flush(
         payload_url(standin, payload["id"]), json=payload["request"], stream=True, timeout=10
     )
     assert next(response.iter_lines()).startswith(b"data: ")
-    del response  # never read to its end, never closed
-    gc.collect()
-    assert lct.flush(5)
+    assert events == []  # still being read
+    if how == "closed":
+        response.close()
+    else:  # neither read to its end nor closed: finished when collected, by the next flush
+        del response
+        gc.collect()
+        assert lct.flush(5)
     assert len(events) == 1
     event = events[0]
     assert (event.status, event.stream, event.model) == ("ok", True, "gpt-3.5-turbo-0125")
-    assert (event.usage, event.usage_source) == (None, "unknown")
-    assert STATS.get(DROPPED_COUNTER) == 1
+    assert event.usage is None  # the usage chunk never came: unknown, not zero
+    assert event.usage_source == "unknown"
+    assert STATS.get(DROPPED_COUNTER) == (1 if how == "dropped" else 0)
 
 
 def test_truncated_stream_and_bad_bodies_have_unknown_usage(

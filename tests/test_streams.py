@@ -355,4 +355,4 @@ def test_without_vectors_empties_arrays_of_numbers_only() -> None:
     assert without_vectors(b'{"usage": {"input_tokens": 3}}') == b'{"usage": {"input_tokens": 3}}'
     assert without_vectors(bytearray(b'{"v": [1, 2]}')) == b'{"v": []}'
     assert without_vectors(b'{"v": [1, 2], "w": [3') == b'{"v": [], "w": [3'  # cut short
-    assert without_vectors(b'[[[0.5]], [1e-3, 2]]') == b"[[[]], []]"
+    assert without_vectors(b"[[[0.5]], [1e-3, 2]]") == b"[[[]], []]"
