@@ -19,6 +19,7 @@ import pytest
 import wrapt
 from aiobotocore.config import AioConfig
 from aiobotocore.eventstream import AioEventStream
+from aiobotocore.httpxsession import HttpxSession
 from aiobotocore.response import AioStreamingBody
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError, EventStreamError, ResponseStreamingError
@@ -43,15 +44,17 @@ from llm_cost_tracker.testing import capture_events
 
 @contextlib.asynccontextmanager
 async def client(
-    standin: StandInServer, path: str, region: str = "us-east-1"
+    standin: StandInServer, path: str, region: str = "us-east-1", *, over_httpx: bool = False
 ) -> AsyncIterator[Any]:
+    """An aiobotocore client to the stand-in, sending with aiohttp (its default) or httpx."""
+    sessions = {"http_session_cls": HttpxSession} if over_httpx else {}
     async with get_session().create_client(
         "bedrock-runtime",
         region_name=region,
         endpoint_url=standin.url + path,
         aws_access_key_id="AKIDEXAMPLE",
         aws_secret_access_key="not-a-secret",
-        config=AioConfig(retries={"total_max_attempts": 1}),
+        config=AioConfig(retries={"total_max_attempts": 1}, **sessions),
     ) as c:
         yield c
 
@@ -350,6 +353,69 @@ async def test_one_event_with_the_aiohttp_instrumentor_on(standin: StandInServer
         ("invoke_model", True),
     ]
     assert {e.tags["cloud.region"] for e in both} == {"us-east-1"}
+
+
+@pytest.mark.parametrize("payload_id", [p for p in OK_PAYLOADS if not PAYLOADS[p]["stream"]])
+async def test_over_httpx_one_event_and_the_same_result(
+    standin: StandInServer, bare: None, payload_id: str
+) -> None:
+    """aiobotocore's httpx backend: same bytes and events, one event with every layer on.
+
+    The stand-in is a registered Bedrock host with a parser, so the httpx layer
+    would record each call on its own, as it does without the Bedrock instrumentor.
+    """
+    payload = PAYLOADS[payload_id]
+    path = standin.scenario_url(payload_id)[len(standin.url) :]
+    async with client(standin, path, over_httpx=True) as c:
+        without = await call(c, payload)
+    host = standin.url.split("://", 1)[1]
+    lct.register_host(host, "aws_bedrock")
+    suffixes = ("/converse", "/converse-stream", "/invoke", "/invoke-with-response-stream")
+    for suffix in suffixes:
+        lct.register_parser("aws_bedrock", suffix, lambda body: None, operation="raw")
+    try:
+        with capture_events(instrument=["httpx"]) as transport_only:
+            async with client(standin, path, over_httpx=True) as c:
+                await call(c, payload)
+        with capture_events(instrument=["bedrock", "httpx", "aiohttp"]) as events:
+            async with client(standin, path, over_httpx=True) as c:
+                instrumented = await call(c, payload)
+    finally:
+        for suffix in suffixes:
+            unregister_parser("aws_bedrock", suffix)
+        unregister_host(host)
+    assert [e.operation for e in transport_only] == ["raw"]  # the httpx layer sees the call
+    assert instrumented == without  # every field, event and byte as without us
+    assert len(events) == 1
+    assert_expected(events[0], payload)
+
+
+@pytest.mark.parametrize("payload_id", ["bedrock_converse_stream", "bedrock_invoke_stream_llama"])
+async def test_over_httpx_a_stream_fails_as_without_us_and_is_recorded(
+    standin: StandInServer, bare: None, payload_id: str
+) -> None:
+    """aiobotocore's httpx backend cannot read event streams (it reads them as aiohttp's).
+
+    The caller gets the very error it gets without us; the call, answered and
+    so billed, is recorded as failed with usage unknown.
+    """
+    payload = PAYLOADS[payload_id]
+    path = standin.scenario_url(payload_id)[len(standin.url) :]
+    async with client(standin, path, over_httpx=True) as c:
+        with pytest.raises(Exception) as bare_error:
+            await call(c, payload)
+    with capture_events(instrument=["bedrock", "httpx"]) as events:
+        async with client(standin, path, over_httpx=True) as c:
+            with pytest.raises(type(bare_error.value)) as our_error:
+                await call(c, payload)
+    assert str(our_error.value) == str(bare_error.value)
+    (event,) = events
+    assert (event.status, event.error_type, event.stream) == (
+        "error",
+        type(bare_error.value).__name__,
+        True,
+    )
+    assert event.usage is None
 
 
 async def test_other_operations_pass_through_and_suppression_is_honoured(

@@ -170,6 +170,10 @@ def _handler_for(server: StandInServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
+            if self.path.startswith(("http://", "https://")):
+                # The absolute form (aiobotocore's httpx backend sends it), which a server must
+                # accept (RFC 9112, 3.2.2): the path is what follows the authority.
+                self.path = "/" + self.path.split("://", 1)[1].partition("/")[2]
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             server.requests.append(
