@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiobotocore.client
+import aiobotocore.response
 import aiohttp
 import pytest
 import wrapt
 from aiobotocore.config import AioConfig
 from aiobotocore.eventstream import AioEventStream
 from aiobotocore.httpxsession import HttpxSession
-from aiobotocore.response import AioStreamingBody
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError, EventStreamError, ResponseStreamingError
 from llm_cost_tracker.instrumentation._hosts import unregister_host
@@ -40,6 +40,11 @@ from llm_cost_tracker._events import Call
 from llm_cost_tracker._suppress import suppressed
 from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import capture_events
+
+# aiobotocore 3.x names its body AioStreamingBody; 2.x (the one aioboto3 pins) StreamingBody.
+AioStreamingBody: Any = getattr(aiobotocore.response, "AioStreamingBody", None) or (
+    aiobotocore.response.StreamingBody
+)
 
 
 @contextlib.asynccontextmanager
@@ -271,21 +276,28 @@ async def _join(chunks: Any) -> bytes:
     return b"".join([chunk async for chunk in chunks])
 
 
+async def _every_read(c: Any) -> dict[str, tuple[bytes, int]]:
+    """Each way of reading an InvokeModel body: what it read, and the body's ``tell()`` after."""
+    seen = {}
+    for name, read in READS.items():
+        response = await c.invoke_model(modelId="anthropic.claude-x-v1:0", body=b"{}")
+        body = response["body"]
+        assert isinstance(body, AioStreamingBody), name
+        seen[name] = (await read(body), body.tell())
+        body.close()
+    return seen
+
+
 async def test_invoke_body_every_way_of_reading_it(standin: StandInServer, bare: None) -> None:
     path = "/s/bedrock_invoke_anthropic"
     async with client(standin, path) as c:
-        raw = await (await c.invoke_model(modelId="anthropic.claude-x-v1:0", body=b"{}"))[
-            "body"
-        ].read()
+        without = await _every_read(c)
     with capture_events(instrument=["bedrock"]) as events:
         async with client(standin, path) as c:
-            for name, read in READS.items():
-                response = await c.invoke_model(modelId="anthropic.claude-x-v1:0", body=b"{}")
-                body = response["body"]
-                assert isinstance(body, AioStreamingBody), name
-                assert await read(body) == raw, name
-                assert body.tell() == len(raw), name
-                body.close()
+            instrumented = await _every_read(c)
+    assert instrumented == without
+    whole = without["read"][0]
+    assert {data for data, _ in without.values()} == {whole}  # the test reads every byte
     assert len(events) == len(READS)
     assert {e.usage is not None for e in events} == {True}
 

@@ -91,6 +91,17 @@ class _BufferedResponse:
         if data:
             yield data
 
+    # aiobotocore 2.x's body hands ``async with`` to the aiohttp response it wraps,
+    # which enters as itself and reads whole with ``read()``.
+    async def __aenter__(self) -> _BufferedResponse:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def read(self) -> bytes:
+        return await self.content.read()
+
     def close(self) -> None:
         return None
 

@@ -165,13 +165,26 @@ def headers_of(response: Any) -> Mapping[str, Any]:
     return headers if isinstance(headers, Mapping) else {}
 
 
+def served_tier(response: Any) -> Any:
+    """The service tier the response says served the call, or None.
+
+    Recent botocore parses the ``X-Amzn-Bedrock-Service-Tier`` header into
+    ``serviceTier``; older releases (the botocore aioboto3 pins) leave it in
+    the response's HTTP headers only.
+    """
+    tier = get(response, "serviceTier")
+    if tier is None:
+        tier = headers_of(response).get("x-amzn-bedrock-service-tier")
+    return tier
+
+
 def extract_converse(response: Any, model: str, model_id: str | None) -> Extraction:
     """Read a Converse response: usage, the tier used, the AWS request id. Never raises.
 
     A prompt router names the model it chose (``trace.promptRouter.invokedModelId``): that
     model is reported instead of the router.
     """
-    tier = get(response, "serviceTier")
+    tier = served_tier(response)
     invoked = text_or_none(get(get(get(response, "trace"), "promptRouter"), "invokedModelId"))
     if invoked is not None:
         model, model_id = model_of(invoked), invoked

@@ -41,6 +41,7 @@ from ._extract import (
     extract_converse,
     extract_invoke,
     headers_of,
+    served_tier,
 )
 
 PROVIDER = "aws_bedrock"
@@ -204,7 +205,7 @@ def _record_invoke(
     # An embeddings model's vectors are never read: emptied before parsing (see json_document).
     vectors = "embed" in model
     document = json_document(content, "usage", vectors=vectors) if content is not None else None
-    used = response.get("serviceTier") or tier
+    used = served_tier(response) or tier
     finish_call(call, extract_invoke(document, headers_of(response), model, model_id, used))
 
 
@@ -237,7 +238,7 @@ def record_response(
             recorder = StreamRecorder(call, ConverseStreamState(), model_id, tier)
             _follow(response, "stream", recorder, proxy_type)
         else:
-            used = response.get("serviceTier") or tier
+            used = served_tier(response) or tier
             recorder = StreamRecorder(call, InvokeStreamState(), model_id, used)
             _follow(response, "body", recorder, proxy_type)
     except LLMCostTrackerError:
