@@ -15,6 +15,7 @@ from llm_cost_tracker.instrumentation._bedrock_models import model_of, pricing_m
 from llm_cost_tracker.instrumentation.bedrock._extract import (
     ConverseStreamState,
     InvokeStreamState,
+    served_tier,
     usage_from_body,
     usage_from_converse,
     usage_from_headers,
@@ -414,3 +415,10 @@ def test_an_invoke_model_request_body_is_read_lazily_whatever_its_type() -> None
     # a file being streamed up, a body that is not JSON, JSON that is not an object: empty
     for body in (io.BytesIO(text.encode()), b"not json", b"[1, 2]", None):
         assert dict(RequestJSON(body)) == {}
+
+
+def test_the_served_tier_falls_back_to_the_header_older_botocore_leaves_unparsed() -> None:
+    headers = {"ResponseMetadata": {"HTTPHeaders": {"x-amzn-bedrock-service-tier": "priority"}}}
+    assert served_tier(headers) == "priority"  # botocore 1.40: the header only
+    assert served_tier({**headers, "serviceTier": "flex"}) == "flex"  # parsed: the field wins
+    assert served_tier({"ResponseMetadata": {"HTTPHeaders": {}}}) is None
