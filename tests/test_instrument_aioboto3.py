@@ -8,16 +8,18 @@ Every result is compared with the same call made without instrumentation.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aioboto3
 import pytest
 from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
-from llm_cost_tracker.instrumentation.bedrock import BedrockInstrumentor
-from test_instrument_bedrock import MESSAGES, OK_PAYLOADS, PAYLOADS, assert_expected
-from test_instrument_bedrock_async import call
+from test_instrument_bedrock import MESSAGES, OK_PAYLOADS
+from test_instrument_bedrock_async import (
+    assert_same_result_and_one_event,
+    bare,  # noqa: F401 (a fixture)
+)
 
 from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import capture_events
@@ -38,31 +40,18 @@ async def client(standin: StandInServer, path: str) -> AsyncIterator[Any]:
         yield c
 
 
-@pytest.fixture
-def bare(standin: StandInServer) -> Iterator[None]:
-    """No instrumentation at all: what the caller gets without us."""
-    BedrockInstrumentor().uninstrument()
-    return
-
-
 @pytest.mark.parametrize("payload_id", OK_PAYLOADS)
 async def test_payload_gives_the_same_result_and_the_expected_event(
-    standin: StandInServer, bare: None, payload_id: str
+    standin: StandInServer,
+    bare: None,  # noqa: F811
+    payload_id: str,
 ) -> None:
-    payload = PAYLOADS[payload_id]
-    path = standin.scenario_url(payload_id)[len(standin.url) :]
-    async with client(standin, path) as c:
-        without = await call(c, payload)
-    with capture_events(instrument=["bedrock", "aiohttp"]) as events:
-        async with client(standin, path) as c:
-            instrumented = await call(c, payload)
-    assert instrumented == without  # every field, event and byte as without us
-    assert len(events) == 1  # the aiohttp layer under aiobotocore does not record it again
-    assert_expected(events[0], payload)
+    await assert_same_result_and_one_event(client, standin, payload_id, ["bedrock", "aiohttp"])
 
 
 async def test_a_throttling_error_is_recorded_and_reraised_untouched(
-    standin: StandInServer, bare: None
+    standin: StandInServer,
+    bare: None,  # noqa: F811
 ) -> None:
     path = "/s/bedrock_error_throttling"
     async with client(standin, path) as c:

@@ -93,20 +93,27 @@ def bare(standin: StandInServer) -> Iterator[None]:
     return
 
 
+async def assert_same_result_and_one_event(
+    make_client: Any, standin: StandInServer, payload_id: str, instrument: list[str]
+) -> None:
+    """The payload's call with and without us: the same result, and its one expected event."""
+    payload = PAYLOADS[payload_id]
+    path = standin.scenario_url(payload_id)[len(standin.url) :]
+    async with make_client(standin, path) as c:
+        without = await call(c, payload)
+    with capture_events(instrument=instrument) as events:
+        async with make_client(standin, path) as c:
+            instrumented = await call(c, payload)
+    assert instrumented == without  # every field, event and byte as without us
+    assert len(events) == 1  # the transport layer under the client does not record it again
+    assert_expected(events[0], payload)
+
+
 @pytest.mark.parametrize("payload_id", OK_PAYLOADS)
 async def test_payload_gives_the_same_result_and_the_expected_event(
     standin: StandInServer, bare: None, payload_id: str
 ) -> None:
-    payload = PAYLOADS[payload_id]
-    path = standin.scenario_url(payload_id)[len(standin.url) :]
-    async with client(standin, path) as c:
-        without = await call(c, payload)
-    with capture_events(instrument=["bedrock"]) as events:
-        async with client(standin, path) as c:
-            instrumented = await call(c, payload)
-    assert instrumented == without  # every field, event and byte as without us
-    assert len(events) == 1
-    assert_expected(events[0], payload)
+    await assert_same_result_and_one_event(client, standin, payload_id, ["bedrock", "aiohttp"])
 
 
 async def test_one_client_routed_by_model_family(standin: StandInServer) -> None:
