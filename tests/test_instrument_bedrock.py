@@ -36,6 +36,13 @@ OK_PAYLOADS = sorted(
     if p["http_status"] == 200 and not any("exception" in e for e in p.get("eventstream", []))
 )
 MESSAGES = [{"role": "user", "content": [{"text": "hi"}]}]
+# Payloads whose usage is read but that the bundled catalog cannot price: their cost
+# stays unknown (never an invented zero) until the catalog has the rate.
+UNPRICED = {
+    "bedrock_converse_flex_global": "amazon.nova-2-lite is not in the catalog",
+    "bedrock_invoke_nova": "amazon.nova-micro has no priority-tier rate",
+    "bedrock_invoke_stream_llama": "meta.llama3-2-3b-instruct is not in the catalog",
+}
 
 
 def client(standin: StandInServer, path: str, region: str = "us-east-1") -> Any:
@@ -126,6 +133,8 @@ def assert_expected(event: UsageEvent, payload: dict[str, Any]) -> None:
     assert event.provider_response_id == expected["provider_response_id"]
     assert event.tags["cloud.region"] == "us-east-1"
     assert event.usage_source == expected["usage_source"]
+    priced = expected["usage_known"] and payload["id"] not in UNPRICED
+    assert (event.cost.status == "priced", event.cost.total is not None) == (priced, priced)
     if not expected["usage_known"]:
         assert event.usage is None
         return

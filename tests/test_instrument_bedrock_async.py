@@ -283,28 +283,60 @@ async def _join(chunks: Any) -> bytes:
     return b"".join([chunk async for chunk in chunks])
 
 
-async def _every_read(c: Any) -> dict[str, tuple[bytes, int]]:
-    """Each way of reading an InvokeModel body: what it read, and the body's ``tell()`` after."""
-    seen = {}
+def _raw_response(body: Any) -> Any:
+    """The HTTP response under the body: aiobotocore 2.x's bodies proxy it, 3.x's hold it."""
+    return body.__wrapped__ if isinstance(body, wrapt.ObjectProxy) else body.raw_stream
+
+
+async def _tell(body: Any) -> int:
+    return int(body.tell())
+
+
+async def _close(body: Any) -> None:
+    """Close the body the way its backend does (the httpx one has only an async close)."""
+    closing = getattr(body, "aclose", None)
+    await closing() if closing is not None else body.close()
+
+
+async def _every_read(c: Any) -> dict[str, Any]:
+    """Each way of reading an InvokeModel body: its class, what it read (or the error), ``tell()``.
+
+    aiobotocore 2.x's httpx body has none of ``read(n)``, ``tell()``, chunks or
+    lines: there the caller gets the same error with and without us.
+    """
+    seen: dict[str, Any] = {}
     for name, read in READS.items():
         response = await c.invoke_model(modelId="anthropic.claude-x-v1:0", body=b"{}")
         body = response["body"]
-        assert isinstance(body, AioStreamingBody), name
-        seen[name] = (await read(body), body.tell())
-        body.close()
+        raw = _raw_response(body)
+        status = getattr(raw, "status", None) or raw.status_code  # aiohttp's, or httpx's
+        outcome: list[Any] = [type(body).__qualname__, status, raw.headers["content-type"]]
+        for step in (read, _tell):
+            try:
+                outcome.append(await step(body))
+            except (AttributeError, TypeError, ValueError) as error:
+                outcome.append((type(error).__name__, str(error)))
+        seen[name] = outcome
+        await _close(body)
     return seen
 
 
-async def test_invoke_body_every_way_of_reading_it(standin: StandInServer, bare: None) -> None:
+@pytest.mark.parametrize("over_httpx", [False, True], ids=["aiohttp", "httpx"])
+async def test_invoke_body_every_way_of_reading_it(
+    standin: StandInServer, bare: None, over_httpx: bool
+) -> None:
     path = "/s/bedrock_invoke_anthropic"
-    async with client(standin, path) as c:
+    async with client(standin, path, over_httpx=over_httpx) as c:
         without = await _every_read(c)
     with capture_events(instrument=["bedrock"]) as events:
-        async with client(standin, path) as c:
+        async with client(standin, path, over_httpx=over_httpx) as c:
             instrumented = await _every_read(c)
     assert instrumented == without
-    whole = without["read"][0]
-    assert {data for data, _ in without.values()} == {whole}  # the test reads every byte
+    whole = without["read"][3]
+    assert isinstance(whole, bytes)
+    assert whole.startswith(b'{"id": "msg_bdrk_')
+    read_whole = [name for name, outcome in without.items() if outcome[3] == whole]
+    assert "async_with" in read_whole  # every backend reads whole at least two ways
     assert len(events) == len(READS)
     assert {e.usage is not None for e in events} == {True}
 
@@ -337,35 +369,40 @@ async def test_a_body_that_fails_to_read_fails_the_same_way_for_the_caller() -> 
     ]
 
 
-async def test_one_event_with_the_aiohttp_instrumentor_on(standin: StandInServer) -> None:
-    """aiobotocore sends with aiohttp: the transport layer must not record the call again.
+@contextlib.contextmanager
+def standin_as_bedrock_host(standin: StandInServer) -> Iterator[None]:
+    """The stand-in registered as a Bedrock host with a parser for every operation's path.
 
-    The stand-in is registered as a Bedrock host with a parser, so that the
-    aiohttp layer would record these calls on its own: it does, without the
-    Bedrock instrumentor.
+    So a transport instrumentor (aiohttp, httpx) records these calls on its own,
+    as operation ``raw``: what the Bedrock instrumentor must keep it from doing.
     """
     host = standin.url.split("://", 1)[1]
+    suffixes = ("/converse", "/converse-stream", "/invoke", "/invoke-with-response-stream")
     lct.register_host(host, "aws_bedrock")
-    for suffix in ("/converse", "/invoke"):
+    for suffix in suffixes:
         lct.register_parser("aws_bedrock", suffix, lambda body: None, operation="raw")
     try:
+        yield
+    finally:
+        for suffix in suffixes:
+            unregister_parser("aws_bedrock", suffix)
+        unregister_host(host)
 
-        async def calls() -> None:
-            async with client(standin, "/bedrock") as c:
-                await c.converse(modelId="amazon.nova-pro-v1:0", messages=MESSAGES)
-                response = await c.invoke_model(
-                    modelId="meta.llama3-1-70b-instruct-v1:0", body=b"{}"
-                )
-                await response["body"].read()
 
+async def test_one_event_with_the_aiohttp_instrumentor_on(standin: StandInServer) -> None:
+    """aiobotocore sends with aiohttp: the transport layer must not record the call again."""
+
+    async def calls() -> None:
+        async with client(standin, "/bedrock") as c:
+            await c.converse(modelId="amazon.nova-pro-v1:0", messages=MESSAGES)
+            response = await c.invoke_model(modelId="meta.llama3-1-70b-instruct-v1:0", body=b"{}")
+            await response["body"].read()
+
+    with standin_as_bedrock_host(standin):
         with capture_events(instrument=["aiohttp"]) as transport_only:
             await calls()
         with capture_events(instrument=["aiohttp", "bedrock"]) as both:
             await calls()
-    finally:
-        for suffix in ("/converse", "/invoke"):
-            unregister_parser("aws_bedrock", suffix)
-        unregister_host(host)
     assert [e.operation for e in transport_only] == ["raw", "raw"]
     assert [(e.operation, e.usage is not None) for e in both] == [
         ("converse", True),
@@ -378,31 +415,18 @@ async def test_one_event_with_the_aiohttp_instrumentor_on(standin: StandInServer
 async def test_over_httpx_one_event_and_the_same_result(
     standin: StandInServer, bare: None, payload_id: str
 ) -> None:
-    """aiobotocore's httpx backend: same bytes and events, one event with every layer on.
-
-    The stand-in is a registered Bedrock host with a parser, so the httpx layer
-    would record each call on its own, as it does without the Bedrock instrumentor.
-    """
+    """aiobotocore's httpx backend: same bytes and events, one event with every layer on."""
     payload = PAYLOADS[payload_id]
     path = standin.scenario_url(payload_id)[len(standin.url) :]
     async with client(standin, path, over_httpx=True) as c:
         without = await call(c, payload)
-    host = standin.url.split("://", 1)[1]
-    lct.register_host(host, "aws_bedrock")
-    suffixes = ("/converse", "/converse-stream", "/invoke", "/invoke-with-response-stream")
-    for suffix in suffixes:
-        lct.register_parser("aws_bedrock", suffix, lambda body: None, operation="raw")
-    try:
+    with standin_as_bedrock_host(standin):
         with capture_events(instrument=["httpx"]) as transport_only:
             async with client(standin, path, over_httpx=True) as c:
                 await call(c, payload)
         with capture_events(instrument=["bedrock", "httpx", "aiohttp"]) as events:
             async with client(standin, path, over_httpx=True) as c:
                 instrumented = await call(c, payload)
-    finally:
-        for suffix in suffixes:
-            unregister_parser("aws_bedrock", suffix)
-        unregister_host(host)
     assert [e.operation for e in transport_only] == ["raw"]  # the httpx layer sees the call
     assert instrumented == without  # every field, event and byte as without us
     assert len(events) == 1
@@ -413,28 +437,38 @@ async def test_over_httpx_one_event_and_the_same_result(
 async def test_over_httpx_a_stream_fails_as_without_us_and_is_recorded(
     standin: StandInServer, bare: None, payload_id: str
 ) -> None:
-    """aiobotocore's httpx backend cannot read event streams (it reads them as aiohttp's).
+    """aiobotocore's httpx backend cannot read event streams (2.x and 3.x alike).
 
-    The caller gets the very error it gets without us; the call, answered and
-    so billed, is recorded as failed with usage unknown.
+    ``AioEventStream`` reads its response with aiohttp's ``content.iter_chunks()``,
+    which an httpx response does not have. The caller gets the very error it
+    gets without us; the call, answered and so billed, is recorded once, as
+    failed with usage unknown, with every layer on.
     """
     payload = PAYLOADS[payload_id]
     path = standin.scenario_url(payload_id)[len(standin.url) :]
     async with client(standin, path, over_httpx=True) as c:
         with pytest.raises(Exception) as bare_error:
             await call(c, payload)
-    with capture_events(instrument=["bedrock", "httpx"]) as events:
+    assert type(bare_error.value).__name__ == "ResponseNotRead"  # httpx's: reading, not the call
+    every_layer = capture_events(instrument=["bedrock", "httpx", "aiohttp"])
+    with standin_as_bedrock_host(standin), every_layer as events:
         async with client(standin, path, over_httpx=True) as c:
             with pytest.raises(type(bare_error.value)) as our_error:
                 await call(c, payload)
     assert str(our_error.value) == str(bare_error.value)
     (event,) = events
-    assert (event.status, event.error_type, event.stream) == (
+    assert (event.status, event.error_type, event.stream, event.usage) == (
         "error",
         type(bare_error.value).__name__,
         True,
+        None,
     )
-    assert event.usage is None
+    assert (event.provider, event.model, event.request_model) == (
+        "aws_bedrock",
+        payload["expected"]["model"],
+        model_id_of(payload),
+    )
+    assert event.tags["cloud.region"] == "us-east-1"
 
 
 async def test_other_operations_pass_through_and_suppression_is_honoured(

@@ -76,23 +76,43 @@ class _Content:
     def at_eof(self) -> bool:
         return self._position >= len(self._data)
 
+    def whole(self) -> bytes:
+        """Every byte, wherever reading stands (httpx's ``aread()`` returns them each time)."""
+        if self._error is not None:
+            raise self._error
+        return self._data
+
 
 class _BufferedResponse:
-    """The raw response under a replacement body: what the aiohttp and httpx bodies read."""
+    """The raw response under a replacement body: what the aiohttp and httpx bodies read.
 
-    __slots__ = ("content", "url")
+    The bytes come from memory; any other attribute (``url``, ``status``,
+    ``headers``, ...) is the original response's, which aiobotocore 2.x's bodies
+    (proxies of that response) hand the caller straight through.
+    """
 
-    def __init__(self, data: bytes, url: Any, error: BaseException | None = None) -> None:
+    __slots__ = ("_original", "content")
+
+    def __init__(self, data: bytes, original: Any, error: BaseException | None = None) -> None:
+        self._original = original
         self.content = _Content(data, error)
-        self.url = url
 
-    async def aiter_raw(self) -> AsyncIterator[bytes]:  # the httpx backend's read path
+    def __getattr__(self, name: str) -> Any:
+        if name == "_original":  # not set yet: no original to ask
+            raise AttributeError(name)
+        return getattr(self._original, name)
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:  # aiobotocore 3.x's httpx body reads this
         data = await self.content.read()
         if data:
             yield data
 
-    # aiobotocore 2.x's body hands ``async with`` to the aiohttp response it wraps,
-    # which enters as itself and reads whole with ``read()``.
+    async def aread(self) -> bytes:
+        """aiobotocore 2.x's httpx body reads this: the whole body, every time, as httpx's does."""
+        return self.content.whole()
+
+    # aiobotocore 2.x's aiohttp body hands ``async with`` to the aiohttp response it
+    # wraps, which enters as itself and reads whole with ``read()``.
     async def __aenter__(self) -> _BufferedResponse:
         return self
 
@@ -109,8 +129,19 @@ class _BufferedResponse:
         return None
 
 
-def _body_type(body: Any) -> type[Any]:
-    """The class to hand the caller: the body's own when it is one of aiobotocore's."""
+def _raw_of(body: Any) -> Any:
+    """The HTTP response under an aiobotocore body: the one 2.x proxies, or 3.x's ``_raw_stream``."""
+    if isinstance(body, wrapt.ObjectProxy):
+        return body.__wrapped__
+    return getattr(body, "_raw_stream", None)
+
+
+def _body_like(body: Any, raw: _BufferedResponse, length: int | None) -> Any:
+    """A body of the caller's body's class over ``raw``: one of aiobotocore's, or its aiohttp one.
+
+    aiobotocore 3.x's bodies take the response and its length; 2.x's httpx body
+    (a proxy of the httpx response) takes the response alone.
+    """
     from aiobotocore import response
 
     known = tuple(
@@ -118,7 +149,11 @@ def _body_type(body: Any) -> type[Any]:
         for name in ("AioStreamingBody", "AioHttpxStreamingBody", "StreamingBody")
         if hasattr(response, name)
     )
-    return type(body) if type(body) in known else response.StreamingBody
+    legacy_httpx = getattr(response, "HttpxStreamingBody", None)
+    if legacy_httpx is not None and legacy_httpx not in known and type(body) is legacy_httpx:
+        return legacy_httpx(raw)
+    kind = type(body) if type(body) in known else response.StreamingBody
+    return kind(raw, length)
 
 
 async def read_body(call: Call, response: Any) -> bytes | None:
@@ -126,19 +161,18 @@ async def read_body(call: Call, response: Any) -> bytes | None:
     body = response.get("body") if isinstance(response, dict) else None
     if body is None or not hasattr(body, "read"):
         return None
-    raw = getattr(body, "raw_stream", None)
-    url = getattr(raw, "url", None)
+    raw = _raw_of(body)
     try:
         content = await body.read()
     except BaseException as error:  # asyncio.CancelledError too: the call is recorded either way
-        response["body"] = _body_type(body)(_BufferedResponse(b"", url, error), None)
+        response["body"] = _body_like(body, _BufferedResponse(b"", raw, error), None)
         fail(call, error)
         if not isinstance(error, Exception):
             raise
         return None
     if not isinstance(content, bytes):
         return None  # not aiobotocore's StreamingBody: nothing to hand back in its place
-    response["body"] = _body_type(body)(_BufferedResponse(content, url), len(content))
+    response["body"] = _body_like(body, _BufferedResponse(content, raw), len(content))
     return content
 
 
