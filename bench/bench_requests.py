@@ -6,12 +6,14 @@ Measured in the same run:
   returns a response whose body is already read (what ``send(stream=False)``
   returns), against calling the stub directly. For an LLM request this is the
   caller's thread only (the bus worker is kept asleep while timing): reading
-  the request's model, parsing the body and building the finished event;
+  the request's model, starting the call and queueing it with a reference to
+  the body's bytes;
 - by body: the same wrapper for a 4 KB chat completion and for one embedding
   of 1,536 floats (``encoding_format="float"``), each against ``json.loads``
-  of the same body: what the caller's thread pays grows with the body, since
-  the body is parsed there (keeping it for the worker would hold the
-  response's text). Embedding vectors are emptied before parsing, unread.
+  of the same body. The caller's thread does not parse the body, so its cost
+  does not grow with it; the row after each is the bus worker's reading of
+  that body (``BodyReading.read``: parsing it, embedding vectors emptied
+  unread first, and reading its usage), the work moved off the caller.
 - end to end: ``Session.post`` through an in-process adapter that answers with
   a canned body, instrumented and not, alternating to share the noise.
 """
@@ -26,6 +28,8 @@ from typing import Any
 import requests
 import requests.adapters
 import urllib3
+from llm_cost_tracker.instrumentation._transport import BodyReading, route_url
+from llm_cost_tracker.instrumentation.httpx._parsers import route_for
 from llm_cost_tracker.instrumentation.requests import RequestsInstrumentor
 from llm_cost_tracker.instrumentation.requests._wrappers import send_wrapper
 
@@ -33,6 +37,7 @@ import llm_cost_tracker as lct
 
 from ._timing import per_call_us, report
 from .bench_httpx import (
+    BUDGET_US,
     CHAT_BODY,
     CHAT_URL,
     OTHER_URL,
@@ -41,7 +46,6 @@ from .bench_httpx import (
     configure_worker_asleep,
 )
 
-BUDGET_US = 8.0
 EMBEDDINGS_URL = "https://api.openai.com/v1/embeddings"
 LONG_CHAT_BODY = json.dumps(
     {
@@ -158,6 +162,16 @@ def _by_body() -> None:
         loads, wrapped = _wrapper_and_loads(wrapper, request, body)
         report(f"json.loads of the body: {label} (baseline)", loads)
         report(f"requests wrapper, {label}", wrapped, loads)
+        found = route_url(url)
+        assert found is not None
+        route = route_for(*found)
+        assert route is not None
+        worker = per_call_us(
+            lambda r=route, b=body: BodyReading(r, b, "response", None).read(),
+            batch=50,
+            repeats=15,
+        )
+        report(f"bus worker reading it: {label}", worker, loads)
     lct.configure(database_url=None, exporters=[Discard()], instrument=None)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from .._api import active_runtime, get_runtime
 from .._errors import LLMCostTrackerError
-from .._events import Call, UsageSource
+from .._events import Call, Reading, UsageSource
 from .._spans import current_span_context
 from .._stats import STATS
 from .._suppress import SUPPRESSED
@@ -79,13 +79,16 @@ UNKNOWN = Extraction(usage=None)
 
 def finish_call(
     call: Call,
-    found: Extraction | None = UNKNOWN,
+    found: Extraction | Reading | None = UNKNOWN,
     usage_source: UsageSource = "response",
     *,
     status: str = "ok",
     error_type: str | None = None,
 ) -> None:
     """Record ``call`` (once) with what its response said; ``found=None`` records nothing.
+
+    ``found`` is what the caller's thread read, or a ``Reading`` (a body the
+    bus worker parses).
 
     None means there is nothing to bill yet (a background response still
     running, a response id already recorded). Raises only a budget's

@@ -194,6 +194,21 @@ class BodyWindow:
         self.overflowed = False
         self.size = 0
 
+    @classmethod
+    def of(cls, content: bytes) -> BodyWindow:
+        """A window on a body read whole and larger than ``full_limit``: its head and tail only."""
+        window = cls()
+        window.size = len(content)
+        window.overflowed = True
+        window._head = bytearray(content[:HEAD_BYTES])
+        window._tail = bytearray(content[-TAIL_BYTES:])
+        return window
+
+    @property
+    def nbytes(self) -> int:
+        """About what the window keeps alive."""
+        return len(self._head) + len(self._tail)
+
     def feed(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if not self.overflowed:

@@ -1,9 +1,11 @@
 """What every transport shares: one LLM call seen on the wire, from request to response body.
 
 ``start_observation`` reads the model and ``stream`` flag out of a request body
-and starts the call; an ``Observation`` routes the response body (read whole,
+and starts the call; an ``Observation`` follows the response body (read whole,
 or chunk by chunk as the caller reads it, through the bounded readers of
-``_sse``) to the route's parser and finishes the call exactly once. The httpx,
+``_sse``) and finishes the call exactly once. Stream events are read as they
+pass; a JSON body is kept as bytes (a ``BodyReading``) and parsed by the bus
+worker, so the caller's thread does not pay for parsing it. The httpx,
 requests and aiohttp wrappers only adapt their library's request and response
 objects to it.
 """
@@ -15,12 +17,19 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import LLMCostTrackerError
-from .._events import Call, UsageSource
+from .._events import Call, Reading, UsageSource
 from .._stats import STATS
 from . import _hosts
 from ._calls import UNKNOWN, finish_call, finish_dropped, process_generation, start_call
 from ._extraction import Extraction
-from ._sse import BodyWindow, EventSplitter, LineSplitter, json_document, parse_json
+from ._sse import (
+    FULL_BODY_BYTES,
+    BodyWindow,
+    EventSplitter,
+    LineSplitter,
+    json_document,
+    parse_json,
+)
 
 if TYPE_CHECKING:
     from .httpx._route import Route, StreamState
@@ -94,10 +103,63 @@ def _search(pattern: re.Pattern[bytes], body: bytes) -> re.Match[bytes] | None:
     return found
 
 
+class BodyReading(Reading):
+    """A JSON response body, kept as bytes for the bus worker to parse with its route's parser.
+
+    Parsing a body and reading its usage cost the caller's thread 6 to 7 µs for a
+    short chat completion, and more the longer the body; keeping a reference to
+    its ``bytes`` costs nothing. Those bytes are immutable (the response that
+    also holds them is not referenced) and count against the bus's memory
+    bound; a body past ``FULL_BODY_BYTES`` keeps only its head and tail, which
+    is all that is read of it. ``fallback`` is the usage the request implies
+    (speech), used when the body has none.
+    """
+
+    __slots__ = ("_body", "_fallback", "_route", "_source")
+
+    def __init__(
+        self,
+        route: Route,
+        body: bytes | BodyWindow,
+        source: UsageSource,
+        fallback: Extraction | None,
+    ) -> None:
+        if isinstance(body, bytes) and len(body) > FULL_BODY_BYTES:
+            body = BodyWindow.of(body)
+        self._route = route
+        self._body: bytes | BodyWindow = body
+        self._source = source
+        self._fallback = fallback
+
+    @property
+    def nbytes(self) -> int:
+        body = self._body
+        return len(body) if isinstance(body, bytes) else body.nbytes
+
+    def read(self) -> tuple[Extraction, UsageSource]:
+        body, self._body = self._body, b""  # read once, then let go
+        route = self._route
+        try:
+            if isinstance(body, BodyWindow):
+                if body.overflowed:
+                    STATS.incr("transport.body_recovered_from_tail")
+                document = body.document(route.usage_key, vectors=route.vectors)
+            else:
+                document = json_document(body, route.usage_key, vectors=route.vectors)
+            found = UNKNOWN if document is None else route.parse(document)
+        except Exception:
+            STATS.failure("errors.transport.parse", "could not read usage from a response")
+            found = UNKNOWN
+        if found.usage is None and self._fallback is not None:
+            return self._fallback, "estimated"
+        return found, self._source
+
+
 class Observation:
-    """One LLM call seen at the transport: routes the response body to its parser, finishes once."""
+    """One LLM call seen at the transport: follows the response body, finishes the call once."""
 
     __slots__ = (
+        "_body",
         "_broken",
         "_decoder",
         "_first",
@@ -115,6 +177,7 @@ class Observation:
         self.call = call
         self.route = route
         self.from_request = from_request  # usage the request itself implies (speech: characters)
+        self._body: bytes | None = None  # a JSON body read whole, for the worker to parse
         self._status = 0
         self._state: StreamState | None = None
         self._reader: EventSplitter | LineSplitter | None = None
@@ -173,14 +236,12 @@ class Observation:
 
     def read_whole(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
         """Record a response whose body the client already read (decoded)."""
-        if not self.prepare(status, headers, incremental=False):
-            self.finish()
-        elif self._reader is not None:  # an event stream read whole
-            self.feed(content)
-            self.finish()
-        else:
-            document = json_document(content, self.route.usage_key, vectors=self.route.vectors)
-            self.finish(found=UNKNOWN if document is None else self.route.parse(document))
+        if self.prepare(status, headers, incremental=False):
+            if self._reader is not None:  # an event stream read whole
+                self.feed(content)
+            elif isinstance(content, bytes):
+                self._body = content  # parsed by the bus worker
+        self.finish()
 
     def feed(self, chunk: bytes) -> None:
         """Take a chunk of the body as the caller reads it. Never raises."""
@@ -218,11 +279,8 @@ class Observation:
 
     # -- finishing -------------------------------------------------------------------
 
-    def finish(self, error: BaseException | None = None, found: Extraction | None = None) -> None:
-        """Record the call (once). Raises only a budget's error in raise mode.
-
-        ``found``: what a body read whole said; otherwise what the readers saw.
-        """
+    def finish(self, error: BaseException | None = None) -> None:
+        """Record the call (once) with what the body said. Raises only a budget's error in raise mode."""
         call = self.call
         if call.finished:
             return
@@ -233,21 +291,25 @@ class Observation:
             status, error_type = "error", f"http_{self._status}"
         else:
             status = "ok"
-        if found is None:
-            try:
-                found = self._extraction()
-            except Exception:
-                STATS.failure("errors.transport.parse", "could not read usage from a response")
-                found = UNKNOWN
         source: UsageSource = "stream" if call.stream else "response"
-        if self.from_request is not None and found.usage is None and status == "ok":
-            found, source = self.from_request, "estimated"
-        self._state = self._reader = self._window = self._decoder = None
+        fallback = self.from_request if status == "ok" else None
+        found: Extraction | BodyReading
+        try:
+            found = self._found(source, fallback)
+        except Exception:
+            STATS.failure("errors.transport.parse", "could not read usage from a response")
+            found = UNKNOWN
+        if fallback is not None and isinstance(found, Extraction) and found.usage is None:
+            found, source = fallback, "estimated"
+        self._state = self._reader = self._window = self._decoder = self._body = None
         finish_call(call, found, source, status=status, error_type=error_type)
 
-    def _extraction(self) -> Extraction:
+    def _found(self, source: UsageSource, fallback: Extraction | None) -> Extraction | BodyReading:
+        """What the readers saw, or the JSON body for the worker to read."""
         if self._broken:
             return UNKNOWN
+        if self._body is not None:
+            return BodyReading(self.route, self._body, source, fallback)
         if self._decoder is not None:
             decoder, self._decoder = self._decoder, None
             try:
@@ -262,10 +324,7 @@ class Observation:
             assert self._state is not None
             return self._state.result()
         if self._window is not None:
-            if self._window.overflowed:
-                STATS.incr("transport.body_recovered_from_tail")
-            document = self._window.document(self.route.usage_key, vectors=self.route.vectors)
-            return UNKNOWN if document is None else self.route.parse(document)
+            return BodyReading(self.route, self._window, source, fallback)
         return UNKNOWN
 
 

@@ -1,10 +1,11 @@
 """The in-process bus: a bounded queue of finished events, one background worker, stages, exporters.
 
 ``emit()`` is O(1) and never blocks: it appends a finished record to a deque
-(an instrumented ``Call``, holding plain values only, or a ``track()``
-``UsageEvent``), or drops and counts it when the deque holds ``max_queue``
-records or about ``max_queue_bytes`` of them. The worker drains it in batches,
-turns each ``Call`` into its immutable ``UsageEvent``, runs each event through
+(an instrumented ``Call``, holding plain values only, and the bytes of a
+JSON body still to parse, or a ``track()`` ``UsageEvent``), or drops and counts
+it when the deque holds ``max_queue`` records or about ``max_queue_bytes`` of
+them (bodies included). The worker drains it in batches, turns each ``Call``
+into its immutable ``UsageEvent`` (reading a transport's body then), runs each event through
 the stages in order, and hands the batch to every exporter (the shape of
 OpenTelemetry's ``BatchSpanProcessor``, whose callers end spans and whose
 worker turns them into export records).
@@ -27,7 +28,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from ._events import Call, UsageEvent
+from ._events import Call, Reading, UsageEvent
 from ._stats import STATS
 from ._suppress import suppressed
 
@@ -74,10 +75,12 @@ EVENT_OVERHEAD_BYTES = 1024
 
 
 def approximate_size(record: UsageEvent | Call) -> int:
-    """About how many bytes ``record`` keeps alive: a fixed overhead plus its tags' text."""
+    """About how many bytes ``record`` keeps alive: a fixed overhead, its tags' text, a body to read."""
     size = EVENT_OVERHEAD_BYTES
     for key, value in record.tags.items():
         size += 50 + len(key) + len(value)  # two str headers and a dict slot
+    if type(record) is Call and isinstance(record.found, Reading):
+        size += record.found.nbytes
     return size
 
 

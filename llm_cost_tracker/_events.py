@@ -222,17 +222,39 @@ class Found(Protocol):
     def pricing_mode(self) -> str: ...
 
 
+class Reading:
+    """What a response said, still to be read: a response body the bus worker parses.
+
+    A transport keeps the bytes of a JSON body it saw (immutable ``bytes``, or
+    the bounded window of a body it watched being read), never the caller's
+    response, and the worker reads the usage out of them when it builds the
+    call's event. ``nbytes`` is about what it keeps alive, which counts against
+    the bus's memory bound.
+    """
+
+    __slots__ = ()
+
+    @property
+    def nbytes(self) -> int:
+        raise NotImplementedError
+
+    def read(self) -> tuple[Found, UsageSource]:
+        """What the body says and where the usage came from. Once; never raises."""
+        raise NotImplementedError
+
+
 class Call:
     """One intercepted call, recorded on the caller's thread; the bus worker turns it into its ``UsageEvent``.
 
     Started with what was in force when the request went out (provider,
     operation, the model asked for, tags, the OpenTelemetry span context, the
-    clocks); finished once, with what the response said (``found``, an
-    immutable ``Extraction``) and how it ended. It holds plain values only,
-    never the caller's client, request or response, and is not changed once
-    finished. Building the event (its id, timestamps, trace ids) is left to
-    ``event()``, which the bus worker runs: the caller's thread pays for the
-    reading only.
+    clocks); finished once, with what the response said (``found``: an
+    immutable ``Extraction``, or the ``Reading`` of a body the worker parses)
+    and how it ended. It holds plain values (and bytes) only, never the
+    caller's client, request or response, and is not changed once finished.
+    Building the event (its id, timestamps, trace ids) is left to
+    ``event()``, which the bus worker runs: the caller's thread pays for what
+    only it can read.
     """
 
     __slots__ = (
@@ -272,7 +294,7 @@ class Call:
         self.started = _perf_counter()  # for the latency: monotonic
         self.finished = False
         self.ended = self.started
-        self.found: Found | None = None
+        self.found: Found | Reading | None = None
         self.usage_source: UsageSource = "unknown"
         self.status: Status = "ok"
         self.error_type: str | None = None
@@ -281,7 +303,11 @@ class Call:
         self.mode_suffix = ""
 
     def finish(
-        self, found: Found, usage_source: UsageSource, status: Status, error_type: str | None
+        self,
+        found: Found | Reading,
+        usage_source: UsageSource,
+        status: Status,
+        error_type: str | None,
     ) -> None:
         """Record how the call ended (once: the caller checks ``finished``)."""
         self.ended = _perf_counter()
@@ -292,10 +318,13 @@ class Call:
         self.finished = True
 
     def event(self) -> UsageEvent:
-        """The finished call's ``UsageEvent`` (a new id each time: call it once)."""
+        """The finished call's ``UsageEvent``: call it once (a new id each time; a ``Reading`` is read once)."""
         found = self.found
         if found is None:
             raise ValueError("the call has not finished")
+        usage_source = self.usage_source
+        if isinstance(found, Reading):
+            found, usage_source = found.read()
         span_context = self.span_context
         trace_id = span_id = None
         if span_context is not None:
@@ -315,7 +344,7 @@ class Call:
             latency_ms=(self.ended - self.started) * 1000.0,
             pricing_mode=mode,
             stream=self.stream,
-            usage_source=self.usage_source if usage is not None else "unknown",
+            usage_source=usage_source if usage is not None else "unknown",
             status=self.status,
             error_type=self.error_type,
             provider_response_id=found.response_id,
