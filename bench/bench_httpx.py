@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from llm_cost_tracker.instrumentation._transport import BodyReading
+from llm_cost_tracker.instrumentation._sse import BodyReading
 from llm_cost_tracker.instrumentation.httpx import HttpxInstrumentor
 from llm_cost_tracker.instrumentation.httpx._wrappers import send_wrapper, stream_classes
 

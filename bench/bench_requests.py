@@ -28,7 +28,8 @@ from typing import Any
 import requests
 import requests.adapters
 import urllib3
-from llm_cost_tracker.instrumentation._transport import BodyReading, route_url
+from llm_cost_tracker.instrumentation._sse import BodyReading
+from llm_cost_tracker.instrumentation._transport import route_url
 from llm_cost_tracker.instrumentation.httpx._parsers import route_for
 from llm_cost_tracker.instrumentation.requests import RequestsInstrumentor
 from llm_cost_tracker.instrumentation.requests._wrappers import send_wrapper
@@ -167,7 +168,9 @@ def _by_body() -> None:
         route = route_for(*found)
         assert route is not None
         worker = per_call_us(
-            lambda r=route, b=body: BodyReading(r, b, "response", None).read(),
+            lambda r=route, b=body: BodyReading(
+                b, r.read, usage_key=r.usage_key, vectors=r.vectors
+            ).read(),
             batch=50,
             repeats=15,
         )

@@ -17,19 +17,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import LLMCostTrackerError
-from .._events import Call, Reading, UsageSource
+from .._events import Call, UsageSource
 from .._stats import STATS
 from . import _hosts
 from ._calls import UNKNOWN, finish_call, finish_dropped, process_generation, start_call
 from ._extraction import Extraction
-from ._sse import (
-    FULL_BODY_BYTES,
-    BodyWindow,
-    EventSplitter,
-    LineSplitter,
-    json_document,
-    parse_json,
-)
+from ._sse import BodyReading, BodyWindow, EventSplitter, LineSplitter, parse_json
 
 if TYPE_CHECKING:
     from .httpx._route import Route, StreamState
@@ -101,58 +94,6 @@ def _search(pattern: re.Pattern[bytes], body: bytes) -> re.Match[bytes] | None:
     if found is None and len(body) > REQUEST_SCAN_BYTES:
         found = pattern.search(body, max(REQUEST_SCAN_BYTES, len(body) - REQUEST_SCAN_BYTES))
     return found
-
-
-class BodyReading(Reading):
-    """A JSON response body, kept as bytes for the bus worker to parse with its route's parser.
-
-    Parsing a body and reading its usage cost the caller's thread 6 to 7 µs for a
-    short chat completion, and more the longer the body; keeping a reference to
-    its ``bytes`` costs nothing. Those bytes are immutable (the response that
-    also holds them is not referenced) and count against the bus's memory
-    bound; a body past ``FULL_BODY_BYTES`` keeps only its head and tail, which
-    is all that is read of it. ``fallback`` is the usage the request implies
-    (speech), used when the body has none.
-    """
-
-    __slots__ = ("_body", "_fallback", "_route", "_source")
-
-    def __init__(
-        self,
-        route: Route,
-        body: bytes | BodyWindow,
-        source: UsageSource,
-        fallback: Extraction | None,
-    ) -> None:
-        if isinstance(body, bytes) and len(body) > FULL_BODY_BYTES:
-            body = BodyWindow.of(body)
-        self._route = route
-        self._body: bytes | BodyWindow = body
-        self._source = source
-        self._fallback = fallback
-
-    @property
-    def nbytes(self) -> int:
-        body = self._body
-        return len(body) if isinstance(body, bytes) else body.nbytes
-
-    def read(self) -> tuple[Extraction, UsageSource]:
-        body, self._body = self._body, b""  # read once, then let go
-        route = self._route
-        try:
-            if isinstance(body, BodyWindow):
-                if body.overflowed:
-                    STATS.incr("transport.body_recovered_from_tail")
-                document = body.document(route.usage_key, vectors=route.vectors)
-            else:
-                document = json_document(body, route.usage_key, vectors=route.vectors)
-            found = UNKNOWN if document is None else route.parse(document)
-        except Exception:
-            STATS.failure("errors.transport.parse", "could not read usage from a response")
-            found = UNKNOWN
-        if found.usage is None and self._fallback is not None:
-            return self._fallback, "estimated"
-        return found, self._source
 
 
 class Observation:
@@ -304,12 +245,25 @@ class Observation:
         self._state = self._reader = self._window = self._decoder = self._body = None
         finish_call(call, found, source, status=status, error_type=error_type)
 
+    def _reading(
+        self, body: bytes | BodyWindow, source: UsageSource, fallback: Extraction | None
+    ) -> BodyReading:
+        route = self.route
+        return BodyReading(
+            body,
+            route.read,
+            usage_key=route.usage_key,
+            vectors=route.vectors,
+            source=source,
+            fallback=fallback,
+        )
+
     def _found(self, source: UsageSource, fallback: Extraction | None) -> Extraction | BodyReading:
         """What the readers saw, or the JSON body for the worker to read."""
         if self._broken:
             return UNKNOWN
         if self._body is not None:
-            return BodyReading(self.route, self._body, source, fallback)
+            return self._reading(self._body, source, fallback)
         if self._decoder is not None:
             decoder, self._decoder = self._decoder, None
             try:
@@ -324,7 +278,7 @@ class Observation:
             assert self._state is not None
             return self._state.result()
         if self._window is not None:
-            return BodyReading(self.route, self._window, source, fallback)
+            return self._reading(self._window, source, fallback)
         return UNKNOWN
 
 

@@ -1,8 +1,9 @@
-"""A JSON body a transport sees is parsed by the bus worker: the caller's thread keeps its bytes only.
+"""A JSON body read whole is parsed by the bus worker: the caller's thread keeps its bytes only.
 
-Real httpx and requests clients, real asynchronous buses. The bodies come from
-an httpx ``MockTransport`` (or a requests adapter) so that their size and
-shape are the test's to choose; the host is registered like any gateway.
+Real httpx, requests and boto3 clients, real asynchronous buses. The
+transports' bodies come from an httpx ``MockTransport`` (or a requests
+adapter) so that their size and shape are the test's to choose; the host is
+registered like any gateway. Bedrock's InvokeModel comes from the stand-in.
 """
 
 from __future__ import annotations
@@ -13,20 +14,26 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 import requests
 import requests.adapters
 import urllib3
 from llm_cost_tracker.instrumentation._hosts import register_host, unregister_host
-from llm_cost_tracker.instrumentation._sse import FULL_BODY_BYTES, HEAD_BYTES, TAIL_BYTES
-from llm_cost_tracker.instrumentation._transport import BodyReading
+from llm_cost_tracker.instrumentation._sse import (
+    FULL_BODY_BYTES,
+    HEAD_BYTES,
+    TAIL_BYTES,
+    BodyReading,
+)
 from llm_cost_tracker.instrumentation.httpx import unregister_parser
 
 import llm_cost_tracker as lct
 from llm_cost_tracker._api import get_runtime
 from llm_cost_tracker._events import Call
 from llm_cost_tracker._stats import STATS
+from llm_cost_tracker.cli._standin import StandInServer
 from llm_cost_tracker.testing import InMemoryExporter
 
 HOST = "gateway.reading.test"
@@ -73,7 +80,7 @@ def sleeping() -> Iterator[InMemoryExporter]:
     lct.configure(
         database_url=None,
         exporters=[exporter],
-        instrument=["httpx", "requests"],
+        instrument=["httpx", "requests", "bedrock"],
         batch_size=10_000,
         export_interval=3600.0,
     )
@@ -235,3 +242,30 @@ def test_a_budget_in_raise_mode_reads_the_body_on_the_callers_thread(gateway: st
         assert event.cost.total >= 2
     finally:
         lct.shutdown()
+
+
+def test_a_bedrock_invoke_model_body_is_read_by_the_worker_with_the_headers_it_needs(
+    standin: StandInServer, sleeping: InMemoryExporter
+) -> None:
+    bedrock = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=standin.url + "/s/bedrock_invoke_titan_embed",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="not-a-secret",
+    )
+    response = bedrock.invoke_model(
+        modelId="amazon.titan-embed-text-v2:0", body=b'{"inputText": "Hello"}'
+    )
+    assert json.loads(response["body"].read())["inputTextTokenCount"] == 2
+    (call,) = queued()
+    reading = call.found
+    assert isinstance(reading, BodyReading)
+    kept = [getattr(reading, name) for name in BodyReading.__slots__]
+    assert not [v for v in kept if type(v).__module__.split(".")[0] in ("botocore", "urllib3")]
+    assert lct.flush(10)
+    (event,) = sleeping.events
+    assert (event.model, event.operation) == ("amazon.titan-embed-text-v2", "invoke_model")
+    assert event.usage is not None
+    assert dict(event.usage.tokens) == {"input": 2, "output": 0}
+    assert event.provider_response_id == response["ResponseMetadata"]["RequestId"]

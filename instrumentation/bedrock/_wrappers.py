@@ -7,10 +7,11 @@ tag) before the request goes out and runs suppressed, so no transport layer
 records it again. Then:
 
 - ``Converse``: the usage is read from the parsed response at once.
-- ``InvokeModel``: the ``body`` (a ``StreamingBody``) is read whole, a copy is
-  parsed, and the caller gets a ``StreamingBody`` over the same bytes; a body
-  that fails to read is recorded as an error and hands the caller the same
-  exception when it reads.
+- ``InvokeModel``: the ``body`` (a ``StreamingBody``) is read whole and the
+  caller gets a ``StreamingBody`` over the same bytes; the bus worker parses
+  them (a ``BodyReading``, as for the transports). A body that fails to read
+  is recorded as an error and hands the caller the same exception when it
+  reads.
 - ``ConverseStream`` / ``InvokeModelWithResponseStream``: the ``EventStream`` is
   put behind a proxy that shows the caller every event unchanged and records
   once at the end, on an error, on ``close()``, or when the caller drops it.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from ..._errors import LLMCostTrackerError
@@ -32,10 +34,11 @@ from ..._suppress import SUPPRESSED
 from .._bedrock_models import model_of, pricing_mode_of
 from .._calls import finish_call, start_call
 from .._extraction import Extraction
-from .._sse import json_document
+from .._sse import BodyReading
 from .._streams import SyncStreamProxy
 from .._transport import RequestJSON
 from ._extract import (
+    HEADER_PREFIX,
     ConverseStreamState,
     InvokeStreamState,
     extract_converse,
@@ -202,11 +205,19 @@ def _record_invoke(
     if call.finished:  # the body failed to read: recorded as an error already
         return
     model = model_of(model_id) if model_id is not None else "unknown"
-    # An embeddings model's vectors are never read: emptied before parsing (see json_document).
-    vectors = "embed" in model
-    document = json_document(content, "usage", vectors=vectors) if content is not None else None
     used = served_tier(response) or tier
-    finish_call(call, extract_invoke(document, headers_of(response), model, model_id, used))
+    # What the body cannot say comes from these headers; a copy, not the response's dict.
+    headers = {
+        name: value
+        for name, value in headers_of(response).items()
+        if name.startswith(HEADER_PREFIX) or name == "x-amzn-requestid"
+    }
+    if content is None:
+        finish_call(call, extract_invoke(None, headers, model, model_id, used))
+        return
+    read = partial(extract_invoke, headers=headers, model=model, model_id=model_id, tier=used)
+    # An embeddings model's vectors are never read: emptied before parsing (see json_document).
+    finish_call(call, BodyReading(content, read, vectors="embed" in model))
 
 
 def record_response(

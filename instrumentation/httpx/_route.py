@@ -46,3 +46,10 @@ class Route:
     mode_suffix: Callable[[str], str] | None = None
     # The body carries number vectors (embeddings) that are never read: emptied before parsing.
     vectors: bool = False
+
+    def read(self, document: Any) -> Extraction:
+        """What a parsed body says; a body that was not JSON (None) says nothing."""
+        return _NOTHING if document is None else self.parse(document)
+
+
+_NOTHING = Extraction(usage=None)
