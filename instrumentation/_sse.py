@@ -348,7 +348,7 @@ class BodyReading(Reading):
     used with ``usage_source`` "estimated" when the body has none.
     """
 
-    __slots__ = ("_body", "_fallback", "_parse", "_source", "_usage_key", "_vectors")
+    __slots__ = ("_body", "_fallback", "_parse", "_source", "_usage_key", "_vectors", "nbytes")
 
     def __init__(
         self,
@@ -360,19 +360,20 @@ class BodyReading(Reading):
         source: UsageSource = "response",
         fallback: Extraction | None = None,
     ) -> None:
-        if isinstance(body, bytes) and len(body) > FULL_BODY_BYTES:
-            body = BodyWindow.of(body)
+        if isinstance(body, bytes):
+            if len(body) > FULL_BODY_BYTES:
+                body = BodyWindow.of(body)
+                self.nbytes = body.nbytes
+            else:
+                self.nbytes = len(body)
+        else:
+            self.nbytes = body.nbytes
         self._body: bytes | BodyWindow = body
         self._parse = parse
         self._usage_key = usage_key
         self._vectors = vectors
         self._source = source
         self._fallback = fallback
-
-    @property
-    def nbytes(self) -> int:
-        body = self._body
-        return len(body) if isinstance(body, bytes) else body.nbytes
 
     def read(self) -> tuple[Extraction, UsageSource]:
         body, self._body = self._body, b""  # read once, then let go

@@ -234,9 +234,7 @@ class Reading:
 
     __slots__ = ()
 
-    @property
-    def nbytes(self) -> int:
-        raise NotImplementedError
+    nbytes: int  # set once by the subclass: what it keeps alive, read or not
 
     def read(self) -> tuple[Found, UsageSource]:
         """What the body says and where the usage came from. Once; never raises."""
