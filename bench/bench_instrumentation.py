@@ -25,6 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+try:
+    from ._timing import each_call_us, median_call_us
+except ImportError:  # run as a script in a peer's virtualenv (``--peer``, below)
+    from _timing import each_call_us, median_call_us  # type: ignore[no-redef]
+
 CALLS = 400  # bare and instrumented calls each, in alternating blocks
 DRAINED_CALLS = 2000  # the same, for our caller's-thread figure: its noise is what is left
 BLOCK = 20  # calls per block
@@ -150,16 +155,6 @@ def _workloads() -> dict[str, tuple[Callable[[], Any], int]]:
     return work
 
 
-def _time_block(call: Callable[[], Any], n: int) -> list[float]:
-    timings = []
-    clock = time.perf_counter_ns
-    for _ in range(n):
-        start = clock()
-        call()
-        timings.append((clock() - start) / 1000.0)
-    return timings
-
-
 def measure(
     setup: Callable[[], None],
     teardown: Callable[[], None],
@@ -189,13 +184,13 @@ def measure(
             n = CALLS if items == 1 else STREAM_CALLS
             for _ in range(20):
                 call()
-            bare_all[name] = [t for _ in range(ROUNDS) for t in _time_block(call, n)]
+            bare_all[name] = [t for _ in range(ROUNDS) for t in each_call_us(call, n)]
         setup()
         for name, (call, items) in workloads.items():
             n = CALLS if items == 1 else STREAM_CALLS
             for _ in range(20):
                 call()
-            timed = [t for _ in range(ROUNDS) for t in _time_block(call, n)]
+            timed = [t for _ in range(ROUNDS) for t in each_call_us(call, n)]
             b, i = statistics.median(bare_all[name]), statistics.median(timed)
             results[name] = {"bare_us": b, "instrumented_us": i, "added_us": i - b, "items": items}
         return results
@@ -237,10 +232,6 @@ def measure(
     return results
 
 
-def _median_us(call: Callable[[], Any], n: int) -> float:
-    return statistics.median(_time_block(call, n))
-
-
 def isolated() -> dict[str, float]:
     """Our own cost with the SDK's work taken out: the wrapper around a method returning a prebuilt result.
 
@@ -279,8 +270,8 @@ def isolated() -> dict[str, float]:
         export_interval=3600.0,
     )
     try:
-        bare = _median_us(lambda: sdk_method(**kwargs), ISOLATED_CALLS)
-        wrapped = _median_us(lambda: wrapper(sdk_method, resource, (), kwargs), ISOLATED_CALLS)
+        bare = median_call_us(lambda: sdk_method(**kwargs), ISOLATED_CALLS)
+        wrapped = median_call_us(lambda: wrapper(sdk_method, resource, (), kwargs), ISOLATED_CALLS)
 
         def iterate_bare() -> None:
             for _ in iter(chunks):
@@ -292,8 +283,8 @@ def isolated() -> dict[str, float]:
             for _ in SyncStreamProxy(iter(chunks), CallRecorder(ctx, CHAT, call, kwargs, True)):
                 pass
 
-        bare_stream = _median_us(iterate_bare, 500)
-        proxy_stream = _median_us(iterate_proxy, 500)
+        bare_stream = median_call_us(iterate_bare, 500)
+        proxy_stream = median_call_us(iterate_proxy, 500)
     finally:
         lct.shutdown()
     return {

@@ -38,13 +38,13 @@ import llm_cost_tracker as lct
 
 from ._timing import per_call_us, report
 from .bench_httpx import (
-    BUDGET_US,
     CHAT_BODY,
     CHAT_URL,
     OTHER_URL,
     REQUEST,
     Discard,
     configure_worker_asleep,
+    llm_call_row,
 )
 
 EMBEDDINGS_URL = "https://api.openai.com/v1/embeddings"
@@ -114,15 +114,11 @@ def _wrapper_alone() -> None:
     print("OK" if wrapped_other - base < 1.0 else "MISSED")
 
     configure_worker_asleep()
-    samples = [
-        per_call_us(lambda: wrapper(stub, None, args_chat, no_kwargs), batch=500, repeats=3)
-        for _ in range(7)
-    ]
-    wrapped_chat = statistics.median(samples)
-    report("requests wrapper, LLM chat request (caller's thread)", wrapped_chat, base)
-    added = wrapped_chat - base
-    print(f"{'':<4}added: {added:.3f} us  budget <= {BUDGET_US} us  ", end="")
-    print("OK" if added <= BUDGET_US else "MISSED")
+    llm_call_row(
+        "requests wrapper, LLM chat request (caller's thread)",
+        lambda: stub(chat),
+        lambda: wrapper(stub, None, args_chat, no_kwargs),
+    )
     lct.configure(database_url=None, exporters=[Discard()], instrument=None)
 
 
