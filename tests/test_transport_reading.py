@@ -34,7 +34,7 @@ from llm_cost_tracker._api import get_runtime
 from llm_cost_tracker._events import Call
 from llm_cost_tracker._stats import STATS
 from llm_cost_tracker.cli._standin import StandInServer
-from llm_cost_tracker.testing import InMemoryExporter
+from llm_cost_tracker.testing import capture_events
 
 HOST = "gateway.reading.test"
 URL = f"https://{HOST}/v1/chat/completions"
@@ -74,21 +74,16 @@ def gateway() -> Iterator[str]:
 
 
 @pytest.fixture
-def sleeping() -> Iterator[InMemoryExporter]:
+def sleeping() -> Iterator[list[lct.UsageEvent]]:
     """An asynchronous pipeline whose worker waits until flushed."""
-    exporter = InMemoryExporter()
-    lct.configure(
-        database_url=None,
-        exporters=[exporter],
+    with capture_events(
         instrument=["httpx", "requests", "bedrock"],
+        synchronous=False,
         batch_size=10_000,
         export_interval=3600.0,
-    )
-    STATS.reset()
-    try:
-        yield exporter
-    finally:
-        lct.shutdown()
+    ) as events:
+        STATS.reset()
+        yield events
 
 
 def queued() -> list[Call]:
@@ -100,7 +95,7 @@ def queued() -> list[Call]:
 
 
 def test_the_queued_call_holds_the_bodys_bytes_and_the_worker_reads_them(
-    gateway: str, sleeping: InMemoryExporter
+    gateway: str, sleeping: list[lct.UsageEvent]
 ) -> None:
     body = chat_body()
     with httpx.Client(transport=answering(body)) as client:
@@ -112,10 +107,10 @@ def test_the_queued_call_holds_the_bodys_bytes_and_the_worker_reads_them(
     assert reading._body is response.content  # the same bytes object: nothing copied or parsed
     kept = [getattr(reading, name) for name in BodyReading.__slots__]
     assert not [v for v in kept if type(v).__module__.split(".")[0] in ("httpx", "httpx2")]
-    assert sleeping.events == []
+    assert sleeping == []
 
     assert lct.flush(10)
-    (event,) = sleeping.events
+    (event,) = sleeping
     assert event.usage is not None
     assert (event.usage.input_tokens, event.usage.output_tokens) == (120, 30)
     assert (event.model, event.request_model) == ("gpt-4o-mini-2024-07-18", "gpt-4o-mini")
@@ -124,7 +119,7 @@ def test_the_queued_call_holds_the_bodys_bytes_and_the_worker_reads_them(
 
 
 def test_a_registered_parser_runs_on_the_bus_worker_not_the_callers_thread(
-    gateway: str, sleeping: InMemoryExporter
+    gateway: str, sleeping: list[lct.UsageEvent]
 ) -> None:
     threads: list[str] = []
 
@@ -143,14 +138,14 @@ def test_a_registered_parser_runs_on_the_bus_worker_not_the_callers_thread(
         unregister_parser("openai", "/v1/tally")
     assert len(threads) == 1
     assert threads[0] != threading.current_thread().name
-    (event,) = sleeping.events
+    (event,) = sleeping
     assert event.operation == "tally"
     assert event.usage is not None
     assert event.usage.tokens["input"] == 7
 
 
 def test_a_body_past_the_full_limit_keeps_its_head_and_tail_only(
-    gateway: str, sleeping: InMemoryExporter
+    gateway: str, sleeping: list[lct.UsageEvent]
 ) -> None:
     body = chat_body(prompt_tokens=5000, padding=3 * FULL_BODY_BYTES)
     with httpx.Client(transport=answering(body)) as client:
@@ -159,7 +154,7 @@ def test_a_body_past_the_full_limit_keeps_its_head_and_tail_only(
     assert isinstance(call.found, BodyReading)
     assert call.found.nbytes <= HEAD_BYTES + TAIL_BYTES < len(body) // 2
     assert lct.flush(10)
-    (event,) = sleeping.events
+    (event,) = sleeping
     assert event.usage is not None
     assert event.usage.input_tokens == 5000
     assert STATS.get("transport.body_recovered_from_tail") == 1
@@ -168,20 +163,17 @@ def test_a_body_past_the_full_limit_keeps_its_head_and_tail_only(
 def test_queued_bodies_count_against_the_memory_bound_and_what_does_not_fit_is_counted(
     gateway: str,
 ) -> None:
-    STATS.reset()
-    exporter = InMemoryExporter()
     limit = 256 * 1024
-    lct.configure(
-        database_url=None,
-        exporters=[exporter],
+    body = chat_body(padding=32 * 1024)
+    calls = 20  # 20 x 32 KiB: more than the bound holds
+    with capture_events(
         instrument=["httpx"],
+        synchronous=False,
         queue_max_bytes=limit,
         batch_size=10_000,
         export_interval=3600.0,
-    )
-    body = chat_body(padding=32 * 1024)
-    calls = 20  # 20 x 32 KiB: more than the bound holds
-    try:
+    ) as events:
+        STATS.reset()
         with httpx.Client(transport=answering(body)) as client:
             for _ in range(calls):
                 client.post(URL, json=REQUEST)
@@ -192,11 +184,9 @@ def test_queued_bodies_count_against_the_memory_bound_and_what_does_not_fit_is_c
         assert len(body) * kept <= runtime.bus.queued_bytes() <= limit
         assert STATS.get("dropped.queue_full") == calls - kept
         assert lct.flush(10)
-        assert len(exporter.events) == kept
-        assert all(e.usage is not None for e in exporter.events)
+        assert len(events) == kept
+        assert all(e.usage is not None for e in events)
         assert runtime.bus.queued_bytes() == 0
-    finally:
-        lct.shutdown()
 
 
 class _Canned(requests.adapters.HTTPAdapter):
@@ -216,17 +206,14 @@ class _Canned(requests.adapters.HTTPAdapter):
 
 def test_a_budget_in_raise_mode_reads_the_body_on_the_callers_thread(gateway: str) -> None:
     """The budget must see the cost before the call returns, so the body is read there."""
-    exporter = InMemoryExporter()
-    lct.configure(
-        database_url=None,
-        exporters=[exporter],
+    with capture_events(
         instrument=["requests"],
+        synchronous=False,
         pricing_overrides={"openai/gpt-4o-mini-2024-07-18": {"input": "1", "output": "1"}},
         budgets=lct.Budgets(monthly="1", on_exceed="raise"),
         batch_size=10_000,
         export_interval=3600.0,
-    )
-    try:
+    ) as events:
         with requests.Session() as session:
             session.mount("https://", _Canned(chat_body(prompt_tokens=2_000_000)))
             with pytest.raises(lct.BudgetExceededError) as raised:
@@ -237,15 +224,13 @@ def test_a_budget_in_raise_mode_reads_the_body_on_the_callers_thread(gateway: st
         assert recorded.usage is not None
         assert recorded.usage.input_tokens == 2_000_000  # read before the call returned
         assert lct.flush(10)
-        (event,) = exporter.events
+        (event,) = events
         assert event.cost.total is not None
         assert event.cost.total >= 2
-    finally:
-        lct.shutdown()
 
 
 def test_a_bedrock_invoke_model_body_is_read_by_the_worker_with_the_headers_it_needs(
-    standin: StandInServer, sleeping: InMemoryExporter
+    standin: StandInServer, sleeping: list[lct.UsageEvent]
 ) -> None:
     bedrock = boto3.client(
         "bedrock-runtime",
@@ -264,7 +249,7 @@ def test_a_bedrock_invoke_model_body_is_read_by_the_worker_with_the_headers_it_n
     kept = [getattr(reading, name) for name in BodyReading.__slots__]
     assert not [v for v in kept if type(v).__module__.split(".")[0] in ("botocore", "urllib3")]
     assert lct.flush(10)
-    (event,) = sleeping.events
+    (event,) = sleeping
     assert (event.model, event.operation) == ("amazon.titan-embed-text-v2", "invoke_model")
     assert event.usage is not None
     assert dict(event.usage.tokens) == {"input": 2, "output": 0}
