@@ -1,5 +1,9 @@
 """The caller-thread cost of recording a Bedrock Converse call, against the bare call in the same run.
 
+An InvokeModel call is timed the same way in the hot loop: its body is read
+and handed back as a new ``StreamingBody`` on the caller's thread, and parsed
+by the bus worker (kept asleep here).
+
 A real boto3 ``bedrock-runtime`` client makes every call; a ``before-call``
 handler answers it with a parsed Converse response, so botocore still
 validates, serializes and signs the request but no socket is involved and the
@@ -13,6 +17,7 @@ it); the end-to-end figure also counts the cache misses a real call leaves.
 
 from __future__ import annotations
 
+import io
 import statistics
 import time
 from typing import Any
@@ -36,6 +41,35 @@ RESPONSE = {
         "HTTPStatusCode": 200,
     },
 }
+
+
+INVOKE_BODY = (
+    b'{"id":"msg_bdrk_01","type":"message","role":"assistant",'
+    b'"model":"claude-3-5-haiku-20241022","content":[{"type":"text","text":"Hello!"}],'
+    b'"stop_reason":"end_turn","stop_sequence":null,'
+    b'"usage":{"input_tokens":125,"cache_creation_input_tokens":0,'
+    b'"cache_read_input_tokens":40,"output_tokens":60}}'
+)
+INVOKE_HEADERS = {
+    "content-type": "application/json",
+    "x-amzn-requestid": "5f1c8d0e-0b7a-4a63-9d55-2b8c3f2e7a11",
+    "x-amzn-bedrock-input-token-count": "165",
+    "x-amzn-bedrock-output-token-count": "60",
+}
+
+
+def _invoke_response() -> dict[str, Any]:
+    from botocore.response import StreamingBody
+
+    return {
+        "body": StreamingBody(io.BytesIO(INVOKE_BODY), len(INVOKE_BODY)),
+        "contentType": "application/json",
+        "ResponseMetadata": {
+            "RequestId": INVOKE_HEADERS["x-amzn-requestid"],
+            "HTTPStatusCode": 200,
+            "HTTPHeaders": dict(INVOKE_HEADERS),
+        },
+    }
 
 
 class _Http:
@@ -70,28 +104,37 @@ def _block(call: Any, clock: Any) -> list[float]:
 HOT_CALLS = 10_000
 
 
-def hot_loop(client: Any) -> tuple[float, float]:
+def hot_loop(client: Any, operation: str = "Converse") -> tuple[float, float]:
     """(bare, wrapped) median µs: the wrapper around a method returning a prebuilt response.
 
     The same measure as ``bench_instrumentation``'s "our code alone": what our
     code adds, against the bare call in the same run, with botocore's own work
     taken out. The bus worker sleeps while timing (one large batch, a long interval).
+    An InvokeModel response gets a new ``StreamingBody`` each call, bare or not.
     """
     from llm_cost_tracker.instrumentation.bedrock._wrappers import make_api_call_wrapper
 
     import llm_cost_tracker as lct
 
     wrapper = make_api_call_wrapper()
-    params = {
-        "modelId": "us.amazon.nova-pro-v1:0",
-        "messages": [{"role": "user", "content": [{"text": "What is Bedrock?"}]}],
-    }
-    response = dict(RESPONSE)
+    params: dict[str, Any]
+    if operation == "Converse":
+        params = {
+            "modelId": "us.amazon.nova-pro-v1:0",
+            "messages": [{"role": "user", "content": [{"text": "What is Bedrock?"}]}],
+        }
+        response = dict(RESPONSE)
 
-    def api_call(operation_name: str, api_params: Any) -> Any:
-        return response
+        def api_call(operation_name: str, api_params: Any) -> Any:
+            return response
 
-    args = ("Converse", params)
+    else:
+        params = {"modelId": "us.anthropic.claude-3-5-haiku-20241022-v1:0", "body": b"{}"}
+
+        def api_call(operation_name: str, api_params: Any) -> Any:
+            return _invoke_response()
+
+    args = (operation, params)
     lct.configure(
         database_url=None,
         instrument=None,
@@ -122,14 +165,15 @@ def main() -> None:
     import llm_cost_tracker as lct
 
     client = _client()
-    bare_hot, wrapped_hot = hot_loop(client)
-    added = wrapped_hot - bare_hot
-    print(
-        f"converse, our code alone (wrapper around a prebuilt response, {HOT_CALLS} calls, "
-        f"medians): {added:.2f} us added ({bare_hot:.2f} -> {wrapped_hot:.2f} us)  "
-        + ("OK" if added <= GOAL_US else f"OVER the {GOAL_US} us goal"),
-        flush=True,
-    )
+    for operation in ("Converse", "InvokeModel"):
+        bare_hot, wrapped_hot = hot_loop(client, operation)
+        added = wrapped_hot - bare_hot
+        print(
+            f"{operation}, our code alone (wrapper around a prebuilt response, {HOT_CALLS} calls, "
+            f"medians): {added:.2f} us added ({bare_hot:.2f} -> {wrapped_hot:.2f} us)  "
+            + ("OK" if added <= GOAL_US else f"OVER the {GOAL_US} us goal"),
+            flush=True,
+        )
     messages = [{"role": "user", "content": [{"text": "What is Bedrock?"}]}]
 
     def call() -> None:

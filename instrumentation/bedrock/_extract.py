@@ -113,8 +113,21 @@ def usage_from_metrics(metrics: Any) -> TokenUsage | None:
     )
 
 
+COUNT_HEADERS = tuple(
+    HEADER_PREFIX + count
+    for count in (
+        "input-token-count",
+        "output-token-count",
+        "cache-read-input-token-count",
+        "cache-write-input-token-count",
+    )
+)
+INVOKE_HEADERS = (*COUNT_HEADERS, "x-amzn-requestid")
+"""The response headers ``extract_invoke`` reads: the token counts, and the request id."""
+
+
 def _header_count(headers: Mapping[str, Any], name: str) -> Any:
-    value = headers.get(HEADER_PREFIX + name)
+    value = headers.get(name)
     if isinstance(value, str):
         value = value.strip()
         return int(value) if value.isdigit() else -1  # not a count: the usage is invalid
@@ -125,12 +138,7 @@ def usage_from_headers(headers: Any) -> TokenUsage | None:
     """Read the ``x-amzn-bedrock-input-token-count`` / ``-output-token-count`` (and cache) headers."""
     if not isinstance(headers, Mapping):
         return None
-    return _counts(
-        _header_count(headers, "input-token-count"),
-        _header_count(headers, "output-token-count"),
-        _header_count(headers, "cache-read-input-token-count"),
-        _header_count(headers, "cache-write-input-token-count"),
-    )
+    return _counts(*(_header_count(headers, name) for name in COUNT_HEADERS))
 
 
 def usage_from_body(document: Any) -> TokenUsage | None:

@@ -38,7 +38,7 @@ from .._sse import BodyReading
 from .._streams import SyncStreamProxy
 from .._transport import RequestJSON
 from ._extract import (
-    HEADER_PREFIX,
+    INVOKE_HEADERS,
     ConverseStreamState,
     InvokeStreamState,
     extract_converse,
@@ -206,12 +206,9 @@ def _record_invoke(
         return
     model = model_of(model_id) if model_id is not None else "unknown"
     used = served_tier(response) or tier
-    # What the body cannot say comes from these headers; a copy, not the response's dict.
-    headers = {
-        name: value
-        for name, value in headers_of(response).items()
-        if name.startswith(HEADER_PREFIX) or name == "x-amzn-requestid"
-    }
+    # What the body cannot say comes from these headers: a copy, not the response's dict.
+    given = headers_of(response)
+    headers = {name: given[name] for name in INVOKE_HEADERS if name in given}
     if content is None:
         finish_call(call, extract_invoke(None, headers, model, model_id, used))
         return
