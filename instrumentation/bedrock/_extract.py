@@ -27,6 +27,7 @@ from .._extraction import (
     Extraction,
     InvalidUsage,
     build_usage,
+    fields,
     get,
     text_or_none,
     token_count,
@@ -38,9 +39,9 @@ METRICS_KEY = "amazon-bedrock-invocationMetrics"
 HEADER_PREFIX = "x-amzn-bedrock-"
 
 
-def _cache_writes(usage: Any, written: int) -> tuple[int, int]:
+def _cache_writes(usage: Mapping[str, Any], written: int) -> tuple[int, int]:
     """(5-minute, 1-hour) cache writes: from ``cacheDetails`` when given, else all 5-minute."""
-    details = get(usage, "cacheDetails")
+    details = usage.get("cacheDetails")
     if not isinstance(details, list) or not details:
         return written, 0
     write_5m = write_1h = 0
@@ -59,23 +60,25 @@ def usage_from_converse(usage: Any) -> TokenUsage | None:
     """Read a Converse / Nova ``usage`` (camelCase); None when absent or invalid."""
     if usage is None:
         return None
+    usage = fields(usage)  # one mapping, read field by field
     try:
-        if get(usage, "inputTokens") is None and get(usage, "outputTokens") is None:
+        input_tokens, output_tokens = usage.get("inputTokens"), usage.get("outputTokens")
+        if input_tokens is None and output_tokens is None:
             raise InvalidUsage
-        read = get(usage, "cacheReadInputTokens")
+        read = usage.get("cacheReadInputTokens")
         if read is None:
-            read = get(usage, "cacheReadInputTokenCount")  # Nova's InvokeModel body
-        written = get(usage, "cacheWriteInputTokens")
+            read = usage.get("cacheReadInputTokenCount")  # Nova's InvokeModel body
+        written = usage.get("cacheWriteInputTokens")
         if written is None:
-            written = get(usage, "cacheWriteInputTokenCount")
+            written = usage.get("cacheWriteInputTokenCount")
         write_5m, write_1h = _cache_writes(usage, token_count(written))
         return build_usage(
             {
-                "input": token_count(get(usage, "inputTokens")),
+                "input": token_count(input_tokens),
                 "cache_read": token_count(read),
                 "cache_write_5m": write_5m,
                 "cache_write_1h": write_1h,
-                "output": token_count(get(usage, "outputTokens")),
+                "output": token_count(output_tokens),
             }
         )
     except InvalidUsage:
