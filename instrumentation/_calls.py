@@ -24,7 +24,7 @@ from .._spans import current_span_context
 from .._stats import STATS
 from .._suppress import SUPPRESSED
 from .._tags import resolve_tags
-from ._extraction import Extraction
+from ._extraction import UNKNOWN, Extraction
 
 
 def start_call(
@@ -71,10 +71,6 @@ def start_call(
                 "errors.budget.before_call", "the budget preflight failed; the call goes ahead"
             )
     return call
-
-
-UNKNOWN = Extraction(usage=None)
-"""What a call whose response said nothing readable yields: usage (and cost) unknown."""
 
 
 def finish_call(

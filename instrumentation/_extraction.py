@@ -184,3 +184,7 @@ _set_model = _setter("model")
 _set_response_id = _setter("response_id")
 _set_pricing_mode = _setter("pricing_mode")
 _set_service_tier = _setter("service_tier")
+
+
+UNKNOWN = Extraction(usage=None)
+"""What a response that said nothing readable yields: usage (and cost) unknown."""

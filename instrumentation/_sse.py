@@ -19,7 +19,7 @@ from typing import Any
 
 from .._events import Reading, UsageSource
 from .._stats import STATS
-from ._extraction import Extraction
+from ._extraction import UNKNOWN, Extraction
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 """An SSE event or NDJSON line longer than this is skipped (counted), not buffered."""
@@ -387,10 +387,7 @@ class BodyReading(Reading):
             found = self._parse(document)
         except Exception:
             STATS.failure("errors.transport.parse", "could not read usage from a response")
-            found = _UNKNOWN
+            found = UNKNOWN
         if found.usage is None and self._fallback is not None:
             return self._fallback, "estimated"
         return found, self._source
-
-
-_UNKNOWN = Extraction(usage=None)

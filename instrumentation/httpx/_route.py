@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..._events import TokenUsage
-from .._extraction import Extraction
+from .._extraction import UNKNOWN, Extraction
 
 
 class StreamState(Protocol):
@@ -49,7 +49,4 @@ class Route:
 
     def read(self, document: Any) -> Extraction:
         """What a parsed body says; a body that was not JSON (None) says nothing."""
-        return _NOTHING if document is None else self.parse(document)
-
-
-_NOTHING = Extraction(usage=None)
+        return UNKNOWN if document is None else self.parse(document)
