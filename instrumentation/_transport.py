@@ -20,8 +20,8 @@ from .._errors import LLMCostTrackerError
 from .._events import Call, UsageSource
 from .._stats import STATS
 from . import _hosts
-from ._calls import UNKNOWN, finish_call, finish_dropped, process_generation, start_call
-from ._extraction import Extraction
+from ._calls import finish_call, finish_dropped, process_generation, start_call
+from ._extraction import UNKNOWN, Extraction
 from ._sse import BodyReading, BodyWindow, EventSplitter, LineSplitter, parse_json
 
 if TYPE_CHECKING:

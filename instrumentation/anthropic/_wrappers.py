@@ -20,7 +20,8 @@ import wrapt
 from ..._events import Call
 from ..._stats import STATS
 from ..._suppress import is_suppressed, suppressed
-from .._calls import UNKNOWN, fail_call, finish_call, start_call
+from .._calls import fail_call, finish_call, start_call
+from .._extraction import UNKNOWN
 from .._sdk import CallRecorder, SdkContext, Surface, begin_call, provider_of_client
 from .._streams import AsyncStreamProxy, SyncStreamProxy
 from ._extract import extract_anthropic, extract_batch_result
